@@ -1,0 +1,367 @@
+"""The command line: parse, call the engine, render, exit. Nothing here decides anything.
+
+Exit codes: 0 success (diff: no changes), 1 error, 2 diff found changes, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler import __version__
+from reconciler.aws.clients import DEFAULT_MAX_RPS, Aws, AwsConfig
+from reconciler.aws.errors import message_of
+from reconciler.engine import render
+from reconciler.engine.apply import execute
+from reconciler.engine.context import Context, Options
+from reconciler.engine.planner import plan_apply, plan_delete
+from reconciler.engine.types import Plan
+from reconciler.errors import ManifestError, PlanError, ReconcilerError
+from reconciler.manifests import load_paths, validate_documents
+from reconciler.manifests.validate import Stack
+from reconciler.models import kind_for
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def out(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+def load_stack(args: argparse.Namespace) -> Stack:
+    if not args.filename:
+        raise ManifestError([])
+    stack = validate_documents(load_paths(args.filename))
+    if not stack.resources:
+        raise PlanError("no resources found in " + ", ".join(args.filename))
+    return stack
+
+
+def make_context(args: argparse.Namespace, **options: Any) -> Context:
+    endpoint = args.endpoint_url
+    region = args.region
+    credentials: dict[str, str] = {}
+    if args.sandbox:
+        from reconciler.sandbox import manager
+
+        sandbox = manager.ensure()
+        endpoint = sandbox.endpoint
+        region = region or manager.REGION
+        credentials = manager.CREDENTIALS
+        err(
+            f"Using the embedded AWS sandbox at {endpoint} ({sandbox.started}; state in "
+            f"{manager.state_dir()})"
+        )
+    config = AwsConfig(
+        region=region,
+        profile=args.profile,
+        endpoint_url=endpoint,
+        max_rps=args.max_rps,
+        **credentials,
+    )
+    opts = Options(
+        stack=args.stack, parallelism=args.parallelism, wait_timeout=args.timeout, **options
+    )
+    log = err if args.output != "text" else out
+    return Context(aws=Aws(config), options=opts, log=log)
+
+
+def print_stats(ctx: Context, args: argparse.Namespace) -> None:
+    if args.stats:
+        stats = ctx.aws.stats
+        err(f"API calls: {stats.total} ({stats.writes} writes)")
+        for key, n in sorted(stats.calls.items()):
+            err(f"  {key}: {n}")
+
+
+def show_plan(plan: Plan, args: argparse.Namespace) -> None:
+    if args.output == "text":
+        for line in render.plan_lines(plan):
+            out(line)
+    else:
+        out(render.dump(render.plan_data(plan), args.output).rstrip())
+
+
+def run_plan(ctx: Context, plan: Plan, args: argparse.Namespace) -> int:
+    show_plan(plan, args)
+    if plan.blocked:
+        err(f"error: the plan cannot be applied: {len(plan.blocked)} blocked action(s) above")
+        return EXIT_ERROR
+    if not plan.has_changes:
+        return EXIT_OK
+    start = time.monotonic()
+    ctx.log("Applying:")
+    outcomes = execute(ctx, plan, lambda o: ctx.log(render.outcome_line(o)))
+    ctx.log(render.outcome_summary(outcomes, time.monotonic() - start))
+    failed = [o for o in outcomes if o.status != "done"]
+    if failed:
+        ctx.log("Re-run the same command to converge once the cause is fixed.")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    stack = load_stack(args)
+    if args.output == "text":
+        for res in stack.resources:
+            file, line = stack.sources[res.key]
+            out(f"{file}:{line}: {res.KIND}/{res.name}: valid")
+        out(f"{len(stack.resources)} resources valid.")
+    else:
+        out(
+            render.dump(
+                [{"kind": r.KIND, "name": r.name} for r in stack.resources], args.output
+            ).rstrip()
+        )
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    stack = load_stack(args)
+    ctx = make_context(args, prune=args.prune, adopt=args.adopt)
+    plan = plan_apply(ctx, stack)
+    show_plan(plan, args)
+    print_stats(ctx, args)
+    if plan.blocked:
+        return EXIT_ERROR
+    return EXIT_CHANGES if plan.has_changes else EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return cmd_diff(args)
+    stack = load_stack(args)
+    ctx = make_context(args, prune=args.prune, adopt=args.adopt)
+    code = run_plan(ctx, plan_apply(ctx, stack), args)
+    print_stats(ctx, args)
+    return code
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    stack = load_stack(args)
+    ctx = make_context(args, drain=args.drain, force=args.force, drain_timeout=args.drain_timeout)
+    plan = plan_delete(ctx, stack)
+    if args.dry_run:
+        show_plan(plan, args)
+        code = EXIT_ERROR if plan.blocked else EXIT_OK
+    else:
+        code = run_plan(ctx, plan, args)
+    print_stats(ctx, args)
+    return code
+
+
+def _selected(rows: list[dict[str, Any]], selectors: list[str]) -> list[dict[str, Any]]:
+    if not selectors:
+        return rows
+    keep = []
+    for sel in selectors:
+        kind_text, _, name = sel.partition("/")
+        model = kind_for(kind_text)
+        if model is None:
+            raise PlanError(f"unknown kind {kind_text!r} in {sel!r}")
+        keep += [r for r in rows if r["kind"] == model.KIND and (not name or r["name"] == name)]
+    return keep
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    stack = load_stack(args)
+    ctx = make_context(args)
+    rows = _selected(render.state_rows(plan_apply(ctx, stack)), args.selectors)
+    if args.output == "text":
+        for line in render.table(
+            rows, ["kind", "name", "awsName", "status", "state", "revision", "sync"]
+        ):
+            out(line)
+        for row in rows:
+            for change in row["drift"]:
+                out(
+                    f"  {row['kind']}/{row['name']}: {change['path']}: {change['old']!r} -> "
+                    f"{change['new']!r}"
+                )
+    else:
+        out(render.dump(rows, args.output).rstrip())
+    print_stats(ctx, args)
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from reconciler.sandbox import manager
+
+    if args.action == "start":
+        sb = manager.ensure()
+        out(f"sandbox {sb.started} at {sb.endpoint}")
+    elif args.action == "stop":
+        out("sandbox stopped" if manager.stop() else "sandbox was not running")
+    elif args.action == "reset":
+        manager.reset()
+        out("sandbox reset: the next command starts an empty account")
+    else:
+        out(
+            render.dump(manager.status(), "yaml" if args.output == "text" else args.output).rstrip()
+        )
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from reconciler import schema
+
+    directory = Path(args.dir)
+    if args.check:
+        stale = schema.stale(directory)
+        for name in stale:
+            err(f"{directory / name}: stale; run `reconciler schema --dir {directory}`")
+        return EXIT_ERROR if stale else EXIT_OK
+    for path in schema.write(directory):
+        out(f"wrote {path}")
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _common(p: argparse.ArgumentParser, manifests: bool = True, aws: bool = True) -> None:
+    p.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    if manifests:
+        p.add_argument(
+            "-f",
+            "--filename",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="file, directory (recursively) or - for stdin; repeatable",
+        )
+    if aws:
+        p.add_argument(
+            "--stack",
+            default=os.environ.get("RECONCILER_STACK", "default"),
+            help="ownership scope recorded in tags (default: default)",
+        )
+        p.add_argument("--region", default=None)
+        p.add_argument("--profile", default=None)
+        p.add_argument(
+            "--endpoint-url",
+            default=None,
+            help="any AWS-compatible endpoint; AWS_ENDPOINT_URL works too",
+        )
+        p.add_argument(
+            "--sandbox",
+            action="store_true",
+            help="use the embedded AWS sandbox (started on demand)",
+        )
+        p.add_argument("--parallelism", type=int, default=8)
+        p.add_argument(
+            "--max-rps",
+            type=float,
+            default=DEFAULT_MAX_RPS,
+            help="client-side API call budget per second, shared by all work",
+        )
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=1800.0,
+            help="seconds to wait for one resource to settle",
+        )
+        p.add_argument("--stats", action="store_true", help="print API call counts to stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconciler", description="Declarative reconciler for AWS Batch."
+    )
+    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str, **kw: bool
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    add("validate", cmd_validate, "check manifests; no AWS call", aws=False)
+    for name, func, text in (
+        ("diff", cmd_diff, "show the plan; change nothing (exit 0 no changes, 2 changes, 1 error)"),
+        ("apply", cmd_apply, "show the plan, then converge AWS to it"),
+    ):
+        p = add(name, func, text)
+        p.add_argument(
+            "--prune",
+            action="store_true",
+            help="also delete what this stack owns and no longer declares",
+        )
+        p.add_argument(
+            "--adopt",
+            action="store_true",
+            help="take over same-named resources this stack does not own",
+        )
+        if name == "apply":
+            p.add_argument("--dry-run", action="store_true", help="same as diff")
+    p = add("delete", cmd_delete, "delete what the manifests declare and this stack owns")
+    p.add_argument(
+        "--drain",
+        action="store_true",
+        help="let a queue's unfinished jobs finish before deleting it",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="delete queues even if that kills their unfinished jobs",
+    )
+    p.add_argument("--drain-timeout", type=float, default=3600.0)
+    p.add_argument("--dry-run", action="store_true", help="show the plan only")
+    p = add("get", cmd_get, "live state of declared resources: status, ARNs, revision, drift")
+    p.add_argument("selectors", nargs="*", metavar="KIND[/NAME]")
+    p = add("sandbox", cmd_sandbox, "manage the embedded AWS sandbox", manifests=False, aws=False)
+    p.add_argument(
+        "action", choices=["status", "start", "stop", "reset"], nargs="?", default="status"
+    )
+    p = add(
+        "schema",
+        cmd_schema,
+        "write the JSON Schemas generated from the models",
+        manifests=False,
+        aws=False,
+    )
+    p.add_argument("--dir", default="schemas")
+    p.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ManifestError as exc:
+        if not exc.problems:
+            err("error: no manifests given: use -f FILE|DIR|-")
+        for problem in exc.problems:
+            err(str(problem))
+        if exc.problems:
+            err(f"{len(exc.problems)} error(s); nothing was sent to AWS.")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err("interrupted: re-run the same command to converge")
+        return EXIT_INTERRUPTED
+    except (ReconcilerError, ClientError, BotoCoreError) as exc:
+        if args.debug:
+            raise
+        err(f"error: {message_of(exc)}")
+        return EXIT_ERROR

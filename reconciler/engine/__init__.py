@@ -1,0 +1,1 @@
+"""The generic engine: diffing, deciding, planning and applying, the same for every kind."""

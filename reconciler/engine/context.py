@@ -1,0 +1,47 @@
+"""What every planning and applying step may use: AWS access, options, lookups, progress output."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.aws.clients import Aws
+from reconciler.aws.lookups import Resolver
+
+
+@dataclass(frozen=True)
+class Options:
+    stack: str = "default"
+    adopt: bool = False  # take over same-named resources this stack does not own
+    prune: bool = False  # delete owned resources that are no longer declared
+    drain: bool = False  # deleting a queue: wait for its jobs to finish first
+    force: bool = False  # deleting a queue: even if its jobs get killed
+    wait_timeout: float = 1800.0
+    drain_timeout: float = 3600.0
+    parallelism: int = 8
+
+
+@dataclass
+class Context:
+    aws: Aws
+    options: Options = field(default_factory=Options)
+    log: Callable[[str], None] = lambda _line: None
+    resolver: Resolver = field(init=False)
+    _shared: dict[str, Any] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.resolver = Resolver(self.aws)
+
+    @property
+    def stack(self) -> str:
+        return self.options.stack
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """One instance per context of things like a kind's StatusPoller."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = make()
+            return self._shared[key]

@@ -1,0 +1,134 @@
+"""Plans, progress and live state as people and programs read them. Pure: no AWS, no printing."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from reconciler.engine.apply import Outcome
+from reconciler.engine.types import Action, Plan, Verb
+
+COUNT_WORDS = [
+    (Verb.CREATE, "to create"),
+    (Verb.UPDATE, "to update"),
+    (Verb.ADOPT, "to adopt"),
+    (Verb.REPLACE, "to replace"),
+    (Verb.REVISION, "new revision"),
+    (Verb.DELETE, "to delete"),
+    (Verb.CONFLICT, "conflict"),
+    (Verb.REFUSED, "refused"),
+    (Verb.NOOP, "unchanged"),
+]
+
+
+def _subject(action: Action) -> str:
+    subject = f"{action.kind}/{action.name}"
+    if action.aws_name and action.aws_name != action.name:
+        subject += f" ({action.aws_name})"
+    return subject
+
+
+def plan_lines(plan: Plan, show_noop: bool = False) -> list[str]:
+    lines = [f"Plan for stack {plan.stack!r} in {plan.region}:"]
+    shown = [a for a in plan.actions if show_noop or a.verb is not Verb.NOOP]
+    width = max((len(_subject(a)) for a in shown), default=0)
+    for a in shown:
+        what = a.verb.label + (f": {a.summary}" if a.summary else "")
+        lines.append(f"  {a.verb.symbol:>3} {_subject(a):<{width}}  {what}")
+        lines.extend(f"        {change}" for change in a.changes)
+        lines.extend(f"        note: {note}" for note in a.notes)
+    if len(shown) == 0:
+        lines.append("  No changes: AWS matches the manifests.")
+    lines.append(summary_line(plan))
+    return lines
+
+
+def summary_line(plan: Plan) -> str:
+    counts = Counter(a.verb for a in plan.actions)
+    parts = [f"{counts[v]} {words}" for v, words in COUNT_WORDS if counts[v]]
+    return "Plan: " + (", ".join(parts) if parts else "nothing declared") + "."
+
+
+def outcome_line(o: Outcome) -> str:
+    timing = f" ({o.seconds:.1f}s)" if o.status == "done" else ""
+    return f"  {o.status:<7} {o.action.verb.symbol:>3} {_subject(o.action)}: {o.detail}{timing}"
+
+
+def outcome_summary(outcomes: list[Outcome], seconds: float) -> str:
+    counts = Counter(o.status for o in outcomes)
+    return (
+        f"Apply {'complete' if not counts['failed'] and not counts['skipped'] else 'FAILED'}:"
+        f" {counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+        f" in {seconds:.1f}s."
+    )
+
+
+def plan_data(plan: Plan) -> dict[str, Any]:
+    return {
+        "stack": plan.stack,
+        "region": plan.region,
+        "hasChanges": plan.has_changes,
+        "actions": [a.as_dict() for a in plan.actions],
+    }
+
+
+def state_rows(plan: Plan) -> list[dict[str, Any]]:
+    """One row per declared resource: what lives in AWS and whether it matches."""
+    rows = []
+    for key, _res in plan.desired.items():
+        kind, name = key
+        actions = [a for a in plan.actions if a.kind == kind and a.name == name]
+        main = next(
+            (a for a in actions if a.id == f"{kind}/{name}"), actions[0] if actions else None
+        )
+        live = plan.observed.get(key)
+        if main is None or main.verb is Verb.CREATE:
+            sync = "missing"
+        elif main.verb is Verb.CONFLICT:
+            sync = "conflict"
+        elif main.verb is Verb.NOOP and all(a.verb is Verb.NOOP for a in actions):
+            sync = "in sync"
+        else:
+            sync = (
+                f"drift ({len(main.changes)} field{'s' if len(main.changes) != 1 else ''})"
+                if main.changes
+                else "changes pending"
+            )
+        rows.append(
+            {
+                "kind": kind,
+                "name": name,
+                "awsName": live.aws_name if live else None,
+                "status": live.status if live else None,
+                "state": (live.spec.get("state") if live else None),
+                "revision": live.revision if live else None,
+                "sync": sync,
+                "arn": live.arn if live else None,
+                "drift": [c.as_dict() for c in main.changes] if main else [],
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    cells = [[c.upper() for c in columns]] + [
+        ["-" if r.get(c) is None else str(r.get(c)) for c in columns] for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+
+
+def dump(data: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2, default=str)
+    y = YAML(typ="safe")
+    y.default_flow_style = False
+    buf = io.StringIO()
+    y.dump(json.loads(json.dumps(data, default=str)), buf)
+    return buf.getvalue()

@@ -1,0 +1,127 @@
+"""The small values the engine passes around: what was observed, what will be done."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from reconciler.aws.tags import Owner
+from reconciler.engine.diff import Change
+
+if TYPE_CHECKING:
+    from reconciler.engine.context import Context
+
+
+@dataclass
+class Observed:
+    """One live AWS resource, read-only, in the shape of our spec."""
+
+    kind: str
+    aws_name: str
+    arn: str
+    spec: dict[str, Any]  # spec-shaped, tags included under "tags"
+    owner: Owner | None
+    status: str | None = None  # VALID, CREATING, ACTIVE, ...
+    status_reason: str | None = None
+    revision: int | None = None  # job definitions
+    extra: dict[str, Any] = field(default_factory=dict)  # kind-specific facts (revisions, jobs)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self.spec.get("tags") or {})
+
+    def owned_by(self, stack: str) -> bool:
+        return self.owner is not None and self.owner.stack == stack
+
+
+class Verb(enum.Enum):
+    CREATE = ("+", "create")
+    UPDATE = ("~", "update in place")
+    REPLACE = ("-/+", "replace")
+    REVISION = ("+", "new revision")
+    DELETE = ("-", "delete")
+    ADOPT = ("~", "adopt")
+    NOOP = ("=", "no changes")
+    CONFLICT = ("!", "conflict")
+    REFUSED = ("!", "refused")
+
+    @property
+    def symbol(self) -> str:
+        return self.value[0]
+
+    @property
+    def label(self) -> str:
+        return self.value[1]
+
+    @property
+    def writes(self) -> bool:
+        return self not in (Verb.NOOP, Verb.CONFLICT, Verb.REFUSED)
+
+    @property
+    def blocks(self) -> bool:
+        """A plan holding such an action must not be applied."""
+        return self in (Verb.CONFLICT, Verb.REFUSED)
+
+
+Run = Callable[["Context"], str | None]
+
+
+@dataclass
+class Action:
+    """One step of a plan: shown to the user first, then run once its dependencies are done."""
+
+    id: str  # unique in the plan, e.g. "ComputeEnvironment/spot-ce" or ".../spot-ce#retire"
+    kind: str
+    name: str  # metadata.name
+    verb: Verb
+    aws_name: str = ""
+    summary: str = ""  # how AWS will carry it out ("scaling update", "blue/green as x-1a2b3c")
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    after: set[str] = field(default_factory=set)
+    run: Run | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "awsName": self.aws_name,
+            "action": self.verb.name.lower(),
+            "summary": self.summary,
+            "changes": [c.as_dict() for c in self.changes],
+            "notes": list(self.notes),
+            "after": sorted(self.after),
+        }
+
+
+@dataclass
+class Plan:
+    stack: str
+    region: str
+    actions: list[Action] = field(default_factory=list)
+    observed: dict[tuple[str, str], Observed] = field(default_factory=dict)  # current, by key
+    observed_all: dict[str, list[Observed]] = field(default_factory=dict)  # everything read
+    desired: dict[tuple[str, str], Any] = field(default_factory=dict)  # the models, by key
+    targets: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> AWS name after
+
+    def add(self, action: Action) -> Action:
+        self.actions.append(action)
+        return action
+
+    def by_id(self, action_id: str) -> Action | None:
+        return next((a for a in self.actions if a.id == action_id), None)
+
+    @property
+    def changes(self) -> list[Action]:
+        return [a for a in self.actions if a.verb is not Verb.NOOP]
+
+    @property
+    def blocked(self) -> list[Action]:
+        return [a for a in self.actions if a.verb.blocks]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(a.verb is not Verb.NOOP for a in self.actions)

@@ -1,0 +1,16 @@
+"""One module per kind: its AWS calls, its AWS <-> spec mapping, its waits and its decisions."""
+
+from __future__ import annotations
+
+from reconciler.kinds.base import KindHandler
+from reconciler.kinds.compute_environment import ComputeEnvironmentHandler
+from reconciler.kinds.job_definition import JobDefinitionHandler
+from reconciler.kinds.job_queue import JobQueueHandler
+
+# In dependency order: a kind is planned after the kinds it refers to.
+HANDLERS: dict[str, KindHandler] = {
+    h.model.KIND: h
+    for h in (ComputeEnvironmentHandler(), JobQueueHandler(), JobDefinitionHandler())
+}
+
+__all__ = ["HANDLERS", "KindHandler"]

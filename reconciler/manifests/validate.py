@@ -1,0 +1,243 @@
+"""From loaded documents to models, collecting every problem before reporting any.
+
+Each problem is located as `file:line: Kind/name: spec.path: message`. Union branches that
+cannot apply to the value given (a dict tried as a plain ID) are dropped so that a user sees
+the one message that fits, and unknown fields suggest the nearest known one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler import API_VERSION
+from reconciler.errors import ManifestError, Problem
+from reconciler.manifests.loader import Document
+from reconciler.models import KINDS, ComputeEnvironment, JobQueue, Resource
+from reconciler.models.fields import _nested_models
+
+
+@dataclass
+class Stack:
+    """The validated desired state, with where each resource was declared."""
+
+    resources: list[Resource]
+    sources: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> list[Any]:
+        return [r for r in self.resources if kind == r.KIND]
+
+    def get(self, kind: str, name: str) -> Resource | None:
+        return next((r for r in self.resources if r.key == (kind, name)), None)
+
+
+def _model_at(model: type[BaseModel] | None, loc: list[str | int]) -> type[BaseModel] | None:
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        nested = _nested_models(info.annotation)
+        model = nested[0] if len(nested) == 1 else None
+    return model
+
+
+def _value_at(data: Any, loc: list[str | int]) -> tuple[bool, Any]:
+    for part in loc:
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and part < len(data)
+        ):
+            data = data[part]
+        else:
+            return False, None
+    return True, data
+
+
+def _branch(part: object) -> str | None:
+    """The union branch a pydantic loc component names ("str" or a model name), if it is one."""
+    if not isinstance(part, str):
+        return None
+    if part in {"str", "int", "bool", "float", "list", "dict"} or part.startswith("constrained-"):
+        return "str" if "str" in part else part
+    inner = re.search(r"(\w+)\]$", part)
+    name = inner.group(1) if inner else part
+    if name in _MODEL_NAMES:
+        return name
+    return "?" if "[" in part else None
+
+
+def _clean_loc(data: Any, loc: tuple[Any, ...]) -> list[str | int] | None:
+    """Drops pydantic's union-branch markers; None when the branch cannot fit the value."""
+    path: list[str | int] = []
+    for part in loc:
+        branch = _branch(part)
+        if branch is None:
+            path.append(part)
+            continue
+        found, value = _value_at(data, path)
+        if not found:
+            continue
+        if (branch == "str" and not isinstance(value, str)) or (
+            branch in _MODEL_NAMES and not isinstance(value, dict)
+        ):
+            return None
+    return path
+
+
+def _message(err: dict[str, Any], model: type[BaseModel], loc: list[str | int]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = list((_model_at(model, loc[:-1]) or BaseModel).model_fields)
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        return f"unknown field{hint}"
+    if kind == "missing":
+        return "required field is missing"
+    msg: str = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def _problems(doc: Document, model: type[Resource], exc: ValidationError) -> list[Problem]:
+    found: dict[tuple[str, str], Problem] = {}
+    mismatched: dict[str, list[str | int]] = {}  # paths whose every union branch was dropped
+    for err in exc.errors():
+        loc = _clean_loc(doc.data, err["loc"])
+        if loc is None:
+            raw = [p for p in err["loc"] if _branch(p) is None]
+            mismatched[".".join(str(p) for p in raw)] = raw
+            continue
+        path = ".".join(str(p) for p in loc)
+        message = _message(err, model, loc)
+        found.setdefault(
+            (path, message), Problem(doc.file, doc.line_of(loc), doc.subject, path, message)
+        )
+    for path, loc in mismatched.items():
+        if not any(p == path or p.startswith(path + ".") for p, _ in found):
+            found[(path, "")] = Problem(
+                doc.file,
+                doc.line_of(loc),
+                doc.subject,
+                path,
+                "wrong type: expected a string or a mapping",
+            )
+    return list(found.values())
+
+
+def _envelope_problems(doc: Document) -> list[Problem]:
+    def problem(path: str, message: str) -> Problem:
+        return Problem(
+            doc.file, doc.line_of(path.split(".") if path else []), doc.subject, path, message
+        )
+
+    if not isinstance(doc.data, dict):
+        return [problem("", "a manifest must be a mapping with apiVersion, kind, metadata, spec")]
+    out = []
+    if doc.data.get("apiVersion") != API_VERSION:
+        out.append(
+            problem("apiVersion", f"must be {API_VERSION!r}, got {doc.data.get('apiVersion')!r}")
+        )
+    kind = doc.data.get("kind")
+    if kind not in KINDS:
+        out.append(problem("kind", f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}"))
+    return out
+
+
+def _cross_problems(stack: Stack, docs: dict[tuple[str, str], Document]) -> list[Problem]:
+    out: list[Problem] = []
+    for res in stack.resources:
+        doc = docs[res.key]
+        for kind, name, path in res.references():
+            if stack.get(kind, name) is None:
+                out.append(
+                    Problem(
+                        doc.file,
+                        doc.line_of(path.split(".")),
+                        doc.subject,
+                        path,
+                        f"refers to unknown {kind} {name!r}",
+                    )
+                )
+    for queue in stack.of_kind(JobQueue.KIND):
+        envs = [
+            stack.get("ComputeEnvironment", e.computeEnvironment)
+            for e in queue.spec.computeEnvironmentOrder
+        ]
+        families = {
+            "FARGATE"
+            if ce.spec.computeResources and ce.spec.computeResources.type.startswith("FARGATE")
+            else "EC2"
+            for ce in envs
+            if isinstance(ce, ComputeEnvironment)
+        }
+        if len(families) > 1:
+            doc = docs[queue.key]
+            out.append(
+                Problem(
+                    doc.file,
+                    doc.line_of(["spec", "computeEnvironmentOrder"]),
+                    doc.subject,
+                    "spec.computeEnvironmentOrder",
+                    "cannot mix Fargate and EC2 compute environments in one queue",
+                )
+            )
+    return out
+
+
+def validate_documents(docs: list[Document]) -> Stack:
+    problems: list[Problem] = []
+    stack = Stack(resources=[])
+    by_key: dict[tuple[str, str], Document] = {}
+    for doc in docs:
+        envelope = _envelope_problems(doc)
+        if envelope:
+            problems.extend(envelope)
+            continue
+        model = KINDS[doc.data["kind"]]
+        try:
+            res = model.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(_problems(doc, model, exc))
+            continue
+        if res.key in by_key:
+            first = by_key[res.key]
+            problems.append(
+                Problem(
+                    doc.file,
+                    doc.line_of(["metadata", "name"]),
+                    doc.subject,
+                    "metadata.name",
+                    f"duplicate: already declared at {first.file}:{first.line}",
+                )
+            )
+            continue
+        by_key[res.key] = doc
+        stack.resources.append(res)
+        stack.sources[res.key] = (doc.file, doc.line)
+    problems.extend(_cross_problems(stack, by_key))
+    if problems:
+        raise ManifestError(problems)
+    return stack
+
+
+_MODEL_NAMES: set[str] = set()
+
+
+def _collect_model_names(model: type[BaseModel]) -> None:
+    if model.__name__ in _MODEL_NAMES:
+        return
+    _MODEL_NAMES.add(model.__name__)
+    for info in model.model_fields.values():
+        for sub in _nested_models(info.annotation):
+            _collect_model_names(sub)
+
+
+for _m in KINDS.values():
+    _collect_model_names(_m)
+del _m

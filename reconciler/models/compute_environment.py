@@ -1,0 +1,172 @@
+"""ComputeEnvironment: the spec mirrors CreateComputeEnvironment, minus the name."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from reconciler.models.common import (
+    Resource,
+    RoleRef,
+    SecurityGroupRef,
+    Strict,
+    SubnetRef,
+    Tags,
+)
+from reconciler.models.fields import (
+    IMMUTABLE,
+    INFRA,
+    LATE_INIT,
+    LOCAL,
+    SERVICE_MANAGED,
+    Semantics,
+    set_by,
+    value_set,
+)
+
+# Allocation strategies with which AWS can replace instances in place (an "infrastructure update").
+PROGRESSIVE_STRATEGIES = frozenset(
+    {"BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED"}
+)
+INFRA_LATE = Semantics(infrastructure=True, late_init=True)
+
+
+class LaunchTemplate(Strict):
+    launchTemplateId: str | None = None
+    launchTemplateName: str | None = None
+    version: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> LaunchTemplate:
+        if bool(self.launchTemplateId) == bool(self.launchTemplateName):
+            raise ValueError("give exactly one of launchTemplateId and launchTemplateName")
+        return self
+
+
+class Ec2Configuration(Strict):
+    imageType: str
+    imageIdOverride: str | None = None
+    imageKubernetesVersion: str | None = None
+
+
+class ComputeResources(Strict):
+    type: Annotated[Literal["EC2", "SPOT", "FARGATE", "FARGATE_SPOT"], IMMUTABLE]
+    allocationStrategy: Annotated[
+        Literal[
+            "BEST_FIT",
+            "BEST_FIT_PROGRESSIVE",
+            "SPOT_CAPACITY_OPTIMIZED",
+            "SPOT_PRICE_CAPACITY_OPTIMIZED",
+        ]
+        | None,
+        INFRA_LATE,
+    ] = None
+    minvCpus: Annotated[int | None, Field(ge=0), LATE_INIT] = None
+    maxvCpus: int = Field(ge=0)
+    desiredvCpus: Annotated[int | None, Field(ge=0), SERVICE_MANAGED] = None
+    instanceTypes: Annotated[list[str] | None, value_set(infrastructure=True)] = None
+    imageId: Annotated[str | None, INFRA] = None
+    subnets: Annotated[list[SubnetRef], Field(min_length=1), value_set(infrastructure=True)]
+    securityGroupIds: Annotated[list[SecurityGroupRef] | None, value_set(infrastructure=True)] = (
+        None
+    )
+    ec2KeyPair: Annotated[str | None, INFRA] = None
+    instanceRole: Annotated[RoleRef | None, INFRA] = None
+    tags: Annotated[Tags | None, INFRA] = None
+    placementGroup: Annotated[str | None, IMMUTABLE] = None
+    bidPercentage: Annotated[int | None, Field(ge=0, le=100), INFRA] = None
+    spotIamFleetRole: Annotated[RoleRef | None, IMMUTABLE] = None
+    launchTemplate: Annotated[LaunchTemplate | None, INFRA] = None
+    ec2Configuration: Annotated[
+        list[Ec2Configuration] | None,
+        Field(max_length=2),
+        set_by("imageType", **{"infrastructure": True, "late_init": True}),
+    ] = None
+    updateToLatestImageVersion: Annotated[bool | None, INFRA_LATE] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComputeResources:
+        fargate = self.type.startswith("FARGATE")
+        if self.minvCpus is not None and self.minvCpus > self.maxvCpus:
+            raise ValueError(
+                f"minvCpus ({self.minvCpus}) is greater than maxvCpus ({self.maxvCpus})"
+            )
+        if self.desiredvCpus is not None and not (
+            (self.minvCpus or 0) <= self.desiredvCpus <= self.maxvCpus
+        ):
+            raise ValueError("desiredvCpus must lie between minvCpus and maxvCpus")
+        if fargate:
+            ec2_only = [
+                f
+                for f in (
+                    "instanceTypes",
+                    "instanceRole",
+                    "imageId",
+                    "ec2KeyPair",
+                    "minvCpus",
+                    "allocationStrategy",
+                    "launchTemplate",
+                    "placementGroup",
+                )
+                if getattr(self, f) is not None
+            ]
+            if ec2_only:
+                raise ValueError(f"{', '.join(ec2_only)}: not allowed with type {self.type}")
+        else:
+            missing = [f for f in ("instanceTypes", "instanceRole") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"{', '.join(missing)}: required with type {self.type}")
+        if self.type != "SPOT" and self.bidPercentage is not None:
+            raise ValueError("bidPercentage: only for type SPOT")
+        return self
+
+
+class UpdatePolicy(Strict):
+    terminateJobsOnUpdate: bool | None = None
+    jobExecutionTimeoutMinutes: int | None = Field(default=None, ge=1, le=360)
+
+
+class ComputeEnvironmentSpec(Strict):
+    type: Annotated[Literal["MANAGED", "UNMANAGED"], IMMUTABLE] = "MANAGED"
+    state: Literal["ENABLED", "DISABLED"] = "ENABLED"
+    unmanagedvCpus: int | None = Field(default=None, ge=0)
+    computeResources: ComputeResources | None = None
+    serviceRole: Annotated[
+        RoleRef | None,
+        LATE_INIT,
+        Field(
+            description="Omit to use the Batch service-linked role (needed for in-place "
+            "infrastructure updates)."
+        ),
+    ] = None
+    updatePolicy: Annotated[
+        UpdatePolicy | None,
+        LATE_INIT,
+        Field(description="Sent with updates only: AWS rejects it on create."),
+    ] = None
+    tags: Tags | None = None
+    trackDesiredvCpus: Annotated[
+        bool,
+        LOCAL,
+        Field(description="Treat desiredvCpus as drift. Off by default: Batch moves it itself."),
+    ] = False
+
+    @model_validator(mode="after")
+    def _managed_has_resources(self) -> ComputeEnvironmentSpec:
+        if self.type == "MANAGED" and self.computeResources is None:
+            raise ValueError("computeResources: required for a MANAGED compute environment")
+        if self.type == "UNMANAGED" and self.computeResources is not None:
+            raise ValueError("computeResources: not allowed for an UNMANAGED compute environment")
+        return self
+
+
+class ComputeEnvironment(Resource):
+    """An AWS Batch compute environment."""
+
+    KIND: ClassVar[str] = "ComputeEnvironment"
+    PLURAL: ClassVar[str] = "computeenvironments"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("ce",)
+
+    kind: Literal["ComputeEnvironment"]
+    spec: ComputeEnvironmentSpec

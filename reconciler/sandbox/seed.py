@@ -1,0 +1,47 @@
+"""What a fresh AWS account has ready for Batch, recreated in an empty moto server.
+
+moto already has a default VPC with a default subnet per availability zone and a `default`
+security group; the roles Batch users expect are added here: the Batch service-linked role,
+the classic AWSBatchServiceRole, ecsInstanceRole with its instance profile, a spot fleet role
+and a task execution role.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.sandbox.moto_ext import SERVICE_LINKED_ROLE_NAME, SERVICE_LINKED_ROLE_PATH
+
+SEED = 42  # fixed, so that replaying the recording regenerates the same IDs
+
+
+def _trust(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+
+
+ROLES = [
+    (SERVICE_LINKED_ROLE_NAME, SERVICE_LINKED_ROLE_PATH, "batch.amazonaws.com"),
+    ("AWSBatchServiceRole", "/service-role/", "batch.amazonaws.com"),
+    ("ecsInstanceRole", "/", "ec2.amazonaws.com"),
+    ("AmazonEC2SpotFleetRole", "/", "spotfleet.amazonaws.com"),
+    ("ecsTaskExecutionRole", "/", "ecs-tasks.amazonaws.com"),
+    ("BatchJobRole", "/", "ecs-tasks.amazonaws.com"),
+]
+
+
+def seed_account(iam: Any, ec2: Any) -> None:
+    for name, path, service in ROLES:
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=_trust(service))
+    iam.create_instance_profile(InstanceProfileName="ecsInstanceRole")
+    iam.add_role_to_instance_profile(
+        InstanceProfileName="ecsInstanceRole", RoleName="ecsInstanceRole"
+    )
+    ec2.describe_vpcs()  # makes moto create the default VPC now, under the fixed seed
