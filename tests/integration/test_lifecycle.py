@@ -167,3 +167,31 @@ def test_delete_removes_everything_in_dependency_order(run, write, aws):
     again = run("delete", "-f", path)
     assert again.code == 0 and again.writes == 0
     assert "No changes" in run("delete", "-f", path, "--dry-run").out
+
+
+def test_drift_made_by_hand_is_shown_and_corrected(run, write, aws):
+    path = write(stack(ce(), jq(), jd()))
+    run("apply", "-f", path)
+    client(aws).update_compute_environment(computeEnvironment="spot-ce",
+                                           computeResources={"maxvCpus": 99})
+    got = run("get", "-f", path)
+    assert "drift (1 field)" in got.out
+    assert "computeResources.maxvCpus: 99 -> 16" in got.out
+    assert got.writes == 0
+    fixed = run("apply", "-f", path)
+    assert fixed.code == 0 and fixed.calls["batch:UpdateComputeEnvironment"] == 1
+    assert run("diff", "-f", path).code == 0
+
+
+def test_desired_vcpus_moved_by_batch_is_not_drift_unless_tracked(run, write, aws):
+    path = write(ce())
+    run("apply", "-f", path)
+    client(aws).update_compute_environment(computeEnvironment="spot-ce",
+                                           computeResources={"desiredvCpus": 8})
+    assert run("diff", "-f", path).code == 0
+    pinned = ce().replace("    minvCpus: 0\n", "    minvCpus: 0\n    desiredvCpus: 4\n")
+    assert "desiredvCpus: 4" in pinned
+    assert run("diff", "-f", write(pinned, "pinned.yaml")).code == 0, "service-managed"
+    tracked = pinned.replace("spec:\n", "spec:\n  trackDesiredvCpus: true\n")
+    diff = run("diff", "-f", write(tracked, "tracked.yaml"))
+    assert diff.code == 2 and "computeResources.desiredvCpus: 8 -> 4" in diff.out
