@@ -48,15 +48,19 @@ def execute(
     with ThreadPoolExecutor(max_workers=max(1, ctx.options.parallelism)) as pool:
         running: dict[Future[tuple[str, float]], Action] = {}
         while todo or running:
-            for action_id, action in list(todo.items()):
-                deps = action.after & writing
-                blocked = deps & stopped
-                if blocked:
-                    del todo[action_id]
-                    finish(Outcome(action, "skipped", f"after {', '.join(sorted(blocked))}"))
-                elif deps <= done:
-                    del todo[action_id]
-                    running[pool.submit(_run, ctx, action)] = action
+            progressed = True
+            while progressed:  # skipping one action may unblock (or skip) another
+                progressed = False
+                for action_id, action in list(todo.items()):
+                    deps = action.after & writing
+                    blocked = deps & stopped
+                    if blocked:
+                        del todo[action_id]
+                        finish(Outcome(action, "skipped", f"after {', '.join(sorted(blocked))}"))
+                        progressed = True
+                    elif deps <= done:
+                        del todo[action_id]
+                        running[pool.submit(_run, ctx, action)] = action
             if not running:
                 for action in todo.values():  # a dependency cycle: nothing can start
                     finish(Outcome(action, "skipped", "dependency cycle"))

@@ -112,20 +112,22 @@ def canonical(
 
 
 def _drop_unset_late_init(
-    actual: Any, desired: Any, table: dict[str, Semantics], path: str = ""
+    actual: Any, desired: Any, table: dict[str, Semantics], path: str = "", inside: bool = False
 ) -> Any:
+    """Drops what AWS filled in: unset late-init fields, and unset keys inside a late-init one."""
     if not isinstance(actual, dict) or not isinstance(desired, dict):
         return actual
     out = {}
     for key, value in actual.items():
         sub = f"{path}.{key}" if path else key
         s = table.get(sub)
+        late = inside or (s is not None and s.late_init)
         if key not in desired:
-            if s is not None and (s.late_init or s.service_managed):
+            if late or (s is not None and s.service_managed):
                 continue
             out[key] = value
         else:
-            out[key] = _drop_unset_late_init(value, desired[key], table, sub)
+            out[key] = _drop_unset_late_init(value, desired[key], table, sub, late)
     return out
 
 
