@@ -1,0 +1,64 @@
+"""Reconciling one resource, for callers that own one object at a time (the operator).
+
+The resource is planned together with the resources it refers to (so that references resolve
+exactly as in a whole-stack apply), but only its own actions run. If one of them has to wait
+for another resource's action (a queue whose compute environment does not exist yet), nothing
+runs and the caller is told what it waits for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.engine.apply import Outcome, execute
+from reconciler.engine.context import Context
+from reconciler.engine.planner import plan_apply, plan_delete
+from reconciler.engine.types import Action, Plan
+from reconciler.manifests.validate import Stack
+
+Key = tuple[str, str]
+
+
+@dataclass
+class Result:
+    plan: Plan
+    actions: list[Action] = field(default_factory=list)  # this resource's
+    outcomes: list[Outcome] = field(default_factory=list)
+    waiting_for: list[str] = field(default_factory=list)  # other resources' pending actions
+
+    @property
+    def blocked(self) -> list[Action]:
+        return [a for a in self.actions if a.verb.blocks]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status != "done"]
+
+    @property
+    def changed(self) -> bool:
+        return any(a.verb.writes for a in self.actions)
+
+
+def _run_own(ctx: Context, plan: Plan, key: Key, dry_run: bool) -> Result:
+    mine = [a for a in plan.actions if (a.kind, a.name) == key]
+    others = {a.id for a in plan.actions if (a.kind, a.name) != key and a.verb.writes}
+    result = Result(plan, mine)
+    result.waiting_for = sorted({d for a in mine for d in a.after if d in others})
+    if dry_run or result.waiting_for or result.blocked:
+        return result
+    own = Plan(stack=plan.stack, region=plan.region, actions=mine, observed=plan.observed,
+               observed_all=plan.observed_all, desired=plan.desired, targets=plan.targets)
+    result.outcomes = execute(ctx, own)
+    return result
+
+
+def reconcile(ctx: Context, stack: Stack, key: Key, dry_run: bool = False) -> Result:
+    """Converges the resource `key` of `stack`; the rest of the stack only gives context."""
+    return _run_own(ctx, plan_apply(ctx, stack), key, dry_run)
+
+
+def remove(ctx: Context, stack: Stack, key: Key) -> Result:
+    """Deletes the AWS side of `key` (only if this stack owns it)."""
+    res = stack.get(*key)
+    only = Stack(resources=[res] if res else [], sources=dict(stack.sources))
+    return _run_own(ctx, plan_delete(ctx, only), key, dry_run=False)
