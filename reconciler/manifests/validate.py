@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler import API_VERSION
 from reconciler.errors import ManifestError, Problem
-from reconciler.manifests.loader import Document
+from reconciler.manifests.loader import Document, printable, read_paths
 from reconciler.models import KINDS, ComputeEnvironment, JobQueue, Resource
 from reconciler.models.fields import _nested_models
 
@@ -78,10 +78,10 @@ def _clean_loc(data: Any, loc: tuple[Any, ...]) -> list[str | int] | None:
     path: list[str | int] = []
     for part in loc:
         branch = _branch(part)
-        if branch is None:
-            path.append(part)
-            continue
         found, value = _value_at(data, path)
+        if branch is None or (found and isinstance(value, dict) and part in value):
+            path.append(part)  # a field, an index, or a key the user wrote such as "a[b"
+            continue
         if not found:
             continue
         if (branch == "str" and not isinstance(value, str)) or (
@@ -144,17 +144,20 @@ def _envelope_problems(doc: Document) -> list[Problem]:
             problem("apiVersion", f"must be {API_VERSION!r}, got {doc.data.get('apiVersion')!r}")
         )
     kind = doc.data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         out.append(problem("kind", f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}"))
     return out
 
 
-def _cross_problems(stack: Stack, docs: dict[tuple[str, str], Document]) -> list[Problem]:
+def _cross_problems(
+    stack: Stack, docs: dict[tuple[str, str], Document], invalid: set[str]
+) -> list[Problem]:
     out: list[Problem] = []
     for res in stack.resources:
         doc = docs[res.key]
         for kind, name, path in res.references():
-            if stack.get(kind, name) is None:
+            # A resource declared with errors of its own is reported once, not again here.
+            if stack.get(kind, name) is None and f"{kind}/{name}" not in invalid:
                 out.append(
                     Problem(
                         doc.file,
@@ -194,6 +197,7 @@ def validate_documents(docs: list[Document]) -> Stack:
     problems: list[Problem] = []
     stack = Stack(resources=[])
     by_key: dict[tuple[str, str], Document] = {}
+    invalid: set[str] = set()  # "Kind/name" of documents that failed validation
     for doc in docs:
         envelope = _envelope_problems(doc)
         if envelope:
@@ -204,6 +208,7 @@ def validate_documents(docs: list[Document]) -> Stack:
             res = model.model_validate(doc.data)
         except ValidationError as exc:
             problems.extend(_problems(doc, model, exc))
+            invalid.add(doc.subject)
             continue
         if res.key in by_key:
             first = by_key[res.key]
@@ -220,9 +225,9 @@ def validate_documents(docs: list[Document]) -> Stack:
         by_key[res.key] = doc
         stack.resources.append(res)
         stack.sources[res.key] = (doc.file, doc.line)
-    problems.extend(_cross_problems(stack, by_key))
+    problems.extend(_cross_problems(stack, by_key, invalid))
     if problems:
-        raise ManifestError(problems)
+        raise ManifestError([printable(p) for p in problems])
     return stack
 
 
@@ -241,3 +246,15 @@ def _collect_model_names(model: type[BaseModel]) -> None:
 for _m in KINDS.values():
     _collect_model_names(_m)
 del _m
+
+
+def load_stack(paths: list[str]) -> Stack:
+    """Loads and validates, reporting parse and validation problems together, all at once."""
+    docs, problems = read_paths(paths)
+    try:
+        stack = validate_documents(docs)
+    except ManifestError as exc:
+        problems = problems + exc.problems
+    if problems:
+        raise ManifestError(problems)
+    return stack

@@ -5,6 +5,7 @@ Revisions are immutable in AWS: any change to the spec (tags aside) registers a 
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -103,7 +104,7 @@ class ContainerProperties(Strict):
             raise ValueError("give memory or a MEMORY resourceRequirement, not both")
         for r in self.resourceRequirements or []:
             try:
-                if float(r.value) <= 0:
+                if not math.isfinite(float(r.value)) or float(r.value) <= 0:
                     raise ValueError
             except ValueError:
                 raise ValueError(
