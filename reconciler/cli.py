@@ -15,18 +15,19 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler import __version__
+from reconciler import __version__, manifests
 from reconciler.aws.clients import DEFAULT_MAX_RPS, Aws, AwsConfig
 from reconciler.aws.errors import message_of
-from reconciler.engine import render
+from reconciler.engine import markdown, render
 from reconciler.engine.apply import execute
 from reconciler.engine.context import Context, Options
 from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Plan
 from reconciler.errors import ManifestError, PlanError, ReconcilerError
-from reconciler.manifests import load_paths, validate_documents
+from reconciler.kinds.pipeline import watch_targets
 from reconciler.manifests.validate import Stack
 from reconciler.models import kind_for
+from reconciler.runs import logs, report, watch
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -45,7 +46,7 @@ def err(line: str) -> None:
 def load_stack(args: argparse.Namespace) -> Stack:
     if not args.filename:
         raise ManifestError([])
-    stack = validate_documents(load_paths(args.filename))
+    stack = manifests.load_stack(args.filename)
     if not stack.resources:
         raise PlanError("no resources found in " + ", ".join(args.filename))
     return stack
@@ -55,17 +56,21 @@ def make_context(args: argparse.Namespace, **options: Any) -> Context:
     endpoint = args.endpoint_url
     region = args.region
     credentials: dict[str, str] = {}
-    if args.sandbox:
+    if args.sandbox or args.sandbox_url:
         from reconciler.sandbox import manager
 
-        sandbox = manager.ensure()
-        endpoint = sandbox.endpoint
         region = region or manager.REGION
         credentials = manager.CREDENTIALS
-        err(
-            f"Using the embedded AWS sandbox at {endpoint} ({sandbox.started}; state in "
-            f"{manager.state_dir()})"
-        )
+        if args.sandbox_url:
+            endpoint = args.sandbox_url
+            err(f"Using the AWS sandbox at {endpoint}")
+        else:
+            sandbox = manager.ensure()
+            endpoint = sandbox.endpoint
+            err(
+                f"Using the embedded AWS sandbox at {endpoint} ({sandbox.started}; state in "
+                f"{manager.state_dir()})"
+            )
     config = AwsConfig(
         region=region,
         profile=args.profile,
@@ -74,7 +79,11 @@ def make_context(args: argparse.Namespace, **options: Any) -> Context:
         **credentials,
     )
     opts = Options(
-        stack=args.stack, parallelism=args.parallelism, wait_timeout=args.timeout, **options
+        stack=args.stack,
+        parallelism=args.parallelism,
+        wait_timeout=args.timeout,
+        sandbox=bool(args.sandbox or args.sandbox_url),
+        **options,
     )
     log = err if args.output != "text" else out
     return Context(aws=Aws(config), options=opts, log=log)
@@ -92,6 +101,8 @@ def show_plan(plan: Plan, args: argparse.Namespace) -> None:
     if args.output == "text":
         for line in render.plan_lines(plan):
             out(line)
+    elif args.output == "markdown":
+        print(markdown.plan_markdown(plan), end="")
     else:
         out(render.dump(render.plan_data(plan), args.output).rstrip())
 
@@ -148,9 +159,44 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return cmd_diff(args)
     stack = load_stack(args)
     ctx = make_context(args, prune=args.prune, adopt=args.adopt)
-    code = run_plan(ctx, plan_apply(ctx, stack), args)
+    plan = plan_apply(ctx, stack)
+    code = run_plan(ctx, plan, args)
+    if code == EXIT_OK and args.wait:
+        code = follow_runs(ctx, plan, args)
     print_stats(ctx, args)
     return code
+
+
+def follow_runs(
+    ctx: Context, plan: Plan, args: argparse.Namespace, selected: set[tuple[str, str]] | None = None
+) -> int:
+    """Follows the runs of the plan's pipelines to their end; writes each run's report."""
+    targets = watch_targets(ctx, plan, selected)
+    if not targets:
+        return EXIT_OK
+    ctx.log("Waiting for runs:")
+    try:
+        watch.follow(ctx, targets, ctx.log, args.run_timeout)
+    except TimeoutError as exc:
+        err(f"error: {exc}")
+        return EXIT_ERROR
+    failed = [line for t in targets for line in watch.failures(ctx, t)]
+    for t in targets:
+        ctx.log(
+            f"{t.subject}: run {t.run_id} {'SUCCEEDED' if t.succeeded else 'FAILED'}; "
+            f"report: {write_run_report(ctx, t, args.report)}"
+        )
+    for line in failed:
+        ctx.log(f"  FAILED {line}")
+    return EXIT_OK if all(t.succeeded for t in targets) else EXIT_ERROR
+
+
+def write_run_report(ctx: Context, target: Any, directory: str) -> str:
+    data = report.build_report(target.subject, target.run_id, watch.task_jobs(ctx, target))
+    _, html_path = report.write_report(
+        data, Path(directory) / target.kind.lower() / target.name / target.run_id
+    )
+    return str(html_path)
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -182,7 +228,8 @@ def _selected(rows: list[dict[str, Any]], selectors: list[str]) -> list[dict[str
 def cmd_get(args: argparse.Namespace) -> int:
     stack = load_stack(args)
     ctx = make_context(args)
-    rows = _selected(render.state_rows(plan_apply(ctx, stack)), args.selectors)
+    plan = plan_apply(ctx, stack)
+    rows = _selected(render.state_rows(plan), args.selectors)
     if args.output == "text":
         for line in render.table(
             rows, ["kind", "name", "awsName", "status", "state", "revision", "sync"]
@@ -196,7 +243,71 @@ def cmd_get(args: argparse.Namespace) -> int:
                 )
     else:
         out(render.dump(rows, args.output).rstrip())
+    code = EXIT_OK
+    if args.watch:
+        code = follow_runs(ctx, plan, args, {(r["kind"], r["name"]) for r in rows})
     print_stats(ctx, args)
+    return code
+
+
+def _one_run(args: argparse.Namespace, selector: str) -> tuple[Context, Any, list[str]]:
+    """The run a `KIND/NAME[/TASK]` selector names: the spec's run, or `--run`."""
+    kind_text, _, rest = selector.partition("/")
+    name, _, task = rest.partition("/")
+    model = kind_for(kind_text)
+    if model is None or model.KIND not in ("Pipeline", "Task") or not name:
+        raise PlanError(f"expected pipeline/NAME or task/NAME, got {selector!r}")
+    stack = load_stack(args)
+    if stack.get(model.KIND, name) is None:
+        raise PlanError(f"{model.KIND}/{name} is not in the manifests given with -f")
+    ctx = make_context(args)
+    plan = plan_apply(ctx, stack)
+    targets = watch_targets(ctx, plan, {(model.KIND, name)}, args.run)
+    if not targets:
+        raise PlanError(f"{model.KIND}/{name}: no run {args.run or 'for this spec'} in AWS yet")
+    watch.poll(ctx, targets)
+    return ctx, targets[0], [task] if task else []
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    ctx, target, task = _one_run(args, args.selector)
+    if not task:
+        task = target.tasks[:1] if len(target.tasks) == 1 else []
+    if not task or task[0] not in target.jobs:
+        raise PlanError(f"name a task: {args.selector}/TASK, one of {', '.join(target.tasks)}")
+    job = logs.job_of(ctx, target.jobs[task[0]], args.index)
+    for line in logs.lines(ctx, job, args.follow):
+        out(line)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    ctx, target, _ = _one_run(args, args.selector)
+    out(write_run_report(ctx, target, args.report))
+    return EXIT_OK
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    from reconciler import operator
+
+    if bool(args.namespace) == bool(args.all_namespaces):
+        err("error: give --namespace NS (repeatable) or --all-namespaces")
+        return EXIT_ERROR
+    operator.run(
+        args.namespace,
+        args.all_namespaces,
+        args.drift_interval,
+        liveness=args.liveness,
+        peering=args.peering,
+        standalone=args.standalone,
+        priority=args.priority,
+        aws_config=AwsConfig(
+            region=args.region, endpoint_url=args.endpoint_url, max_rps=args.max_rps
+        ),
+        workers=args.workers,
+        options={"wait_timeout": args.timeout},
+        log_level="DEBUG" if args.debug else args.log_level,
+    )
     return EXIT_OK
 
 
@@ -219,16 +330,25 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from reconciler import schema
+    from reconciler import crds, schema
 
-    directory = Path(args.dir)
+    generator = crds if args.what == "crds" else schema
+    directory = Path(args.dir or ("charts/reconciler/crds" if args.what == "crds" else "schemas"))
     if args.check:
-        stale = schema.stale(directory)
+        stale = generator.stale(directory)
         for name in stale:
-            err(f"{directory / name}: stale; run `reconciler schema --dir {directory}`")
+            err(f"{directory / name}: stale; run `reconciler schema {args.what} --dir {directory}`")
         return EXIT_ERROR if stale else EXIT_OK
-    for path in schema.write(directory):
+    for path in generator.write(directory):
         out(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_iam_policy(args: argparse.Namespace) -> int:
+    from reconciler import iam
+
+    roles = iam.roles_in(load_stack(args).resources) if args.filename else None
+    print(iam.render(iam.policy(roles, partition=args.partition, account=args.account)), end="")
     return EXIT_OK
 
 
@@ -236,7 +356,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, manifests: bool = True, aws: bool = True) -> None:
-    p.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json", "yaml", "markdown"],
+        default="text",
+        help="markdown: the plan as a pull-request comment (plans only)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     if manifests:
         p.add_argument(
@@ -265,6 +391,12 @@ def _common(p: argparse.ArgumentParser, manifests: bool = True, aws: bool = True
             action="store_true",
             help="use the embedded AWS sandbox (started on demand)",
         )
+        p.add_argument(
+            "--sandbox-url",
+            default=None,
+            metavar="URL",
+            help="use a sandbox server that is already running at URL",
+        )
         p.add_argument("--parallelism", type=int, default=8)
         p.add_argument(
             "--max-rps",
@@ -279,6 +411,22 @@ def _common(p: argparse.ArgumentParser, manifests: bool = True, aws: bool = True
             help="seconds to wait for one resource to settle",
         )
         p.add_argument("--stats", action="store_true", help="print API call counts to stderr")
+
+
+def _run_options(p: argparse.ArgumentParser, timeout: bool = True) -> None:
+    p.add_argument(
+        "--report",
+        default=os.path.join(".reconciler", "runs"),
+        metavar="DIR",
+        help="where run reports go (default .reconciler/runs)",
+    )
+    if timeout:
+        p.add_argument(
+            "--run-timeout",
+            type=float,
+            default=24 * 3600.0,
+            help="seconds to follow runs before giving up",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,6 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "apply":
             p.add_argument("--dry-run", action="store_true", help="same as diff")
+            p.add_argument(
+                "--wait",
+                action="store_true",
+                help="follow the runs of pipelines and tasks to their end",
+            )
+            _run_options(p)
     p = add("delete", cmd_delete, "delete what the manifests declare and this stack owns")
     p.add_argument(
         "--drain",
@@ -329,6 +483,73 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the plan only")
     p = add("get", cmd_get, "live state of declared resources: status, ARNs, revision, drift")
     p.add_argument("selectors", nargs="*", metavar="KIND[/NAME]")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the runs of the selected pipelines and tasks to their end",
+    )
+    _run_options(p)
+    p = add("logs", cmd_logs, "print a task's CloudWatch log stream")
+    p.add_argument("selector", metavar="pipeline/NAME/TASK")
+    p.add_argument("--index", type=int, default=None, help="the array child to show")
+    p.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+    p.add_argument("--run", default=None, help="a run ID (default: the spec's run)")
+    p = add("report", cmd_report, "write a run's report (YAML and HTML) from AWS state")
+    p.add_argument("selector", metavar="pipeline/NAME")
+    p.add_argument("--run", default=None, help="a run ID (default: the spec's run)")
+    _run_options(p, timeout=False)
+    p = add(
+        "operator",
+        cmd_operator,
+        "run the in-cluster operator for reconciler.io resources",
+        manifests=False,
+        aws=False,
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="serve this namespace (repeatable; globs allowed)",
+    )
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace")
+    p.add_argument(
+        "--drift-interval",
+        type=float,
+        metavar="S",
+        default=float(os.environ.get("RECONCILER_DRIFT_INTERVAL") or 300),
+        help="seconds between drift checks of each resource",
+    )
+    p.add_argument(
+        "--liveness",
+        default=None,
+        metavar="URL",
+        help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    p.add_argument("--peering", default="reconciler", help="KopfPeering/ClusterKopfPeering name")
+    p.add_argument("--standalone", action="store_true", help="no peering (a single replica)")
+    p.add_argument("--priority", type=int, default=0, help="peering priority")
+    p.add_argument("--region", default=None)
+    p.add_argument("--endpoint-url", default=None, help="AWS_ENDPOINT_URL works too")
+    p.add_argument("--max-rps", type=float, default=DEFAULT_MAX_RPS)
+    p.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait for one resource to settle"
+    )
+    p.add_argument("--workers", type=int, default=16, help="engine calls running at once")
+    p.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=os.environ.get("RECONCILER_LOG_LEVEL", "INFO"),
+    )
+    p = add(
+        "iam-policy",
+        cmd_iam_policy,
+        "print the least-privilege IAM policy the reconciler needs (-f narrows PassRole)",
+        aws=False,
+    )
+    p.add_argument("--partition", default="aws")
+    p.add_argument("--account", default="*")
     p = add("sandbox", cmd_sandbox, "manage the embedded AWS sandbox", manifests=False, aws=False)
     p.add_argument(
         "action", choices=["status", "start", "stop", "reset"], nargs="?", default="status"
@@ -336,11 +557,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "schema",
         cmd_schema,
-        "write the JSON Schemas generated from the models",
+        "write the JSON Schemas or CRDs generated from the models",
         manifests=False,
         aws=False,
     )
-    p.add_argument("--dir", default="schemas")
+    p.add_argument(
+        "what",
+        nargs="?",
+        choices=["json", "crds"],
+        default="json",
+        help="JSON Schemas (schemas/) or CRDs (charts/reconciler/crds/)",
+    )
+    p.add_argument("--dir", default=None)
     p.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     return parser
 

@@ -83,11 +83,13 @@ class Result:
 class Runner:
     endpoint: str
     capsys: pytest.CaptureFixture[str]
+    sandbox: bool = False  # --sandbox-url: the server is a sandbox (sandbox-only behaviour)
 
     def __call__(self, *args: str) -> Result:
         argv = list(args)
         if argv[0] not in ("validate", "schema", "sandbox"):
-            argv += ["--endpoint-url", self.endpoint, "--region", REGION, "--stats"]
+            target = "--sandbox-url" if self.sandbox else "--endpoint-url"
+            argv += [target, self.endpoint, "--region", REGION, "--stats"]
         self.capsys.readouterr()
         code = cli.main(argv)
         captured = self.capsys.readouterr()
@@ -101,6 +103,12 @@ class Runner:
 @pytest.fixture
 def run(aws: str, capsys: pytest.CaptureFixture[str]) -> Runner:
     return Runner(aws, capsys)
+
+
+@pytest.fixture
+def srun(aws: str, capsys: pytest.CaptureFixture[str]) -> Runner:
+    """Like `run`, against the server as a sandbox: jobs progress quickly, tasks may fail."""
+    return Runner(aws, capsys, sandbox=True)
 
 
 @pytest.fixture

@@ -88,3 +88,40 @@ spec:
 
 def stack(*docs: str) -> str:
     return "---".join(docs)
+
+
+def pipeline(
+    name: str = "stress",
+    *,
+    queue: str = "main-queue",
+    policy: str = "Forbid",
+    size: int = 4,
+    leader_fails: bool = False,
+    extra: str = "",
+    rerun: int = 0,
+) -> str:
+    fail = "\n      sandbox: {outcome: fail, exitCode: 3}" if leader_fails else ""
+    return f"""
+apiVersion: reconciler.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: {name}
+spec:
+  jobQueue: {queue}
+  concurrencyPolicy: {policy}
+  rerun: {rerun}
+  tasks:
+    - name: leader
+      jobDefinition: leader
+      containerOverrides:
+        environment: [{{name: STRESS_BUCKET, value: "s3://bucket"}}]{fail}
+    - name: follower
+      jobDefinition: follower
+      arrayProperties: {{size: {size}}}
+      dependsOn: [{{task: leader}}]
+      retryStrategy: {{attempts: 2}}{extra}
+"""
+
+
+def infra(**jd_kw: str) -> str:
+    return stack(ce(), jq(), jd(**jd_kw), jd("follower"))

@@ -25,8 +25,8 @@ def observe(ctx: Context, stack: Stack, everything: bool) -> dict[str, list[Obse
 
     def read(item: tuple[str, KindHandler]) -> tuple[str, list[Observed]]:
         kind, handler = item
-        names = [r.name for r in stack.of_kind(kind)]
-        live = handler.observe(ctx, names, everything) if names or everything else []
+        declared = stack.of_kind(kind)
+        live = handler.observe(ctx, declared, everything) if declared or everything else []
         return kind, [o for o in live if o.status not in GONE]
 
     with ThreadPoolExecutor(max_workers=len(HANDLERS)) as pool:

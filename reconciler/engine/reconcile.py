@@ -46,8 +46,15 @@ def _run_own(ctx: Context, plan: Plan, key: Key, dry_run: bool) -> Result:
     result.waiting_for = sorted({d for a in mine for d in a.after if d in others})
     if dry_run or result.waiting_for or result.blocked:
         return result
-    own = Plan(stack=plan.stack, region=plan.region, actions=mine, observed=plan.observed,
-               observed_all=plan.observed_all, desired=plan.desired, targets=plan.targets)
+    own = Plan(
+        stack=plan.stack,
+        region=plan.region,
+        actions=mine,
+        observed=plan.observed,
+        observed_all=plan.observed_all,
+        desired=plan.desired,
+        targets=plan.targets,
+    )
     result.outcomes = execute(ctx, own)
     return result
 

@@ -18,6 +18,7 @@ COUNT_WORDS = [
     (Verb.ADOPT, "to adopt"),
     (Verb.REPLACE, "to replace"),
     (Verb.REVISION, "new revision"),
+    (Verb.SUBMIT, "run to submit"),
     (Verb.DELETE, "to delete"),
     (Verb.CONFLICT, "conflict"),
     (Verb.REFUSED, "refused"),
@@ -105,7 +106,8 @@ def state_rows(plan: Plan) -> list[dict[str, Any]]:
                 "awsName": live.aws_name if live else None,
                 "status": live.status if live else None,
                 "state": (live.spec.get("state") if live else None),
-                "revision": live.revision if live else None,
+                # job definitions: the revision; pipelines and tasks: the run
+                "revision": (live.revision or live.spec.get("runId")) if live else None,
                 "sync": sync,
                 "arn": live.arn if live else None,
                 "drift": [c.as_dict() for c in main.changes] if main else [],
@@ -125,6 +127,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
 
 
 def dump(data: Any, fmt: str) -> str:
+    if fmt == "markdown":
+        raise ValueError("markdown output is for plans: use it with diff, apply or delete")
     if fmt == "json":
         return json.dumps(data, indent=2, default=str)
     y = YAML(typ="safe")

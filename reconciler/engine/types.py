@@ -41,6 +41,7 @@ class Verb(enum.Enum):
     UPDATE = ("~", "update in place")
     REPLACE = ("-/+", "replace")
     REVISION = ("+", "new revision")
+    SUBMIT = ("+", "submit run")
     DELETE = ("-", "delete")
     ADOPT = ("~", "adopt")
     NOOP = ("=", "no changes")

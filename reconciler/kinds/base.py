@@ -22,8 +22,9 @@ class KindHandler(ABC):
     spec_model: type[BaseModel]
 
     @abstractmethod
-    def observe(self, ctx: Context, names: list[str], everything: bool) -> list[Observed]:
-        """Live resources that may matter: those named, and every owned one if `everything`."""
+    def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
+        """Live resources that may matter: the declared ones, and every owned one if
+        `everything`."""
 
     @abstractmethod
     def desired(self, ctx: Context, res: Any, plan: Plan) -> dict[str, Any]:

@@ -116,7 +116,7 @@ class ComputeEnvironmentHandler(KindHandler):
 
     # -- observing ---------------------------------------------------------------------------
 
-    def observe(self, ctx: Context, names: list[str], everything: bool) -> list[Observed]:
+    def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         # Listing every environment (100 a page) finds blue/green replacements under derived
         # names and owned leftovers, in as few calls as describing ours by name would take.
         pages = ctx.aws.client("batch").get_paginator("describe_compute_environments")
@@ -186,6 +186,8 @@ class ComputeEnvironmentHandler(KindHandler):
             ]
             return (len(changes) > 0, o.aws_name != res.name, o.aws_name)
 
+        if len(candidates) == 1:
+            return candidates[0], []
         ordered = sorted(candidates, key=rank)
         return ordered[0], ordered[1:]
 

@@ -54,7 +54,7 @@ class JobDefinitionHandler(KindHandler):
     model = JobDefinition
     spec_model = JobDefinitionSpec
 
-    def observe(self, ctx: Context, names: list[str], everything: bool) -> list[Observed]:
+    def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         pages = ctx.aws.client("batch").get_paginator("describe_job_definitions")
         if everything:
             raws = [
@@ -71,6 +71,7 @@ class JobDefinitionHandler(KindHandler):
                     for d in p["jobDefinitions"]
                 ]
 
+            names = [r.name for r in declared]
             with ThreadPoolExecutor(max_workers=ctx.options.parallelism) as pool:
                 raws = [d for found in pool.map(read, names) for d in found]
         return [self.from_aws(revs) for revs in _group(raws).values()]

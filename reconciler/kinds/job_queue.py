@@ -11,6 +11,7 @@ AWS quirks handled here:
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reconciler.aws.tags import owner_of, user_tags
@@ -47,16 +48,18 @@ def _wait_settled(ctx: Context, name: str) -> dict[str, Any] | None:
 
 
 def unfinished_jobs(ctx: Context, queue: str, limit: int = 100) -> int:
-    """How many jobs deleting the queue would kill (counting stops at `limit`)."""
+    """How many jobs deleting the queue would kill (counting stops near `limit`).
+
+    ListJobs takes one status at a time: the five are read concurrently.
+    """
     batch = ctx.aws.client("batch")
-    count = 0
-    for status in UNFINISHED:
-        count += len(
-            batch.list_jobs(jobQueue=queue, jobStatus=status, maxResults=limit)["jobSummaryList"]
-        )
-        if count >= limit:
-            break
-    return count
+
+    def count(status: str) -> int:
+        page = batch.list_jobs(jobQueue=queue, jobStatus=status, maxResults=limit)
+        return len(page["jobSummaryList"])
+
+    with ThreadPoolExecutor(max_workers=len(UNFINISHED)) as pool:
+        return min(limit, sum(pool.map(count, UNFINISHED)))
 
 
 def ce_arn(ctx: Context, name: str) -> str:
@@ -68,7 +71,7 @@ class JobQueueHandler(KindHandler):
     model = JobQueue
     spec_model = JobQueueSpec
 
-    def observe(self, ctx: Context, names: list[str], everything: bool) -> list[Observed]:
+    def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         pages = ctx.aws.client("batch").get_paginator("describe_job_queues")
         return [
             self.from_aws(raw)

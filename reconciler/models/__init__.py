@@ -6,10 +6,11 @@ from reconciler.models.common import Resource
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
 from reconciler.models.job_queue import JobQueue
+from reconciler.models.pipeline import Pipeline, Task
 
 # In dependency order: a kind may refer only to kinds before it.
 KINDS: dict[str, type[Resource]] = {
-    m.KIND: m for m in (ComputeEnvironment, JobQueue, JobDefinition)
+    m.KIND: m for m in (ComputeEnvironment, JobQueue, JobDefinition, Pipeline, Task)
 }
 
 
@@ -22,4 +23,13 @@ def kind_for(name: str) -> type[Resource] | None:
     return None
 
 
-__all__ = ["KINDS", "ComputeEnvironment", "JobDefinition", "JobQueue", "Resource", "kind_for"]
+__all__ = [
+    "KINDS",
+    "ComputeEnvironment",
+    "JobDefinition",
+    "JobQueue",
+    "Pipeline",
+    "Resource",
+    "Task",
+    "kind_for",
+]

@@ -120,12 +120,20 @@ def _task_entry(task: TaskJobs, names: dict[str, str]) -> dict[str, Any]:
         "startedAt": start,
         "stoppedAt": stop,
         "durationSeconds": _duration(start, stop),
-        "dependsOn": [names.get(d.get("jobId"), d.get("jobId")) for d in depends],
+        "dependsOn": [_dependency(d, names) for d in depends],
         "arraySize": (job.get("arrayProperties") or {}).get("size"),
         "statusSummary": _status_summary(job, task.children),
         "attempts": [_attempt(a) for a in job.get("attempts") or []],
         "children": sorted((_child(c) for c in task.children), key=_child_order),
     }
+
+
+def _dependency(dep: dict[str, Any], names: dict[str, str]) -> str:
+    """A task name where the job is in this run; SEQUENTIAL (no job) orders the children."""
+    job_id = dep.get("jobId")
+    if job_id:
+        return str(names.get(job_id, job_id))
+    return f"own children ({dep.get('type') or 'SEQUENTIAL'})"
 
 
 def _task_span(job: Job, status: str, children: list[Job]) -> tuple[str | None, str | None]:

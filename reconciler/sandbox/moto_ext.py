@@ -12,25 +12,24 @@ real code paths:
   RECONCILER_SANDBOX_RELATIONSHIP_LAG seconds set, the relationship lingers after a queue is
   re-pointed, as Batch's eventual consistency does.
 - DeleteJobQueue refuses an ENABLED queue.
-- With RECONCILER_SANDBOX_JOB_SECONDS set, a job stays RUNNING that long before it succeeds
-  (moto's no-Docker backend finishes every job at once), so that unfinished jobs exist.
+- Jobs move through AWS's states, honour dependsOn, array, retry and timeout settings, and can
+  fail or run locally on demand (moto's no-Docker backend finishes every job at once): see
+  `reconciler.sandbox.jobs`.
 `install()` is idempotent and must run before the server handles its first request.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import threading
 import time
 from typing import Any
 
 from moto.batch import models as batch_models
 from moto.batch import responses as batch_responses
 from moto.batch.exceptions import ClientException
-from moto.batch.utils import JobStatus
-from moto.batch_simple import models as simple_models
+
+from reconciler.sandbox import jobs
 
 SERVICE_LINKED_ROLE_NAME = "AWSServiceRoleForBatch"
 SERVICE_LINKED_ROLE_PATH = "/aws-service-role/batch.amazonaws.com/"
@@ -149,25 +148,6 @@ def _delete_jq(self: Any, queue_name: str) -> None:
     _original_delete_jq(self, queue_name)
 
 
-_original_finish = simple_models.BatchSimpleBackend._mark_job_as_finished
-
-
-def _finish_later(self: Any, include_start_attempt: bool, job: Any) -> None:
-    seconds = float(os.environ.get("RECONCILER_SANDBOX_JOB_SECONDS", "0") or 0)
-    if seconds <= 0:
-        _original_finish(self, include_start_attempt, job)
-        return
-    self.backend._jobs[job.job_id] = job
-    job.job_started_at = datetime.datetime.now()
-    job.log_stream_name = job._stream_name
-    if include_start_attempt:
-        job._start_attempt()
-    job.status = JobStatus.RUNNING
-    timer = threading.Timer(seconds, job._mark_stopped, kwargs={"success": True})
-    timer.daemon = True
-    timer.start()
-
-
 def install() -> None:
     global _installed
     if _installed:
@@ -178,5 +158,5 @@ def install() -> None:
     batch_models.BatchBackend.delete_compute_environment = _delete_ce
     batch_models.BatchBackend.update_job_queue = _update_jq
     batch_models.BatchBackend.delete_job_queue = _delete_jq
-    simple_models.BatchSimpleBackend._mark_job_as_finished = _finish_later
+    jobs.install()
     _installed = True

@@ -172,8 +172,9 @@ def test_delete_removes_everything_in_dependency_order(run, write, aws):
 def test_drift_made_by_hand_is_shown_and_corrected(run, write, aws):
     path = write(stack(ce(), jq(), jd()))
     run("apply", "-f", path)
-    client(aws).update_compute_environment(computeEnvironment="spot-ce",
-                                           computeResources={"maxvCpus": 99})
+    client(aws).update_compute_environment(
+        computeEnvironment="spot-ce", computeResources={"maxvCpus": 99}
+    )
     got = run("get", "-f", path)
     assert "drift (1 field)" in got.out
     assert "computeResources.maxvCpus: 99 -> 16" in got.out
@@ -186,8 +187,9 @@ def test_drift_made_by_hand_is_shown_and_corrected(run, write, aws):
 def test_desired_vcpus_moved_by_batch_is_not_drift_unless_tracked(run, write, aws):
     path = write(ce())
     run("apply", "-f", path)
-    client(aws).update_compute_environment(computeEnvironment="spot-ce",
-                                           computeResources={"desiredvCpus": 8})
+    client(aws).update_compute_environment(
+        computeEnvironment="spot-ce", computeResources={"desiredvCpus": 8}
+    )
     assert run("diff", "-f", path).code == 0
     pinned = ce().replace("    minvCpus: 0\n", "    minvCpus: 0\n    desiredvCpus: 4\n")
     assert "desiredvCpus: 4" in pinned

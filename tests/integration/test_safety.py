@@ -15,8 +15,10 @@ from tests.stacks import ce, jd, jq, stack
 
 def _queue_envs(endpoint: str, name: str = "main-queue") -> list[str]:
     queue = client(endpoint).describe_job_queues(jobQueues=[name])["jobQueues"][0]
-    return [e["computeEnvironment"].split("/")[-1] for e in
-            sorted(queue["computeEnvironmentOrder"], key=lambda e: e["order"])]
+    return [
+        e["computeEnvironment"].split("/")[-1]
+        for e in sorted(queue["computeEnvironmentOrder"], key=lambda e: e["order"])
+    ]
 
 
 def _env_names(endpoint: str) -> list[str]:
@@ -36,7 +38,8 @@ def test_replacement_is_blue_green_and_the_queue_never_breaks(run, write, aws, m
     assert "-/+ ComputeEnvironment/spot-ce" in plan.out
     assert "in-place infrastructure updates need the service-linked role" in plan.out
     assert "computeEnvironmentOrder.1.computeEnvironment: spot-ce -> spot-ce-" in plan.out, (
-        "the queue re-pointing is in the plan")
+        "the queue re-pointing is in the plan"
+    )
     assert "- ComputeEnvironment/spot-ce" in plan.out, "the delete of the old one is in the plan"
 
     started = time.monotonic()
@@ -47,7 +50,8 @@ def test_replacement_is_blue_green_and_the_queue_never_breaks(run, write, aws, m
     assert len(names) == 1 and names[0].startswith("spot-ce-")
     assert _queue_envs(aws) == names
     assert client(aws).describe_compute_environments(computeEnvironments=names)[
-        "computeEnvironments"][0]["computeResources"]["instanceTypes"] == ["c5", "m5"]
+        "computeEnvironments"
+    ][0]["computeResources"]["instanceTypes"] == ["c5", "m5"]
     again = run("apply", "-f", path)
     assert again.code == 0 and again.writes == 0, again.out
     got = run("get", "-f", path)
@@ -56,8 +60,9 @@ def test_replacement_is_blue_green_and_the_queue_never_breaks(run, write, aws, m
 
 def test_infrastructure_update_in_place_with_progressive_strategy(run, write, aws):
     run("apply", "-f", write(stack(ce(type_="EC2", strategy="BEST_FIT_PROGRESSIVE"), jq())))
-    path = write(stack(ce(type_="EC2", strategy="BEST_FIT_PROGRESSIVE",
-                          instance_types="[c5]"), jq()))
+    path = write(
+        stack(ce(type_="EC2", strategy="BEST_FIT_PROGRESSIVE", instance_types="[c5]"), jq())
+    )
     applied = run("apply", "-f", path)
     assert applied.code == 0
     assert "infrastructure update in place" in applied.out
@@ -68,9 +73,11 @@ def test_infrastructure_update_in_place_with_progressive_strategy(run, write, aw
 
 def test_unowned_resource_is_a_conflict_until_adopted(run, write, aws):
     batch = client(aws)
-    batch.register_job_definition(jobDefinitionName="leader", type="container",
-                                  containerProperties={"image": "theirs", "vcpus": 1,
-                                                       "memory": 512})
+    batch.register_job_definition(
+        jobDefinitionName="leader",
+        type="container",
+        containerProperties={"image": "theirs", "vcpus": 1, "memory": 512},
+    )
     path = write(jd())
     diff = run("diff", "-f", path)
     assert diff.code == 1
@@ -97,7 +104,8 @@ def test_adopting_a_compute_environment_tags_it_and_keeps_it(run, write, aws):
     assert adopted.code == 0
     assert "adopt" in adopted.out
     arn = client(aws).describe_compute_environments()["computeEnvironments"][0][
-        "computeEnvironmentArn"]
+        "computeEnvironmentArn"
+    ]
     assert tags_of(aws, arn)["reconciler.io/stack"] == "default"
     assert adopted.calls.get("batch:CreateComputeEnvironment", 0) == 0
 
@@ -135,9 +143,13 @@ def test_interrupted_replacement_is_finished_on_rerun(run, write, aws):
     existing = client(aws).describe_compute_environments()["computeEnvironments"][0]
     resources = dict(existing["computeResources"], instanceTypes=["c5"])
     client(aws).create_compute_environment(
-        computeEnvironmentName=new_name, type="MANAGED", state="ENABLED",
-        computeResources=resources, serviceRole=existing["serviceRole"],
-        tags=tags_of(aws, existing["computeEnvironmentArn"]))
+        computeEnvironmentName=new_name,
+        type="MANAGED",
+        state="ENABLED",
+        computeResources=resources,
+        serviceRole=existing["serviceRole"],
+        tags=tags_of(aws, existing["computeEnvironmentArn"]),
+    )
 
     rerun = run("apply", "-f", path)
     assert rerun.code == 0, rerun.out + rerun.err

@@ -21,16 +21,20 @@ def sandbox_dir(tmp_path, monkeypatch):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=180
+    )
 
 
 def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
-    applied = _cli("apply", "-f", EXAMPLES, "--sandbox")
+    applied = _cli(
+        "apply", "-f", EXAMPLES, "--sandbox", "--wait", "--report", str(sandbox_dir / "runs")
+    )
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert applied.stderr.splitlines()[0].startswith("Using the embedded AWS sandbox at")
     assert "(new;" in applied.stderr
-    assert "Plan: 5 to create." in applied.stdout
+    assert "Plan: 5 to create, 1 run to submit." in applied.stdout
+    assert "Pipeline/stress: run" in applied.stdout and "SUCCEEDED" in applied.stdout
 
     again = _cli("diff", "-f", EXAMPLES, "--sandbox")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -40,11 +44,12 @@ def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
     restored = _cli("get", "-f", EXAMPLES, "--sandbox", "-o", "json")
     assert restored.returncode == 0, restored.stderr
     assert "(restored;" in restored.stderr
-    assert restored.stdout.count('"sync": "in sync"') == 5, restored.stdout
+    assert restored.stdout.count('"sync": "in sync"') == 6, restored.stdout
 
-    deleted = _cli("delete", "-f", EXAMPLES, "--sandbox")
+    # The replayed jobs may still be running: --drain lets them finish before the queue goes.
+    deleted = _cli("delete", "-f", EXAMPLES, "--sandbox", "--drain")
     assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-    assert "5 done" in deleted.stdout
+    assert "Apply complete" in deleted.stdout and "0 failed" in deleted.stdout
 
 
 def test_sandbox_status_stop_and_reset(sandbox_dir):

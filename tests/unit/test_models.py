@@ -26,15 +26,20 @@ def test_example_manifests_validate() -> None:
         ("JobDefinition", "stress-ng-follower"),
         ("JobDefinition", "stress-ng-leader"),
         ("JobQueue", "stress-ng-queue"),
+        ("Pipeline", "stress"),
     ]
     for key, (file, line) in stack.sources.items():
-        assert file.endswith("batch-stack.yaml"), key
+        assert file.endswith(
+            "stress-pipeline.yaml" if key[0] == "Pipeline" else "batch-stack.yaml"
+        ), key
         assert line >= 1
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.rglob("*.y*ml")), ids=lambda p: p.name)
-def test_each_example_file_validates_alone(path: Path) -> None:
-    assert validate_documents(load_paths([str(path)])).resources
+def test_each_example_file_validates_with_the_infrastructure_stack(path: Path) -> None:
+    """Pipelines refer to the queue and definitions of batch-stack.yaml; nothing else is needed."""
+    paths = sorted({str(path), str(EXAMPLES / "batch-stack.yaml")})
+    assert validate_documents(load_paths(paths)).resources
 
 
 def test_example_resource_requirements_are_strings() -> None:

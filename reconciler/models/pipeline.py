@@ -1,0 +1,232 @@
+"""Pipeline and Task: work to run once, as Batch jobs wired with Batch-native dependencies.
+
+A Pipeline is a DAG of tasks; a Task is a single job (or array job) on its own. Each task
+mirrors SubmitJob, minus the job name (derived from the run) and with jobs referred to by task
+name. Applying one submits a *run*; its identity is derived from the spec, so re-applying an
+unchanged spec submits nothing and a changed one starts a new run under `concurrencyPolicy`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from reconciler.models.common import BATCH_NAME, Resource, Strict, Tags
+from reconciler.models.job_definition import KeyValue, ResourceRequirement, RetryStrategy, Timeout
+
+MAX_DEPENDENCIES = 20  # AWS: a job may depend on at most 20 jobs
+TASK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class ContainerOverrides(Strict):
+    command: list[str] | None = None
+    environment: list[KeyValue] | None = None
+    resourceRequirements: list[ResourceRequirement] | None = None
+    instanceType: str | None = None
+
+
+class ArrayProperties(Strict):
+    size: int = Field(ge=2, le=10_000)
+
+
+class TaskDependency(Strict):
+    task: str | None = Field(
+        default=None,
+        description="Omit with SEQUENTIAL: the array's own children run one after another.",
+    )
+    type: Literal["N_TO_N", "SEQUENTIAL"] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> TaskDependency:
+        if self.type == "SEQUENTIAL" and self.task is not None:
+            raise ValueError("SEQUENTIAL names no task: it orders the array's own children")
+        if self.type != "SEQUENTIAL" and self.task is None:
+            raise ValueError("task: required unless type is SEQUENTIAL")
+        return self
+
+
+class SandboxBehaviour(Strict):
+    """How the task behaves on the embedded sandbox only (demos and tests); ignored on AWS."""
+
+    outcome: Literal["succeed", "fail"] = "succeed"
+    exitCode: int | None = Field(default=None, ge=0, le=255)
+
+
+class Submission(Strict):
+    """What SubmitJob takes, minus the job name and queue wiring."""
+
+    jobDefinition: str = Field(
+        min_length=1,
+        description="A JobDefinition of the stack by name (its current revision), or an "
+        "external one as name:revision or ARN.",
+    )
+    jobQueue: str | None = Field(default=None, description="Overrides the pipeline's queue.")
+    parameters: dict[str, str] | None = None
+    containerOverrides: ContainerOverrides | None = None
+    arrayProperties: ArrayProperties | None = None
+    retryStrategy: RetryStrategy | None = None
+    timeout: Timeout | None = None
+    tags: Tags | None = None
+    propagateTags: bool | None = None
+    schedulingPriorityOverride: int | None = Field(default=None, ge=0, le=9999)
+    shareIdentifier: str | None = None
+    sandbox: SandboxBehaviour | None = None
+
+    @property
+    def external_definition(self) -> bool:
+        return ":" in self.jobDefinition
+
+
+class PipelineTask(Submission):
+    name: str = Field(pattern=TASK_NAME)
+    dependsOn: list[TaskDependency] | None = None
+
+
+ConcurrencyPolicy = Literal["Forbid", "Replace", "Allow"]
+POLICY_DOC = (
+    "What a changed spec does while a run is active: Forbid refuses, Replace "
+    "cancels the active run first, Allow runs both."
+)
+
+
+class PipelineSpec(Strict):
+    jobQueue: str = Field(pattern=BATCH_NAME, description="A JobQueue of the stack, by name.")
+    concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
+    rerun: int = Field(default=0, ge=0, description="Bump to start a new run of an unchanged spec.")
+    tasks: list[PipelineTask] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _graph(self) -> PipelineSpec:
+        problems = dag_problems(self.tasks)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def dag_problems(tasks: list[PipelineTask]) -> list[str]:
+    """Unknown names, bad dependency types and cycles: every problem, not just the first."""
+    by_name: dict[str, PipelineTask] = {}
+    problems: list[str] = []
+    for t in tasks:
+        if t.name in by_name:
+            problems.append(f"task {t.name!r} is declared twice")
+        by_name[t.name] = t
+    for t in tasks:
+        for dep in t.dependsOn or []:
+            if dep.type == "SEQUENTIAL":
+                if t.arrayProperties is None:
+                    problems.append(f"task {t.name!r}: SEQUENTIAL needs arrayProperties")
+                continue
+            other = by_name.get(dep.task or "")
+            if other is None:
+                problems.append(f"task {t.name!r} depends on unknown task {dep.task!r}")
+            elif dep.type == "N_TO_N" and (
+                t.arrayProperties is None
+                or other.arrayProperties is None
+                or t.arrayProperties.size != other.arrayProperties.size
+            ):
+                problems.append(
+                    f"task {t.name!r}: N_TO_N needs both {t.name!r} and "
+                    f"{other.name!r} to be arrays of the same size"
+                )
+        n_to_n = [d for d in t.dependsOn or [] if d.type == "N_TO_N"]
+        if len(n_to_n) > MAX_DEPENDENCIES:
+            problems.append(f"task {t.name!r}: more than {MAX_DEPENDENCIES} N_TO_N dependencies")
+    cycle = find_cycle(
+        {t.name: [d.task for d in t.dependsOn or [] if d.task in by_name] for t in tasks}
+    )
+    if cycle:
+        problems.append("dependency cycle: " + " -> ".join(cycle))
+    return problems
+
+
+def find_cycle(graph: dict[str, list[Any]]) -> list[str] | None:
+    """One cycle in `graph` (node -> nodes it depends on), iteratively, or None."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    for root in graph:
+        if state.get(root):
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        path: list[str] = []
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                state[node] = 1
+                path.append(node)
+            deps = graph.get(node, [])
+            if i < len(deps):
+                stack.append((node, i + 1))
+                nxt = deps[i]
+                if state.get(nxt) == 1:
+                    return [*path[path.index(nxt) :], nxt]
+                if not state.get(nxt):
+                    stack.append((nxt, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return None
+
+
+class Pipeline(Resource):
+    """A DAG of Batch jobs, submitted as one run and tracked until it finishes."""
+
+    KIND: ClassVar[str] = "Pipeline"
+    PLURAL: ClassVar[str] = "pipelines"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("pl",)
+
+    kind: Literal["Pipeline"]
+    spec: PipelineSpec
+
+    def references(self) -> list[tuple[str, str, str]]:
+        refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")]
+        for i, t in enumerate(self.spec.tasks):
+            if not t.external_definition:
+                refs.append(("JobDefinition", t.jobDefinition, f"spec.tasks.{i}.jobDefinition"))
+            if t.jobQueue:
+                refs.append(("JobQueue", t.jobQueue, f"spec.tasks.{i}.jobQueue"))
+        return refs
+
+    def task_list(self) -> list[PipelineTask]:
+        return list(self.spec.tasks)
+
+
+class TaskSpec(Submission):
+    jobQueue: str = Field(pattern=BATCH_NAME)  # type: ignore[assignment]
+    concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
+    rerun: int = Field(default=0, ge=0)
+    dependsOn: list[TaskDependency] | None = Field(
+        default=None, description="Only {type: SEQUENTIAL} for an array task."
+    )
+
+    @model_validator(mode="after")
+    def _own_dependencies(self) -> TaskSpec:
+        if any(d.type != "SEQUENTIAL" for d in self.dependsOn or []):
+            raise ValueError(
+                "dependsOn: a Task can only use {type: SEQUENTIAL}; use a Pipeline "
+                "to depend on other tasks"
+            )
+        if self.dependsOn and self.arrayProperties is None:
+            raise ValueError("dependsOn: SEQUENTIAL needs arrayProperties")
+        return self
+
+
+class Task(Resource):
+    """One job (or array job) on its own: a Pipeline of a single task."""
+
+    KIND: ClassVar[str] = "Task"
+    PLURAL: ClassVar[str] = "tasks"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ()
+
+    kind: Literal["Task"]
+    spec: TaskSpec
+
+    def references(self) -> list[tuple[str, str, str]]:
+        refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")]
+        if not self.spec.external_definition:
+            refs.append(("JobDefinition", self.spec.jobDefinition, "spec.jobDefinition"))
+        return refs
+
+    def task_list(self) -> list[PipelineTask]:
+        data = self.spec.model_dump(exclude={"concurrencyPolicy", "rerun"}, exclude_none=True)
+        return [PipelineTask(name=self.name[:64], **data)]

@@ -1,0 +1,1 @@
+"""Runs of pipelines and tasks: identity, state read from AWS, submission, watching, reports."""

@@ -1,0 +1,66 @@
+"""A task's CloudWatch log stream, as `kubectl logs` shows a pod's."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from reconciler.engine.context import Context
+from reconciler.errors import PlanError
+from reconciler.runs.state import FINISHED, describe
+
+LOG_GROUP = "/aws/batch/job"
+
+
+def job_of(ctx: Context, job: dict[str, Any], index: int | None) -> dict[str, Any]:
+    """The job whose log to show: an array needs `index` (its child), a single job none."""
+    size = (job.get("arrayProperties") or {}).get("size")
+    if size is None:
+        if index is not None:
+            raise PlanError(f"job {job['jobName']} is not an array job: drop --index")
+        return job
+    if index is None or not 0 <= index < size:
+        raise PlanError(f"job {job['jobName']} is an array of {size}: give --index 0..{size - 1}")
+    child = describe(ctx, [f"{job['jobId']}:{index}"])
+    if not child:
+        raise PlanError(f"child {index} of {job['jobName']} not found")
+    return next(iter(child.values()))
+
+
+def stream_name(job: dict[str, Any]) -> str | None:
+    attempts = job.get("attempts") or []
+    for source in [job.get("container") or {}, *(a.get("container") or {} for a in attempts[::-1])]:
+        if source.get("logStreamName"):
+            return str(source["logStreamName"])
+    return None
+
+
+def lines(
+    ctx: Context, job: dict[str, Any], follow: bool, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[str]:
+    logs = ctx.aws.client("logs")
+    token: str | None = None
+    while True:
+        name = stream_name(job)
+        if name:
+            while True:
+                kw: dict[str, Any] = {
+                    "logGroupName": LOG_GROUP,
+                    "logStreamName": name,
+                    "startFromHead": True,
+                }
+                if token:
+                    kw["nextToken"] = token
+                try:
+                    page = logs.get_log_events(**kw)
+                except logs.exceptions.ResourceNotFoundException:
+                    break
+                yield from (e["message"] for e in page["events"])
+                if page.get("nextForwardToken") in (None, token):
+                    break
+                token = page["nextForwardToken"]
+        if not follow or job.get("status") in FINISHED:
+            return
+        sleep(2.0)
+        job = describe(ctx, [job["jobId"]]).get(job["jobId"], job)
