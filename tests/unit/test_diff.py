@@ -467,9 +467,12 @@ def test_canonical_form_ignores_order_of_sets() -> None:
 
 def test_defaults_aws_fills_inside_a_partly_set_late_init_field_are_not_drift():
     desired = {"type": "UNMANAGED", "updatePolicy": {"terminateJobsOnUpdate": True}}
-    actual = {"type": "UNMANAGED",
-              "updatePolicy": {"terminateJobsOnUpdate": True, "jobExecutionTimeoutMinutes": 30}}
+    actual = {
+        "type": "UNMANAGED",
+        "updatePolicy": {"terminateJobsOnUpdate": True, "jobExecutionTimeoutMinutes": 30},
+    }
     assert diff(desired, actual, ComputeEnvironmentSpec) == []
     changed = {**desired, "updatePolicy": {"terminateJobsOnUpdate": False}}
     assert [c.path for c in diff(changed, actual, ComputeEnvironmentSpec)] == [
-        "updatePolicy.terminateJobsOnUpdate"]
+        "updatePolicy.terminateJobsOnUpdate"
+    ]

@@ -1,0 +1,312 @@
+"""The least-privilege AWS IAM policy the reconciler needs, derived from the code itself.
+
+`scan()` reads the source of the `reconciler` package (the sandbox aside) with `ast` and finds
+every AWS API call it makes: `X.client("svc").op(...)`, `X.client("svc").get_paginator("op")`,
+and the same through a name bound to a client (`batch = ctx.aws.client("batch")`). botocore's
+service models map each method to its operation, hence to its IAM action. `policy()` groups the
+actions by service into statements scoped to the narrowest resources AWS supports for them, and
+adds what no call shows: `iam:PassRole` for the roles handed to Batch, and
+`iam:CreateServiceLinkedRole` for the roles Batch needs on first use.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from botocore import xform_name
+from botocore.session import get_session
+
+import reconciler
+
+PACKAGE = Path(reconciler.__file__).resolve().parent
+EXCLUDED = ("sandbox",)  # the embedded moto sandbox never talks to AWS
+
+# Calls on a client that are not API operations.
+NOT_OPERATIONS = frozenset(
+    {"can_paginate", "close", "generate_presigned_url", "generate_presigned_post", "get_waiter"}
+)
+# Operations that need no permission (AWS answers GetCallerIdentity for every principal).
+NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
+
+# Batch actions that support resource-level permissions: statement, then resource types.
+# Describe*/List* support none: they take "*". Anything else found by the scan but missing
+# here is an error, so a new call gets a deliberate scope instead of a silent "*".
+_INFRA = ("BatchInfrastructure", ("compute-environment", "job-queue", "job-definition"))
+_JOBS = ("BatchJobs", ("job-queue", "job-definition", "job"))
+# Create-time tags (CreateComputeEnvironment, SubmitJob, ...) are authorised as TagResource.
+_TAGS = ("BatchTags", ("compute-environment", "job-queue", "job-definition", "job"))
+_BATCH_SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "CreateComputeEnvironment": _INFRA,
+    "UpdateComputeEnvironment": _INFRA,
+    "DeleteComputeEnvironment": _INFRA,
+    "CreateJobQueue": _INFRA,
+    "UpdateJobQueue": _INFRA,
+    "DeleteJobQueue": _INFRA,
+    "RegisterJobDefinition": _INFRA,
+    "DeregisterJobDefinition": _INFRA,
+    "SubmitJob": _JOBS,
+    "CancelJob": _JOBS,
+    "TerminateJob": _JOBS,
+    "TagResource": _TAGS,
+    "UntagResource": _TAGS,
+}
+_BATCH_ARN = {
+    "compute-environment": "compute-environment/*",
+    "job-queue": "job-queue/*",
+    "job-definition": "job-definition/*",
+    "job": "job/*",
+}
+LOG_GROUP = "/aws/batch/job"  # where Batch jobs log by default (reconciler.runs.logs)
+# Services whose service-linked roles Batch needs: its own, and those of the services it drives.
+SERVICE_LINKED = (
+    "batch.amazonaws.com",
+    "ecs.amazonaws.com",
+    "spot.amazonaws.com",
+    "spotfleet.amazonaws.com",
+)
+# Fields of the models that name an IAM role (or an instance profile) passed to Batch.
+ROLE_FIELDS = frozenset(
+    {"serviceRole", "instanceRole", "spotIamFleetRole", "jobRoleArn", "executionRoleArn"}
+)
+
+
+@dataclass(frozen=True, order=True)
+class Call:
+    service: str  # boto3 service name: "batch"
+    method: str  # boto3 method or paginator name: "describe_job_queues"
+    where: str  # "reconciler/kinds/job_queue.py:32"
+
+    @property
+    def action(self) -> str:
+        return action_of(self.service, self.method)
+
+
+@cache
+def _operations(service: str) -> dict[str, str]:
+    model = get_session().get_service_model(service)
+    return {xform_name(op): op for op in model.operation_names}
+
+
+@cache
+def _prefix(service: str) -> str:
+    return get_session().get_service_model(service).signing_name
+
+
+def action_of(service: str, method: str) -> str:
+    """IAM action of a boto3 method: ("batch", "describe_job_queues") -> batch:DescribeJobQueues."""
+    ops = _operations(service)
+    if method not in ops:
+        raise ValueError(f"{service}.{method} is not an operation of {service}")
+    return f"{_prefix(service)}:{ops[method]}"
+
+
+def _client_service(node: ast.AST) -> str | None:
+    """The service name if `node` is `<anything>.client("svc", ...)` or `client("svc")`."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    if name == "client" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value
+    return None
+
+
+def _units(tree: ast.Module) -> Iterator[ast.AST]:
+    """The module's outermost functions (methods included); nested ones belong to them."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                yield child
+            else:
+                stack.append(child)
+
+
+def _bindings(node: ast.AST) -> dict[str, str]:
+    """Names (and attributes) bound to a client anywhere in `node`.
+
+    `batch = ctx.aws.client("batch")` binds "batch"; `self._ec2 = aws.client("ec2")` binds
+    "self._ec2". Scopes are approximate: a whole outermost function, nested ones included.
+    """
+    found: dict[str, str] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign | ast.AnnAssign | ast.NamedExpr):
+            value = sub.value
+            targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+            service = _client_service(value) if value is not None else None
+            for target in targets:
+                if service and isinstance(target, ast.Name | ast.Attribute):
+                    found[ast.unparse(target)] = service
+    return found
+
+
+def _calls_in(node: ast.AST, env: dict[str, str], rel: str) -> Iterator[Call]:
+    for sub in ast.walk(node):
+        if not isinstance(sub, ast.Call) or not isinstance(sub.func, ast.Attribute):
+            continue
+        receiver = sub.func.value
+        service = _client_service(receiver)
+        if service is None and isinstance(receiver, ast.Name | ast.Attribute):
+            service = env.get(ast.unparse(receiver))
+        if service is None:
+            continue
+        method = sub.func.attr
+        if method == "get_paginator":
+            arg = sub.args[0] if sub.args else None
+            if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                raise ValueError(f"{rel}:{sub.lineno}: get_paginator with a non-literal name")
+            method = arg.value
+        elif method in NOT_OPERATIONS:
+            continue
+        yield Call(service, method, f"{rel}:{sub.lineno}")
+
+
+def scan(root: Path = PACKAGE) -> list[Call]:
+    """Every AWS API call the package makes, sorted, one entry per call site."""
+    calls: set[Call] = set()
+    for path in sorted(root.rglob("*.py")):
+        rel_parts = path.relative_to(root).parts
+        if rel_parts[0] in EXCLUDED:
+            continue
+        rel = "/".join((root.name, *rel_parts))
+        tree = ast.parse(path.read_text(), filename=str(path))
+        module_env = {
+            k: v
+            for stmt in tree.body
+            if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            for k, v in _bindings(stmt).items()
+        }
+        for unit in _units(tree):
+            calls.update(_calls_in(unit, {**module_env, **_bindings(unit)}, rel))
+        for stmt in tree.body:  # module-level code outside any function
+            if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                calls.update(_calls_in(stmt, module_env, rel))
+    return sorted(calls)
+
+
+def scanned_actions(root: Path = PACKAGE) -> set[str]:
+    """The IAM actions of the calls `scan()` finds, those that need no permission left out."""
+    return {c.action for c in scan(root)} - NO_PERMISSION
+
+
+def _arn(partition: str, service: str, resource: str, region: str = "*", account: str = "*") -> str:
+    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+
+def _role_arns(roles: Iterable[str] | None, partition: str, account: str) -> list[str]:
+    if roles is None:
+        return [f"arn:{partition}:iam::{account}:role/*"]
+    out = set()
+    for ref in roles:
+        if ref.startswith("arn:"):
+            # An instance profile is passed as the role inside it, conventionally same-named.
+            out.add(ref.replace(":instance-profile/", ":role/"))
+        else:
+            out.add(f"arn:{partition}:iam::{account}:role/{ref}")
+    return sorted(out)
+
+
+def roles_in(resources: Iterable[Any]) -> list[str]:
+    """Role names and ARNs that the given manifests (models) pass to Batch."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                if key in ROLE_FIELDS and isinstance(sub, str):
+                    found.add(sub)
+                else:
+                    walk(sub)
+        elif isinstance(value, list):
+            for sub in value:
+                walk(sub)
+
+    for res in resources:
+        walk(res.spec.model_dump(mode="json", exclude_none=True))
+    return sorted(found)
+
+
+def policy(
+    roles: Iterable[str] | None = None,
+    *,
+    partition: str = "aws",
+    region: str = "*",
+    account: str = "*",
+    root: Path = PACKAGE,
+) -> dict[str, Any]:
+    """The IAM policy document. `roles` narrows iam:PassRole (default: any role)."""
+    by_service: dict[str, set[str]] = {}
+    for action in scanned_actions(root):
+        service, name = action.split(":", 1)
+        by_service.setdefault(service, set()).add(name)
+    statements: list[dict[str, Any]] = []
+
+    def add(sid: str, actions: Iterable[str], resources: list[str], **extra: Any) -> None:
+        acts = sorted(set(actions))
+        if acts:
+            statements.append(
+                {"Sid": sid, "Effect": "Allow", "Action": acts, "Resource": resources, **extra}
+            )
+
+    batch = by_service.pop("batch", set())
+    unscoped = {a for a in batch if a.startswith(("Describe", "List"))}
+    unknown = batch - unscoped - set(_BATCH_SCOPES)
+    if unknown:
+        raise ValueError(f"no resource scope for batch:{', batch:'.join(sorted(unknown))}")
+    # Batch's Describe*/List* support no resource-level permissions: "*" is what AWS requires.
+    add("BatchRead", (f"batch:{a}" for a in unscoped), ["*"])
+    for sid, kinds in (_INFRA, _JOBS, _TAGS):
+        add(
+            sid,
+            (f"batch:{a}" for a in batch - unscoped if _BATCH_SCOPES[a][0] == sid),
+            [_arn(partition, "batch", _BATCH_ARN[k], region, account) for k in kinds],
+        )
+
+    ec2 = by_service.pop("ec2", set())
+    if any(not a.startswith("Describe") for a in ec2):
+        raise ValueError(f"ec2 actions beyond lookups need a scope: {sorted(ec2)}")
+    # EC2 Describe* actions support no resource-level permissions: "*" is what AWS requires.
+    add("Ec2Lookups", (f"ec2:{a}" for a in ec2), ["*"])
+
+    logs = by_service.pop("logs", set())
+    add(
+        "JobLogs",
+        (f"logs:{a}" for a in logs),
+        [_arn(partition, "logs", f"log-group:{LOG_GROUP}:log-stream:*", region, account)],
+    )
+
+    # iam:PassRole: Batch checks it for the roles a compute environment or a job definition
+    # names (serviceRole, instanceRole, spotIamFleetRole, jobRoleArn, executionRoleArn).
+    add("PassRolesToBatch", ["iam:PassRole"], _role_arns(roles, partition, account))
+    # The first compute environment of an account creates Batch's service-linked role, and
+    # Batch's own first use of ECS and Spot may create theirs.
+    add(
+        "ServiceLinkedRoles",
+        ["iam:CreateServiceLinkedRole"],
+        [f"arn:{partition}:iam::{account}:role/aws-service-role/*"],
+        Condition={"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED)}},
+    )
+    iam_actions = by_service.pop("iam", set())
+    if iam_actions:
+        raise ValueError(f"iam actions need a scope: {sorted(iam_actions)}")
+    if by_service:
+        raise ValueError(f"no statement for the services {sorted(by_service)}")
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def actions(doc: dict[str, Any]) -> set[str]:
+    """Every action a policy document allows."""
+    return {a for s in doc["Statement"] for a in s["Action"]}
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The document as `aws iam create-policy --policy-document` takes it."""
+    return json.dumps(doc, indent=2) + "\n"

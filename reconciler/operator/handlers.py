@@ -1,0 +1,652 @@
+"""kopf handlers for the five kinds: each one calls the engine for one object and writes status.
+
+Per kind: create, update and resume converge the object; delete removes its AWS side (unless
+`deletionPolicy: Retain`) before kopf lets its finalizer go; a timer re-plans every
+`drift_interval` seconds; two in-memory indices keep every object's manifest and the objects
+that refer to each name; a watch handler wakes the objects that wait for another one.
+
+Decisions, in the order `Operator.converge` takes them:
+1. The spec alone is invalid: Ready=False and Synced=False with reason InvalidSpec, a Warning
+   event, and kopf.PermanentError (kopf stops retrying; the timer only re-validates locally,
+   without AWS calls, so nothing loops).
+2. A reference is missing, invalid or not Ready: Synced=False DependencyNotReady (Ready
+   stays as the AWS side is), no AWS call, and the handler returns normally.
+3. Otherwise the engine plans the object with what it refers to and runs its own actions.
+   Pending actions of others (`waiting_for`) are treated as in 2; a conflict or refusal is
+   reported and waits for a human (annotation, label or spec change); a failure is
+   ReconcileError and kopf.TemporaryError with exponential backoff.
+
+Waking waiting objects (rather than waiting for the timer): when an object becomes Ready, the
+watch handler looks up in the reverse index the objects that refer to it; any that waits
+(Synced reason DependencyNotReady) and whose references are now all Ready gets the annotation
+`reconciler.io/dependencies-ready` set to a digest of those references' readiness. The change
+is an ordinary update for kopf, so its update handler runs at once. The digest makes the patch
+idempotent (one patch per readiness change, never a loop), and an object that records
+DependencyNotReady after its references became ready (a race between two handlers) checks
+itself on its own watch event the same way. The timer remains the safety net.
+
+Drift: the timer re-plans an object that is Ready and Synced at its current generation. If
+its own actions would write (a change made by hand in AWS), it posts a Warning event "Drift"
+with the changed fields, writes Synced=False (reason Drift) at once, and reconciles.
+
+Runs: once a pipeline's or task's run is in its status, that run (the spec's run ID) is never
+submitted again, by any handler: the timer refreshes its job counts until it finishes, then
+stops reading AWS for it. A changed spec (or `spec.rerun`) names a new run, which is planned
+and submitted as the engine decides (concurrencyPolicy included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from reconciler.aws.clients import Aws
+from reconciler.engine.context import Context, Options
+from reconciler.engine.reconcile import Result, reconcile, remove
+from reconciler.engine.types import Action, Verb
+from reconciler.manifests.validate import Stack
+from reconciler.models import KINDS
+from reconciler.operator import conditions as c
+from reconciler.operator import kube
+from reconciler.operator.objects import (
+    GROUP,
+    NUDGE_ANNOTATION,
+    RUN_KINDS,
+    VERSION,
+    InvalidSpec,
+    Summary,
+    adopting,
+    check,
+    closure,
+    deletion_policy,
+    manifest_of,
+    nudge_value,
+    plain,
+    plural_of,
+    stack_of,
+    summarize,
+)
+from reconciler.operator.status import (
+    desired_only,
+    resource_fields,
+    resource_readiness,
+    run_fields,
+    run_finished,
+    run_readiness,
+    spec_run_id,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUS_FIELDS = (
+    "observedGeneration",
+    "conditions",
+    "arn",
+    "awsName",
+    "awsStatus",
+    "revision",
+    "runId",
+    "runStatus",
+    "jobs",
+    "tasks",
+)
+EVENT_REASONS = {
+    Verb.CREATE: "Created",
+    Verb.UPDATE: "Updated",
+    Verb.REPLACE: "Replaced",
+    Verb.REVISION: "NewRevision",
+    Verb.SUBMIT: "Submitted",
+    Verb.DELETE: "Deleted",
+    Verb.ADOPT: "Adopted",
+}
+MAX_BACKOFF = 300.0
+WRITTEN_TTL = 30.0  # seconds for which a status we wrote is fresher than the watched one
+
+
+def objects_index(kind: str) -> str:
+    return f"objects_{plural_of(kind)}"
+
+
+def referrers_index(kind: str) -> str:
+    return f"referrers_{plural_of(kind)}"
+
+
+def backoff(retry: int) -> float:
+    return min(MAX_BACKOFF, 5.0 * 2 ** min(retry, 10))
+
+
+def merge_delta(
+    old: dict[str, Any], new: dict[str, Any], sent: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A JSON merge patch from `old` to `new` (None removes a key).
+
+    `sent` is what an earlier patch may have written that `old` does not show yet: keys it has
+    and `new` has not are removed too (a map such as job counts loses keys as states move).
+    """
+    sent = sent or {}
+    out: dict[str, Any] = {}
+    for key in old.keys() | new.keys() | sent.keys():
+        before, after, earlier = old.get(key), new.get(key), sent.get(key)
+        if isinstance(after, dict) and isinstance(before, dict | None):
+            inner = merge_delta(before or {}, after, earlier if isinstance(earlier, dict) else None)
+            if inner or before is None:
+                out[key] = inner
+        elif key not in new:
+            if key in old or key in sent:
+                out[key] = None
+        elif before != after or key not in old:
+            out[key] = after
+    return out
+
+
+def _summaries(indices: dict[str, Any], kind: str, namespace: str, name: str) -> Summary | None:
+    store = indices[objects_index(kind)].get((namespace, name))
+    return next(iter(store), None) if store else None
+
+
+@dataclass
+class Draft:
+    """The status being worked out for one object; written once, and only if it changed."""
+
+    before: dict[str, Any]  # as served
+    after: dict[str, Any]
+    generation: int | None
+    sent: dict[str, Any] | None = None  # as last written, if that may not be served yet
+
+    @property
+    def conditions(self) -> list[dict[str, Any]]:
+        return list(self.after.get("conditions") or [])
+
+    def put(self, type_: str, status: bool, reason: str, message: str) -> bool:
+        """Sets a condition; True if its status, reason or message changed."""
+        old = c.find(self.conditions, type_) or {}
+        self.after["conditions"] = c.put(
+            self.conditions, type_, status, reason, message, self.generation
+        )
+        new = c.find(self.after["conditions"], type_) or {}
+        return any(old.get(k) != new.get(k) for k in ("status", "reason", "message"))
+
+    def ready(self) -> bool:
+        return c.is_true(self.conditions, c.READY)
+
+    def synced(self) -> bool:
+        return c.is_true(self.conditions, c.SYNCED)
+
+    def observed(self) -> None:
+        self.after["observedGeneration"] = self.generation
+
+    @property
+    def current(self) -> bool:
+        return self.after.get("observedGeneration") == self.generation
+
+    def delta(self) -> dict[str, Any]:
+        return merge_delta(self.before, self.after, self.sent)
+
+
+class Operator:
+    """Handlers bound to one AWS account; `register` adds them to a kopf registry."""
+
+    def __init__(
+        self,
+        aws: Aws,
+        settings: kopf.OperatorSettings,
+        drift_interval: float,
+        workers: int = 16,
+        options: dict[str, Any] | None = None,
+    ):
+        self.aws = aws
+        self.settings = settings
+        self.drift_interval = drift_interval
+        self.options = dict(options or {})
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._written: dict[str, tuple[float, dict[str, Any]]] = {}  # uid -> (when, status)
+        self._nudged: dict[str, str] = {}  # uid -> last nudge value sent
+
+    # -- registration --------------------------------------------------------------------------
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        for kind in KINDS:
+            where: dict[str, Any] = {"registry": registry}
+            resource = (GROUP, VERSION, plural_of(kind))
+            kopf.index(*resource, id=objects_index(kind), **where)(self._indexer(kind))
+            kopf.index(*resource, id=referrers_index(kind), **where)(self._referrers(kind))
+            change = self._change_handler(kind)
+            kopf.on.resume(*resource, id="reconcile-resume", **where)(change)
+            kopf.on.create(*resource, id="reconcile-create", **where)(change)
+            kopf.on.update(*resource, id="reconcile-update", **where)(change)
+            kopf.on.delete(*resource, id="remove", **where)(self._delete_handler(kind))
+            kopf.timer(
+                *resource,
+                id="drift",
+                interval=self.drift_interval,
+                initial_delay=self.drift_interval,
+                **where,
+            )(self._timer_handler(kind))
+            kopf.on.event(*resource, id="wake-waiting", **where)(self._event_handler(kind))
+        kopf.on.probe(id="awsCalls", registry=registry)(self._probe)
+        kopf.on.cleanup(registry=registry)(self._cleanup)
+
+    def _indexer(self, kind: str) -> Callable[..., Any]:
+        async def index(body: kopf.Body, **_: Any) -> dict[Any, Summary]:
+            s = summarize(kind, body)
+            return {(s.namespace, s.name): s}
+
+        return index
+
+    def _referrers(self, kind: str) -> Callable[..., Any]:
+        async def index(body: kopf.Body, **_: Any) -> dict[Any, tuple[str, str]]:
+            s = summarize(kind, body)
+            return {(s.namespace, ref_kind, ref): (kind, s.name) for ref_kind, ref in s.refs}
+
+        return index
+
+    def _change_handler(self, kind: str) -> Callable[..., Any]:
+        async def handler(
+            body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kwargs: Any
+        ) -> None:
+            await self.converge(kind, body, patch, kwargs, timer=False, retry=retry)
+
+        return handler
+
+    def _timer_handler(self, kind: str) -> Callable[..., Any]:
+        async def handler(
+            body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kwargs: Any
+        ) -> None:
+            if body.metadata.get("deletionTimestamp"):
+                return
+            await self.converge(kind, body, patch, kwargs, timer=True, retry=retry)
+
+        return handler
+
+    def _delete_handler(self, kind: str) -> Callable[..., Any]:
+        async def handler(
+            body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kwargs: Any
+        ) -> None:
+            await self.delete(kind, body, patch, retry)
+
+        return handler
+
+    def _event_handler(self, kind: str) -> Callable[..., Any]:
+        async def handler(body: kopf.Body, type: str | None = None, **kwargs: Any) -> None:
+            if type == "DELETED" or not body.get("metadata"):
+                return
+            await self.wake_waiting(kind, body, kwargs)
+
+        return handler
+
+    async def _probe(self, **_: Any) -> int:
+        return self.aws.stats.total
+
+    async def _cleanup(self, **_: Any) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def _draft(self, body: kopf.Body) -> Draft:
+        """The status as the server has it (what a patch is computed against), and as this
+        operator last wrote it (where the new status starts from): a handler can run before
+        the patch of the previous one has come back through the watch."""
+        status = body.get("status") or {}
+        served = {k: plain(status[k]) for k in STATUS_FIELDS if k in status}
+        written = self._written.get(str(body.metadata.uid))
+        fresh = written is not None and time.monotonic() - written[0] < WRITTEN_TTL
+        sent = copy.deepcopy(written[1]) if fresh and written else None
+        start = sent if sent is not None else served
+        return Draft(served, copy.deepcopy(start), body.metadata.get("generation"), sent)
+
+    def _remember(self, body: kopf.Body, draft: Draft) -> None:
+        self._written[str(body.metadata.uid)] = (time.monotonic(), copy.deepcopy(draft.after))
+        draft.before = copy.deepcopy(draft.after)
+        draft.sent = None
+
+    def _flush(self, body: kopf.Body, draft: Draft, patch: kopf.Patch) -> None:
+        delta = draft.delta()
+        if delta:
+            for key, value in delta.items():
+                patch.status[key] = value
+            self._remember(body, draft)
+
+    async def _flush_now(self, kind: str, body: kopf.Body, draft: Draft) -> None:
+        """Writes the status at once (not when the handler returns)."""
+        delta = draft.delta()
+        if not delta:
+            return
+        meta = body.metadata
+        await kube.merge_patch(
+            self.settings, kind, meta.namespace, meta.name, {"status": delta}, "status"
+        )
+        self._remember(body, draft)
+
+    def _context(self, body: kopf.Body) -> Context:
+        options = Options(stack=stack_of(body), adopt=adopting(body), **self.options)
+        return Context(aws=self.aws, options=options, log=logger.debug)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    # -- converging ----------------------------------------------------------------------------
+
+    async def converge(
+        self,
+        kind: str,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        indices: dict[str, Any],
+        timer: bool,
+        retry: int = 0,
+    ) -> None:
+        meta = body.metadata
+        async with self._lock(str(meta.uid)):
+            draft = self._draft(body)
+            try:
+                await self._converge(kind, body, draft, patch, indices, timer, retry)
+            finally:
+                self._flush(body, draft, patch)
+
+    async def _converge(
+        self,
+        kind: str,
+        body: kopf.Body,
+        draft: Draft,
+        patch: kopf.Patch,
+        indices: dict[str, Any],
+        timer: bool,
+        retry: int,
+    ) -> None:
+        meta = body.metadata
+        manifest = manifest_of(kind, body)
+        try:
+            check(manifest)
+            found = closure(manifest, lambda k, n: _summaries(indices, k, meta.namespace, n))
+        except InvalidSpec as exc:
+            self._invalid(body, draft, str(exc))
+            if timer:
+                return
+            raise kopf.PermanentError(f"invalid spec: {exc}") from None
+        if found.stack is None:
+            self._waiting(body, draft, "; ".join(found.missing))
+            return
+        key = (kind, str(meta.name))
+        ctx = self._context(body)
+        if timer and not draft.current:
+            return  # a change of spec is being handled by the change handlers
+        if kind in RUN_KINDS:
+            submitted = draft.after.get("runId")
+            if submitted and submitted == spec_run_id(ctx, found.stack, key):
+                # Submitted already: follow it, never submit it again (not even if AWS has
+                # stopped listing its jobs). A new spec or `rerun` is a new run.
+                await self._refresh_run(ctx, found.stack, key, draft, force=not timer)
+                return
+        elif (
+            timer
+            and draft.ready()
+            and draft.synced()
+            and not await self._check_drift(kind, body, ctx, found.stack, key, draft)
+        ):
+            return
+        await self._apply(kind, body, ctx, found.stack, key, draft, retry)
+
+    def _invalid(self, body: kopf.Body, draft: Draft, message: str) -> None:
+        changed = draft.put(c.READY, False, c.INVALID_SPEC, message)
+        changed |= draft.put(c.SYNCED, False, c.INVALID_SPEC, message)
+        draft.observed()
+        if changed:
+            kopf.warn(body, reason=c.INVALID_SPEC, message=c.short(message))
+
+    def _waiting(self, body: kopf.Body, draft: Draft, message: str) -> None:
+        message = f"waiting for {message}"
+        changed = draft.put(c.SYNCED, False, c.DEPENDENCY_NOT_READY, message)
+        if not draft.ready():
+            changed |= draft.put(c.READY, False, c.DEPENDENCY_NOT_READY, message)
+        draft.observed()
+        if changed:
+            kopf.info(body, reason=c.DEPENDENCY_NOT_READY, message=c.short(message))
+
+    async def _check_drift(
+        self,
+        kind: str,
+        body: kopf.Body,
+        ctx: Context,
+        stack: Stack,
+        key: tuple[str, str],
+        draft: Draft,
+    ) -> bool:
+        """True if the object has to be reconciled: it drifted, or the plan cannot tell."""
+        try:
+            result: Result = await self._call(reconcile, ctx, stack, key, True)
+        except Exception as exc:  # AWS unreachable: report it, retry on the next tick
+            draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"cannot read AWS: {exc}")
+            return False
+        if result.waiting_for or result.blocked:
+            return True  # reconciling reports these as usual
+        writes = [a for a in result.actions if a.verb.writes]
+        if not writes:
+            self._observed(kind, result, key, draft)
+            return False
+        fields = sorted({ch.path for a in writes for ch in a.changes})
+        what = ", ".join(fields) if fields else ", ".join(f"{a.verb.label}" for a in writes)
+        message = f"changed outside the operator: {what}; correcting"
+        kopf.warn(body, reason=c.DRIFT, message=c.short(message))
+        draft.put(c.SYNCED, False, c.DRIFT, message)
+        if any(a.verb in (Verb.CREATE, Verb.REPLACE) for a in writes):
+            draft.put(c.READY, False, c.DRIFT, message)
+        await self._flush_now(kind, body, draft)
+        return True
+
+    async def _apply(
+        self,
+        kind: str,
+        body: kopf.Body,
+        ctx: Context,
+        stack: Stack,
+        key: tuple[str, str],
+        draft: Draft,
+        retry: int,
+    ) -> None:
+        draft.observed()
+        try:
+            result: Result = await self._call(reconcile, ctx, stack, key)
+        except Exception as exc:  # planning failed: AWS errors, lookups that found nothing
+            self._failed(body, draft, f"planning failed: {exc}", None)
+            raise kopf.TemporaryError(str(exc), delay=backoff(retry)) from None
+        if result.waiting_for:
+            self._waiting(body, draft, ", ".join(result.waiting_for))
+            return
+        if result.blocked:
+            self._blocked(kind, body, draft, result, key)
+            return
+        for outcome in result.outcomes:
+            if outcome.status == "done":
+                self._event_done(body, outcome.action, outcome.detail)
+        if result.failed:
+            details = "; ".join(
+                f"{o.action.verb.label} {o.action.aws_name or o.action.name}: {o.detail}"
+                for o in result.failed
+            )
+            self._failed(body, draft, details, result.plan.observed.get(key))
+            raise kopf.TemporaryError(details, delay=backoff(retry))
+        if result.changed and kind not in RUN_KINDS:  # read back what the actions made
+            try:
+                result = await self._call(reconcile, ctx, stack, key, True)
+            except Exception as exc:
+                logger.warning("re-reading %s/%s after applying: %s", *key, exc)
+        if kind in RUN_KINDS:
+            try:
+                fields = await self._call(run_fields, ctx, result.plan, key)
+            except Exception as exc:  # submitted, but not readable yet: the timer reads it
+                logger.warning("reading the run of %s/%s: %s", *key, exc)
+                fields = {"runId": spec_run_id(ctx, stack, key), "runStatus": "SUBMITTED"}
+            draft.after.update(fields)
+            ready, reason, message = run_readiness(fields)
+        else:
+            self._observed(kind, result, key, draft)
+            ready, reason, message = resource_readiness(kind, result.plan.observed.get(key))
+        draft.put(c.READY, ready, reason, message)
+        draft.put(c.SYNCED, True, c.RECONCILED, "the AWS side matches the spec")
+
+    def _observed(self, kind: str, result: Result, key: tuple[str, str], draft: Draft) -> None:
+        observed = result.plan.observed.get(key)
+        draft.after.update(resource_fields(kind, observed))
+        if kind not in RUN_KINDS and draft.synced():
+            draft.put(c.READY, *resource_readiness(kind, observed))
+
+    async def _refresh_run(
+        self, ctx: Context, stack: Stack, key: tuple[str, str], draft: Draft, force: bool
+    ) -> None:
+        draft.observed()
+        draft.put(c.SYNCED, True, c.RECONCILED, f"run {draft.after['runId']} was submitted")
+        if run_finished(draft.after) and not force:
+            return  # a finished run does not change: no more AWS reads for it
+        try:
+            fields = await self._call(run_fields, ctx, desired_only(ctx, stack), key)
+        except Exception as exc:
+            logger.warning("reading the run of %s/%s: %s", *key, exc)
+            return
+        if fields.get("runId"):
+            draft.after.update(fields)
+            draft.put(c.READY, *run_readiness(fields))
+        else:
+            draft.put(
+                c.READY,
+                True,
+                c.AVAILABLE,
+                f"run {draft.after['runId']} was submitted; AWS no longer lists its jobs",
+            )
+
+    def _failed(self, body: kopf.Body, draft: Draft, message: str, observed: Any) -> None:
+        changed = draft.put(c.SYNCED, False, c.RECONCILE_ERROR, message)
+        if observed is None:
+            changed |= draft.put(c.READY, False, c.RECONCILE_ERROR, message)
+        if changed:
+            kopf.warn(body, reason=c.RECONCILE_ERROR, message=c.short(message))
+
+    def _blocked(
+        self, kind: str, body: kopf.Body, draft: Draft, result: Result, key: tuple[str, str]
+    ) -> None:
+        reason = c.CONFLICT if any(a.verb is Verb.CONFLICT for a in result.blocked) else c.REFUSED
+        message = "; ".join(a.summary for a in result.blocked)
+        changed = draft.put(c.SYNCED, False, reason, message)
+        observed = result.plan.observed.get(key)
+        if observed is None:
+            changed |= draft.put(c.READY, False, reason, message)
+        elif kind not in RUN_KINDS:
+            draft.after.update(resource_fields(kind, observed))
+        if changed:
+            kopf.warn(body, reason=reason, message=c.short(message))
+
+    def _event_done(self, body: kopf.Body, action: Action, detail: str) -> None:
+        reason = EVENT_REASONS.get(action.verb, "Reconciled")
+        summary = f" ({action.summary})" if action.summary else ""
+        text = f"{action.verb.label} {action.aws_name or action.name}{summary}: {detail}"
+        kopf.info(body, reason=reason, message=c.short(text))
+
+    # -- deleting ------------------------------------------------------------------------------
+
+    async def delete(self, kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> None:
+        meta = body.metadata
+        uid = str(meta.uid)
+        async with self._lock(uid):
+            if deletion_policy(body) == "Retain":
+                kopf.info(
+                    body,
+                    reason="Retained",
+                    message="deletionPolicy is Retain: the AWS resource is left in place",
+                )
+                self._forget(uid)
+                return
+            manifest = manifest_of(kind, body)
+            try:
+                check(manifest)
+            except InvalidSpec:
+                kopf.warn(
+                    body,
+                    reason=c.INVALID_SPEC,
+                    message="the spec is invalid: nothing is deleted in AWS",
+                )
+                self._forget(uid)
+                return
+            res = KINDS[kind].model_validate(manifest)
+            stack = Stack(resources=[res])
+            draft = self._draft(body)
+            try:
+                await self._remove(kind, body, draft, stack, retry)
+            finally:
+                self._flush(body, draft, patch)
+            self._forget(uid)
+
+    async def _remove(
+        self, kind: str, body: kopf.Body, draft: Draft, stack: Stack, retry: int
+    ) -> None:
+        key = (kind, str(body.metadata.name))
+        try:
+            result: Result = await self._call(remove, self._context(body), stack, key)
+        except Exception as exc:
+            draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"deleting failed: {exc}")
+            raise kopf.TemporaryError(f"deleting failed: {exc}", delay=backoff(retry)) from None
+        if result.blocked:
+            message = "; ".join(a.summary for a in result.blocked)
+            if draft.put(c.SYNCED, False, c.REFUSED, f"cannot delete: {message}"):
+                kopf.warn(body, reason=c.REFUSED, message=c.short(f"cannot delete: {message}"))
+            raise kopf.TemporaryError(message, delay=max(60.0, backoff(retry)))
+        for outcome in result.outcomes:
+            if outcome.status == "done":
+                self._event_done(body, outcome.action, outcome.detail)
+        if result.failed:
+            details = "; ".join(f"{o.action.verb.label}: {o.detail}" for o in result.failed)
+            if draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"deleting failed: {details}"):
+                kopf.warn(body, reason=c.RECONCILE_ERROR, message=c.short(details))
+            raise kopf.TemporaryError(details, delay=backoff(retry))
+
+    def _forget(self, uid: str) -> None:
+        self._written.pop(uid, None)
+        self._nudged.pop(uid, None)
+        # The lock stays: a handler may still hold it; it is tiny.
+
+    # -- waking what waits ---------------------------------------------------------------------
+
+    async def wake_waiting(self, kind: str, body: kopf.Body, indices: dict[str, Any]) -> None:
+        me = summarize(kind, body)
+        candidates: set[tuple[str, str]] = set()
+        if me.ready:
+            for other in KINDS:
+                store = indices[referrers_index(other)].get((me.namespace, kind, me.name))
+                candidates.update(store or ())
+        if me.waiting:
+            candidates.add((kind, me.name))
+        for dep_kind, dep_name in sorted(candidates):
+            await self._nudge(indices, me.namespace, dep_kind, dep_name)
+
+    async def _nudge(self, indices: dict[str, Any], namespace: str, kind: str, name: str) -> None:
+        target = _summaries(indices, kind, namespace, name)
+        if target is None or not target.waiting or not target.valid:
+            return
+        deps = [_summaries(indices, k, namespace, n) for k, n in target.refs]
+        ready = [d for d in deps if d is not None and d.ready]
+        if len(ready) != len(deps):
+            return  # still waiting for something: its readiness will wake this one
+        value = nudge_value(ready)
+        if value in (target.nudge, self._nudged.get(target.uid)):
+            return
+        self._nudged[target.uid] = value
+        logger.info("%s/%s/%s: its references are ready; reconciling it", namespace, kind, name)
+        await kube.merge_patch(
+            self.settings,
+            kind,
+            namespace,
+            name,
+            {"metadata": {"annotations": {NUDGE_ANNOTATION: value}}},
+        )

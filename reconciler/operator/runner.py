@@ -1,0 +1,161 @@
+"""Starting the operator: kopf's settings, its login, its peering, and the blocking loop.
+
+kopf logs in as it does by default: from the in-cluster service account inside a pod, from
+KUBECONFIG (or ~/.kube/config) outside one. AWS credentials come from the environment
+(IRSA in a cluster); AWS_ENDPOINT_URL points boto3 at another endpoint, such as the sandbox.
+
+Several replicas may run: kopf's peering keeps one active at a time (`peering` names the
+KopfPeering object per namespace, or the ClusterKopfPeering with --all-namespaces; the chart
+installs kopf's peering CRDs and those objects). Peering is mandatory unless standalone:
+without the CRDs kopf stays paused (and says so) rather than risk two active replicas.
+`standalone=True` skips peering, for one replica or for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib.util
+import logging
+import os
+import threading
+from typing import Any
+
+import kopf
+
+from reconciler.aws.clients import Aws, AwsConfig, CallStats
+from reconciler.operator.handlers import Operator
+
+DEFAULT_DRIFT_INTERVAL = 300.0
+FINALIZER = "reconciler.io/finalizer"
+PEERING_NAME = "reconciler"
+
+
+class _Routine(logging.Filter):
+    """Drops kopf's per-event and per-tick success lines of the routine handlers."""
+
+    ROUTINE = ("Handler 'wake-waiting' succeeded", "Timer 'drift' succeeded")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.ROUTINE)
+
+
+def quiet_routine_logs() -> None:
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, _Routine) for f in objects.filters):
+        objects.addFilter(_Routine())
+
+
+def build_settings(
+    *, peering: str = PEERING_NAME, standalone: bool = False, clusterwide: bool = False
+) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = FINALIZER
+    settings.peering.name = peering
+    settings.peering.standalone = standalone
+    settings.peering.mandatory = not standalone  # two active replicas must never happen
+    settings.peering.clusterwide = clusterwide
+    settings.posting.loggers = False  # events are posted on purpose only: no log lines in them
+    settings.posting.reporting_component = "reconciler-operator"
+    settings.posting.event_name_prefix = "reconciler-"
+    return settings
+
+
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own default logins, in kopf's order of preference.
+
+    kopf adds these to its global registry only; ours is a registry of its own (one per run,
+    so that several operators can run in one process, as the tests do), so they are
+    registered here: the pod's service account in a cluster, else the official client
+    library if installed (it understands kubeconfig exec plugins such as `aws eks get-token`),
+    else kopf's reader of KUBECONFIG (or ~/.kube/config).
+    """
+    if os.path.exists(SERVICE_ACCOUNT_TOKEN):
+        return kopf.login_with_service_account(**kwargs)
+    if importlib.util.find_spec("kubernetes") is not None:
+        return kopf.login_via_client(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+def build_registry(operator: Operator) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(login)
+    operator.register(registry)
+    return registry
+
+
+def aws_config_from_env(config: AwsConfig | None) -> AwsConfig:
+    """Credentials come from the usual chain (IRSA in a cluster) and boto3 reads
+    AWS_ENDPOINT_URL itself; the region may come from AWS_REGION, as AWS's SDKs have it."""
+    config = config or AwsConfig()
+    if config.region is None:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        config = dataclasses.replace(config, region=region)
+    return config
+
+
+def run(
+    namespaces: list[str] | None = None,
+    all_namespaces: bool = False,
+    drift_interval: float = DEFAULT_DRIFT_INTERVAL,
+    *,
+    liveness: str | None = None,
+    peering: str = PEERING_NAME,
+    standalone: bool = False,
+    priority: int = 0,
+    aws_config: AwsConfig | None = None,
+    stats: CallStats | None = None,
+    workers: int = 16,
+    options: dict[str, Any] | None = None,
+    stop_flag: threading.Event | None = None,
+    ready_flag: threading.Event | None = None,
+    configure_logging: bool = True,
+    log_level: str = "INFO",
+) -> None:
+    """Runs the operator until stopped (SIGINT/SIGTERM in the main thread, or `stop_flag`).
+
+    `namespaces` are served (kopf globs allowed), or every namespace with `all_namespaces`.
+    `drift_interval` is the timer's period per object. `liveness` is a URL kopf serves its
+    health probe at (e.g. http://0.0.0.0:8080/healthz). `workers` bounds how many engine
+    calls (which block while AWS settles) run at once. `options` go to the engine's Options
+    (e.g. {"wait_timeout": 600}); the stack and adoption come from each object.
+    """
+    if bool(namespaces) == bool(all_namespaces):
+        raise ValueError("give either namespaces or all_namespaces")
+    if drift_interval <= 0:
+        raise ValueError("drift_interval must be positive")
+    level = log_level.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"unknown log level {log_level!r}")
+    if configure_logging:
+        # kopf's format; at DEBUG kopf logs whole patches (annotations included): debugging only.
+        kopf.configure(debug=level == "DEBUG", quiet=level in ("WARNING", "ERROR"))
+        logging.getLogger().setLevel(level)
+    if level != "DEBUG":
+        for noisy in ("botocore", "boto3", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        quiet_routine_logs()
+    settings = build_settings(peering=peering, standalone=standalone, clusterwide=all_namespaces)
+    aws = Aws(aws_config_from_env(aws_config), stats)
+    operator = Operator(aws, settings, drift_interval, workers=workers, options=options)
+    registry = build_registry(operator)
+    coro = kopf.operator(
+        registry=registry,
+        settings=settings,
+        clusterwide=all_namespaces,
+        namespaces=list(namespaces or []),
+        standalone=standalone,
+        priority=priority,
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+    try:
+        asyncio.run(coro)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        operator.executor.shutdown(wait=False, cancel_futures=True)
