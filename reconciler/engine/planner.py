@@ -52,11 +52,10 @@ def _plan_resource(
         same = [o for o in live if handler.matches_name(o, res.name)]
         if same and not ctx.options.adopt:
             plan.add(
-                Action(
-                    id=f"{res.KIND}/{res.name}",
-                    kind=res.KIND,
-                    name=res.name,
-                    verb=Verb.CONFLICT,
+                Action.of(
+                    res.KIND,
+                    res.name,
+                    Verb.CONFLICT,
                     aws_name=same[0].aws_name,
                     summary=f"{same[0].arn} {_owner_text(same[0])}; use --adopt to take it over",
                 )
@@ -120,11 +119,7 @@ def plan_delete(ctx: Context, stack: Stack) -> Plan:
                 continue
             same = [o for o in live if handler.matches_name(o, res.name)]
             note = f"{_owner_text(same[0])}: left alone" if same else "does not exist"
-            plan.add(
-                Action(
-                    id=f"{kind}/{res.name}", kind=kind, name=res.name, verb=Verb.NOOP, summary=note
-                )
-            )
+            plan.add(Action.of(kind, res.name, Verb.NOOP, summary=note))
     for handler in HANDLERS.values():
         handler.link(plan)
     return plan

@@ -84,6 +84,11 @@ class Action:
     after: set[str] = field(default_factory=set)
     run: Run | None = None
 
+    @classmethod
+    def of(cls, kind: str, name: str, verb: Verb, suffix: str = "", **kw: Any) -> Action:
+        """An action on `kind/name`; `suffix` tells several actions on one resource apart."""
+        return cls(id=f"{kind}/{name}{suffix}", kind=kind, name=name, verb=verb, **kw)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

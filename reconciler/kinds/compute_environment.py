@@ -197,11 +197,10 @@ class ComputeEnvironmentHandler(KindHandler):
         self, ctx: Context, res: ComputeEnvironment, desired: dict[str, Any], plan: Plan
     ) -> Action:
         plan.targets[res.key] = res.name
-        return Action(
-            id=f"{KIND}/{res.name}",
-            kind=KIND,
-            name=res.name,
-            verb=Verb.CREATE,
+        return Action.of(
+            KIND,
+            res.name,
+            Verb.CREATE,
             aws_name=res.name,
             run=lambda c: self._create(c, res.name, desired),
         )
@@ -216,11 +215,10 @@ class ComputeEnvironmentHandler(KindHandler):
         plan: Plan,
     ) -> list[Action]:
         plan.targets[res.key] = current.aws_name
-        base = Action(
-            id=f"{KIND}/{res.name}",
-            kind=KIND,
-            name=res.name,
-            verb=Verb.NOOP,
+        base = Action.of(
+            KIND,
+            res.name,
+            Verb.NOOP,
             aws_name=current.aws_name,
             changes=changes,
         )
@@ -286,11 +284,11 @@ class ComputeEnvironmentHandler(KindHandler):
         return [base, retire]
 
     def plan_delete(self, ctx: Context, name: str, live: Observed, plan: Plan, why: str) -> Action:
-        return Action(
-            id=f"{KIND}/{name}#delete:{live.aws_name}",
-            kind=KIND,
-            name=name,
-            verb=Verb.DELETE,
+        return Action.of(
+            KIND,
+            name,
+            Verb.DELETE,
+            f"#delete:{live.aws_name}",
             aws_name=live.aws_name,
             summary=why,
             run=lambda c: self._delete(c, live),

@@ -105,11 +105,10 @@ class JobDefinitionHandler(KindHandler):
     def plan_create(
         self, ctx: Context, res: JobDefinition, desired: dict[str, Any], plan: Plan
     ) -> Action:
-        return Action(
-            id=f"{KIND}/{res.name}",
-            kind=KIND,
-            name=res.name,
-            verb=Verb.CREATE,
+        return Action.of(
+            KIND,
+            res.name,
+            Verb.CREATE,
             aws_name=res.name,
             summary="revision 1",
             run=lambda c: self._register(c, res.name, desired),
@@ -124,11 +123,10 @@ class JobDefinitionHandler(KindHandler):
         changes: list[Change],
         plan: Plan,
     ) -> list[Action]:
-        action = Action(
-            id=f"{KIND}/{res.name}",
-            kind=KIND,
-            name=res.name,
-            verb=Verb.NOOP,
+        action = Action.of(
+            KIND,
+            res.name,
+            Verb.NOOP,
             aws_name=current.aws_name,
             changes=changes,
             summary=f"revision {current.revision}",
@@ -166,11 +164,11 @@ class JobDefinitionHandler(KindHandler):
     ) -> Action:
         numbers = ", ".join(str(r) for r, _ in revisions)
         arns = [arn for _, arn in revisions]
-        return Action(
-            id=f"{KIND}/{name}#{suffix}",
-            kind=KIND,
-            name=name,
-            verb=Verb.DELETE,
+        return Action.of(
+            KIND,
+            name,
+            Verb.DELETE,
+            f"#{suffix}",
             aws_name=live.aws_name,
             summary=f"deregister revision{'s' if len(arns) > 1 else ''} {numbers} ({why})",
             run=lambda c: self._deregister(c, arns),

@@ -113,11 +113,10 @@ class JobQueueHandler(KindHandler):
     def plan_create(
         self, ctx: Context, res: JobQueue, desired: dict[str, Any], plan: Plan
     ) -> Action:
-        return Action(
-            id=f"{KIND}/{res.name}",
-            kind=KIND,
-            name=res.name,
-            verb=Verb.CREATE,
+        return Action.of(
+            KIND,
+            res.name,
+            Verb.CREATE,
             aws_name=res.name,
             run=lambda c: self._create(c, res.name, desired),
         )
@@ -131,11 +130,10 @@ class JobQueueHandler(KindHandler):
         changes: list[Change],
         plan: Plan,
     ) -> list[Action]:
-        action = Action(
-            id=f"{KIND}/{res.name}",
-            kind=KIND,
-            name=res.name,
-            verb=Verb.NOOP,
+        action = Action.of(
+            KIND,
+            res.name,
+            Verb.NOOP,
             aws_name=current.aws_name,
             changes=changes,
         )
@@ -145,11 +143,11 @@ class JobQueueHandler(KindHandler):
         return [action]
 
     def plan_delete(self, ctx: Context, name: str, live: Observed, plan: Plan, why: str) -> Action:
-        action = Action(
-            id=f"{KIND}/{name}#delete:{live.aws_name}",
-            kind=KIND,
-            name=name,
-            verb=Verb.DELETE,
+        action = Action.of(
+            KIND,
+            name,
+            Verb.DELETE,
+            f"#delete:{live.aws_name}",
             aws_name=live.aws_name,
             summary=why,
             run=lambda c: self._delete(c, live),

@@ -104,11 +104,10 @@ class PipelineHandler(KindHandler):
         replacing: list[RunState],
     ) -> Action:
         tasks = res.task_list()
-        action = Action(
-            id=f"{res.KIND}/{res.name}",
-            kind=res.KIND,
-            name=res.name,
-            verb=Verb.SUBMIT,
+        action = Action.of(
+            res.KIND,
+            res.name,
+            Verb.SUBMIT,
             aws_name=res.name,
             summary=f"{run}: {len(tasks)} task{'s' if len(tasks) > 1 else ''}",
         )
@@ -162,11 +161,10 @@ class PipelineHandler(KindHandler):
             run = runs[wanted]
             if len(run.jobs) >= units:
                 return [
-                    Action(
-                        id=f"{res.KIND}/{res.name}",
-                        kind=res.KIND,
-                        name=res.name,
-                        verb=Verb.NOOP,
+                    Action.of(
+                        res.KIND,
+                        res.name,
+                        Verb.NOOP,
                         aws_name=res.name,
                         summary=f"run {wanted}: {run.status(units)}",
                     )
@@ -177,11 +175,10 @@ class PipelineHandler(KindHandler):
         policy = res.spec.concurrencyPolicy
         if active and policy == "Forbid":
             return [
-                Action(
-                    id=f"{res.KIND}/{res.name}",
-                    kind=res.KIND,
-                    name=res.name,
-                    verb=Verb.REFUSED,
+                Action.of(
+                    res.KIND,
+                    res.name,
+                    Verb.REFUSED,
                     aws_name=res.name,
                     changes=changes,
                     summary=f"run {active[0].run_id} is still active and "
@@ -199,21 +196,20 @@ class PipelineHandler(KindHandler):
         runs = [r for r in live.extra["runs"].values() if r.active]
         kind = self.model.KIND
         if not runs:
-            return Action(
-                id=f"{kind}/{name}",
-                kind=kind,
-                name=name,
-                verb=Verb.NOOP,
+            return Action.of(
+                kind,
+                name,
+                Verb.NOOP,
                 summary="no unfinished jobs",
             )
         unfinished = sum(
             1 for r in runs for j in r.jobs.values() if j.get("status") not in FINISHED
         )
-        return Action(
-            id=f"{kind}/{name}#delete",
-            kind=kind,
-            name=name,
-            verb=Verb.DELETE,
+        return Action.of(
+            kind,
+            name,
+            Verb.DELETE,
+            "#delete",
             aws_name=name,
             summary=f"cancel or terminate {unfinished} unfinished job(s) of run "
             f"{', '.join(r.run_id for r in runs)}",
