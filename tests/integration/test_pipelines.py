@@ -241,3 +241,34 @@ def test_logs_of_a_task_run_locally(srun, write, aws, monkeypatch):
     assert "leader says s3://bucket" in logs.out
     child = srun("logs", "-f", path, "pipeline/stress/follower")
     assert child.code == 1 and "give --index 0..3" in child.err
+
+
+def test_preflight_refuses_more_memory_than_any_instance_has(srun, write, aws):
+    huge = pipeline(
+        extra="\n      containerOverrides:\n        resourceRequirements: "
+        "[{type: MEMORY, value: 600000}]"
+    )
+    refused = srun("diff", "-f", write(stack(infra(), huge)))
+    assert refused.code == 1
+    assert "asks for 600000 MiB" in refused.out and "per job" in refused.out
+
+
+def test_n_to_n_pairs_array_children(srun, write, aws):
+    doc = """
+apiVersion: reconciler.io/v1alpha1
+kind: Pipeline
+metadata: {name: stress}
+spec:
+  jobQueue: main-queue
+  tasks:
+    - {name: prepare, jobDefinition: leader, arrayProperties: {size: 3}}
+    - name: process
+      jobDefinition: follower
+      arrayProperties: {size: 3}
+      dependsOn: [{task: prepare, type: N_TO_N}]
+"""
+    result = srun("apply", "-f", write(stack(infra(), doc)), "--wait")
+    assert result.code == 0, result.out + result.err
+    jobs = _by_task(_jobs(aws))
+    assert jobs["process"]["dependsOn"] == [{"jobId": jobs["prepare"]["jobId"], "type": "N_TO_N"}]
+    assert jobs["process"]["arrayProperties"]["statusSummary"]["SUCCEEDED"] == 3
