@@ -24,3 +24,29 @@ def test_readme_opens_with_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _setup_commands()[1] in ci_lines
+
+
+def _importers(module: str) -> set[str]:
+    import ast
+
+    found = set()
+    for path in (ROOT / "reconciler").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(n == module or n.startswith(module + ".") for n in names):
+                found.add(str(path.relative_to(ROOT / "reconciler")))
+    return found
+
+
+def test_only_the_aws_layer_and_the_sandbox_import_boto3():
+    assert {p for p in _importers("boto3") if not p.startswith(("aws/", "sandbox/"))} == set()
+
+
+def test_only_the_operator_imports_kopf():
+    assert {p for p in _importers("kopf") if not p.startswith("operator/")} == set()
