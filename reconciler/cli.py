@@ -276,8 +276,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not task or task[0] not in target.jobs:
         raise PlanError(f"name a task: {args.selector}/TASK, one of {', '.join(target.tasks)}")
     job = logs.job_of(ctx, target.jobs[task[0]], args.index)
+    printed = 0
     for line in logs.lines(ctx, job, args.follow):
         out(line)
+        printed += 1
+    if not printed:
+        err(
+            f"no log events for {job['jobName']} ({job.get('status')}; stream "
+            f"{logs.stream_name(job) or 'not created yet'})"
+        )
     return EXIT_OK
 
 
