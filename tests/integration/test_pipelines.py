@@ -11,9 +11,10 @@ from tests.stacks import ce, infra, jd, jq, pipeline, stack
 
 
 @pytest.fixture(autouse=True)
-def quick_jobs(monkeypatch):
+def quick_jobs(monkeypatch, tmp_path):
     monkeypatch.setenv("RECONCILER_SANDBOX_STEP_SECONDS", "0.05")
     monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "0.2")
+    monkeypatch.chdir(tmp_path)  # reports default to ./.reconciler/runs: keep them out of the repo
 
 
 def _jobs(endpoint: str, prefix: str = "stress--") -> list[dict]:
