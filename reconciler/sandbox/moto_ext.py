@@ -12,6 +12,8 @@ real code paths:
   RECONCILER_SANDBOX_RELATIONSHIP_LAG seconds set, the relationship lingers after a queue is
   re-pointed, as Batch's eventual consistency does.
 - DeleteJobQueue refuses an ENABLED queue.
+- A compute environment can be told to be INVALID (instance tag INVALID_TAG), as AWS
+  reports one it cannot build.
 - Jobs move through AWS's states, honour dependsOn, array, retry and timeout settings, and can
   fail or run locally on demand (moto's no-Docker backend finishes every job at once): see
   `reconciler.sandbox.jobs`.
@@ -33,6 +35,10 @@ from reconciler.sandbox import jobs
 
 SERVICE_LINKED_ROLE_NAME = "AWSServiceRoleForBatch"
 SERVICE_LINKED_ROLE_PATH = "/aws-service-role/batch.amazonaws.com/"
+
+# An environment whose instance tags carry this key is described as INVALID, with the value as
+# its statusReason: how demos and tests see the reconciler fail the way AWS makes it fail.
+INVALID_TAG = "reconciler.io/sandbox-invalid"
 
 _installed = False
 _released: dict[str, float] = {}  # compute environment ARN -> when a queue last let go of it
@@ -93,6 +99,10 @@ def _describe_ce(self: Any, environments: list[str] | None = None) -> list[dict[
             item["updatePolicy"] = env.update_policy
         if getattr(env, "unmanaged_vcpus", None) is not None:
             item["unmanagedvCpus"] = env.unmanaged_vcpus
+        instance_tags = ((env.compute_resources if env else None) or {}).get("tags") or {}
+        if instance_tags.get(INVALID_TAG):
+            item["status"] = "INVALID"
+            item["statusReason"] = f"CLIENT_ERROR - {instance_tags[INVALID_TAG]}"
     return result
 
 

@@ -197,3 +197,14 @@ def test_desired_vcpus_moved_by_batch_is_not_drift_unless_tracked(run, write, aw
     tracked = pinned.replace("spec:\n", "spec:\n  trackDesiredvCpus: true\n")
     diff = run("diff", "-f", write(tracked, "tracked.yaml"))
     assert diff.code == 2 and "computeResources.desiredvCpus: 8 -> 4" in diff.out
+
+
+def test_an_invalid_compute_environment_fails_the_apply_with_aws_reason(run, write, aws):
+    broken = ce().replace("    instanceRole: ecsInstanceRole\n",
+                          "    instanceRole: ecsInstanceRole\n"
+                          "    tags: {reconciler.io/sandbox-invalid: \"no subnet capacity\"}\n")
+    assert "sandbox-invalid" in broken
+    applied = run("apply", "-f", write(stack(broken, jq())))
+    assert applied.code == 1
+    assert "spot-ce is INVALID: CLIENT_ERROR - no subnet capacity" in applied.out
+    assert "skipped" in applied.out and "JobQueue/main-queue" in applied.out
