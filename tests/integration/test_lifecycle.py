@@ -200,9 +200,11 @@ def test_desired_vcpus_moved_by_batch_is_not_drift_unless_tracked(run, write, aw
 
 
 def test_an_invalid_compute_environment_fails_the_apply_with_aws_reason(run, write, aws):
-    broken = ce().replace("    instanceRole: ecsInstanceRole\n",
-                          "    instanceRole: ecsInstanceRole\n"
-                          "    tags: {reconciler.io/sandbox-invalid: \"no subnet capacity\"}\n")
+    broken = ce().replace(
+        "    instanceRole: ecsInstanceRole\n",
+        "    instanceRole: ecsInstanceRole\n"
+        '    tags: {reconciler.io/sandbox-invalid: "no subnet capacity"}\n',
+    )
     assert "sandbox-invalid" in broken
     applied = run("apply", "-f", write(stack(broken, jq())))
     assert applied.code == 1

@@ -273,3 +273,22 @@ spec:
     jobs = _by_task(_jobs(aws))
     assert jobs["process"]["dependsOn"] == [{"jobId": jobs["prepare"]["jobId"], "type": "N_TO_N"}]
     assert jobs["process"]["arrayProperties"]["statusSummary"]["SUCCEEDED"] == 3
+
+
+def test_logs_follow_prints_until_the_job_ends(srun, write, aws, monkeypatch):
+    monkeypatch.setenv("RECONCILER_SANDBOX_RUN_COMMANDS", "1")
+    task = """
+apiVersion: reconciler.io/v1alpha1
+kind: Task
+metadata: {name: chatty}
+spec:
+  jobQueue: main-queue
+  jobDefinition: leader
+  containerOverrides:
+    command: [sh, -c, 'echo first; sleep 1; echo second']
+"""
+    path = write(stack(infra(), task))
+    assert srun("apply", "-f", path).code == 0
+    followed = srun("logs", "-f", path, "task/chatty", "--follow")
+    assert followed.code == 0, followed.err
+    assert followed.out.splitlines() == ["first", "second"]
