@@ -8,7 +8,6 @@ MANAGED_BY = "reconciler.io/managed-by"
 STACK = "reconciler.io/stack"
 NAME = "reconciler.io/name"
 TOOL = "reconciler"
-OWNERSHIP_KEYS = (MANAGED_BY, STACK, NAME)
 
 
 @dataclass(frozen=True)

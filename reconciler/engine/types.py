@@ -117,9 +117,6 @@ class Plan:
         self.actions.append(action)
         return action
 
-    def by_id(self, action_id: str) -> Action | None:
-        return next((a for a in self.actions if a.id == action_id), None)
-
     @property
     def changes(self) -> list[Action]:
         return [a for a in self.actions if a.verb is not Verb.NOOP]

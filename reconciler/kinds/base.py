@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reconciler.aws.tags import OWNERSHIP_KEYS, ownership_tags, user_tags
+from reconciler.aws.tags import ownership_tags, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.types import Action, Observed, Plan
@@ -102,7 +102,3 @@ def sync_tags(ctx: Context, arn: str, have: dict[str, str], want: dict[str, str]
 
 def tag_changes_only(changes: list[Change]) -> bool:
     return all(c.path == "tags" or c.path.startswith("tags.") for c in changes)
-
-
-def ownership_changes(changes: list[Change]) -> bool:
-    return any(c.path in {f"tags.{k}" for k in OWNERSHIP_KEYS} or c.path == "tags" for c in changes)
