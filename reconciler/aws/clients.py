@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,18 @@ DEFAULT_MAX_RPS = 20.0  # well under Batch's ~50 calls/s per account, shared wit
 class RateLimiter:
     """A token bucket: `rate` calls a second on average, bursts of up to `burst`."""
 
-    def __init__(self, rate: float, burst: float | None = None):
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.rate = rate
         self.burst = burst or max(1.0, rate)
+        self._clock, self._sleep = clock, sleep
         self._tokens = self.burst
-        self._last = time.monotonic()
+        self._last = clock()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
@@ -36,14 +44,14 @@ class RateLimiter:
             return
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                if self._tokens >= 1 - 1e-9:  # float error must not leave a sliver to wait for
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
+            self._sleep(wait)
 
 
 @dataclass
