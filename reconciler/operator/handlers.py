@@ -67,6 +67,7 @@ from reconciler.operator.objects import (
     adopting,
     check,
     closure,
+    deleting_jobs,
     deletion_policy,
     manifest_of,
     nudge_value,
@@ -331,7 +332,9 @@ class Operator:
         self._remember(body, draft)
 
     def _context(self, body: kopf.Body) -> Context:
-        options = Options(stack=stack_of(body), adopt=adopting(body), **self.options)
+        options = Options(
+            stack=stack_of(body), adopt=adopting(body), **deleting_jobs(body), **self.options
+        )
         return Context(aws=self.aws, options=options, log=logger.debug)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:

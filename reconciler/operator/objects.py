@@ -27,6 +27,7 @@ from reconciler.operator.conditions import DEPENDENCY_NOT_READY
 GROUP, VERSION = API_VERSION.split("/")
 STACK_LABEL = "reconciler.io/stack"
 ADOPT_ANNOTATION = "reconciler.io/adopt"
+DELETE_JOBS_ANNOTATION = "reconciler.io/delete-unfinished-jobs"  # drain | force
 # Written on a waiting object when everything it refers to has become ready: the change is what
 # wakes kopf's update handler for it (see handlers.Nudger).
 NUDGE_ANNOTATION = "reconciler.io/dependencies-ready"
@@ -83,6 +84,16 @@ def stack_of(body: Any) -> str:
 def adopting(body: Any) -> bool:
     annotations = (body.get("metadata") or {}).get("annotations") or {}
     return str(annotations.get(ADOPT_ANNOTATION, "")).lower() == "true"
+
+
+def deleting_jobs(body: Any) -> dict[str, bool]:
+    """Options for deleting a queue with unfinished jobs, from the annotation: drain | force.
+
+    Without it the delete is refused (the finalizer stays) rather than killing jobs.
+    """
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    mode = str(annotations.get(DELETE_JOBS_ANNOTATION, "")).lower()
+    return {"drain": mode == "drain", "force": mode == "force"}
 
 
 def _document(manifest: dict[str, Any]) -> Document:

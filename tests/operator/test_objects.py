@@ -11,6 +11,7 @@ from reconciler.operator.objects import (
     adopting,
     check,
     closure,
+    deleting_jobs,
     deletion_policy,
     manifest_of,
     nudge_value,
@@ -117,3 +118,18 @@ def test_merge_delta_also_removes_what_an_unseen_patch_wrote():
     assert merge_delta(served, new, sent) == {
         "jobs": {"SUBMITTED": None, "RUNNING": None, "SUCCEEDED": 1}
     }
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [
+        (None, {"drain": False, "force": False}),
+        ("drain", {"drain": True, "force": False}),
+        ("Force", {"drain": False, "force": True}),
+        ("nonsense", {"drain": False, "force": False}),
+    ],
+)
+def test_queue_deletion_with_unfinished_jobs_follows_the_annotation(annotation, expected):
+    annotations = {"reconciler.io/delete-unfinished-jobs": annotation} if annotation else {}
+    body = _body(stacks.jq(), annotations=annotations)
+    assert deleting_jobs(body) == expected
