@@ -20,6 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 from ruamel.yaml import YAML
 
+from reconciler import generated
 from reconciler.models import KINDS
 from reconciler.models.common import Metadata, Resource
 from reconciler.models.job_definition import Quantity
@@ -347,19 +348,13 @@ def render(obj: dict[str, Any]) -> str:
 
 
 def write(directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, obj in crds().items():
-        path = directory / name
-        path.write_text(render(obj))
-        written.append(path)
-    return written
+    return generated.write(files(), directory)
 
 
 def stale(directory: Path) -> list[str]:
     """Files in `directory` that differ from what the models generate now."""
-    return [
-        name
-        for name, obj in crds().items()
-        if not (directory / name).exists() or (directory / name).read_text() != render(obj)
-    ]
+    return generated.stale(files(), directory)
+
+
+def files() -> dict[str, str]:
+    return {name: render(obj) for name, obj in crds().items()}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reconciler import API_VERSION
+from reconciler import API_VERSION, generated
 from reconciler.models import KINDS
 
 
@@ -25,19 +25,13 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def write(directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, schema in json_schemas().items():
-        path = directory / name
-        path.write_text(render(schema))
-        written.append(path)
-    return written
+    return generated.write(files(), directory)
 
 
 def stale(directory: Path) -> list[str]:
     """Files in `directory` that differ from what the models generate now."""
-    return [
-        name
-        for name, schema in json_schemas().items()
-        if not (directory / name).exists() or (directory / name).read_text() != render(schema)
-    ]
+    return generated.stale(files(), directory)
+
+
+def files() -> dict[str, str]:
+    return {name: render(schema) for name, schema in json_schemas().items()}
