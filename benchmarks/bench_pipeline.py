@@ -65,7 +65,7 @@ from reconciler.engine.planner import plan_apply
 from reconciler.engine.types import Plan
 from reconciler.kinds.pipeline import watch_targets
 from reconciler.manifests import load_paths, validate_documents
-from reconciler.manifests.validate import Stack
+from reconciler.manifests.validate import ResourceSet
 from reconciler.runs import watch
 from reconciler.runs.state import STATES, counts
 from reconciler.runs.submit import expand
@@ -311,7 +311,7 @@ def make_context(endpoint: str, args: argparse.Namespace) -> Context:
     )
 
 
-def load(path: Path) -> tuple[Stack, float]:
+def load(path: Path) -> tuple[ResourceSet, float]:
     t = time.perf_counter()
     desired = validate_documents(load_paths([str(path)]))
     return desired, time.perf_counter() - t

@@ -25,7 +25,7 @@ from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Plan
 from reconciler.errors import ManifestError, PlanError, ReconcilerError
 from reconciler.kinds.pipeline import watch_targets
-from reconciler.manifests.validate import Stack
+from reconciler.manifests.validate import ResourceSet
 from reconciler.models import kind_for
 from reconciler.runs import logs, report, watch
 
@@ -43,10 +43,10 @@ def err(line: str) -> None:
 # -- wiring ----------------------------------------------------------------------------------
 
 
-def load_stack(args: argparse.Namespace) -> Stack:
+def load_resources(args: argparse.Namespace) -> ResourceSet:
     if not args.filename:
         raise ManifestError([])
-    stack = manifests.load_stack(args.filename)
+    stack = manifests.load_resources(args.filename)
     if not stack.resources:
         raise PlanError("no resources found in " + ", ".join(args.filename))
     return stack
@@ -128,7 +128,7 @@ def run_plan(ctx: Context, plan: Plan, args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    stack = load_stack(args)
+    stack = load_resources(args)
     if args.output == "text":
         for res in stack.resources:
             file, line = stack.sources[res.key]
@@ -144,7 +144,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    stack = load_stack(args)
+    stack = load_resources(args)
     ctx = make_context(args, prune=args.prune, adopt=args.adopt)
     plan = plan_apply(ctx, stack)
     show_plan(plan, args)
@@ -157,7 +157,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     if args.dry_run:
         return cmd_diff(args)
-    stack = load_stack(args)
+    stack = load_resources(args)
     ctx = make_context(args, prune=args.prune, adopt=args.adopt)
     plan = plan_apply(ctx, stack)
     code = run_plan(ctx, plan, args)
@@ -200,7 +200,7 @@ def write_run_report(ctx: Context, target: Any, directory: str) -> str:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    stack = load_stack(args)
+    stack = load_resources(args)
     ctx = make_context(args, drain=args.drain, force=args.force, drain_timeout=args.drain_timeout)
     plan = plan_delete(ctx, stack)
     if args.dry_run:
@@ -226,7 +226,7 @@ def _selected(rows: list[dict[str, Any]], selectors: list[str]) -> list[dict[str
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    stack = load_stack(args)
+    stack = load_resources(args)
     ctx = make_context(args)
     plan = plan_apply(ctx, stack)
     rows = _selected(render.state_rows(plan), args.selectors)
@@ -257,7 +257,7 @@ def _one_run(args: argparse.Namespace, selector: str) -> tuple[Context, Any, lis
     model = kind_for(kind_text)
     if model is None or model.KIND not in ("Pipeline", "Task") or not name:
         raise PlanError(f"expected pipeline/NAME or task/NAME, got {selector!r}")
-    stack = load_stack(args)
+    stack = load_resources(args)
     if stack.get(model.KIND, name) is None:
         raise PlanError(f"{model.KIND}/{name} is not in the manifests given with -f")
     ctx = make_context(args)
@@ -354,7 +354,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_iam_policy(args: argparse.Namespace) -> int:
     from reconciler import iam
 
-    roles = iam.roles_in(load_stack(args).resources) if args.filename else None
+    roles = iam.roles_in(load_resources(args).resources) if args.filename else None
     print(iam.render(iam.policy(roles, partition=args.partition, account=args.account)), end="")
     return EXIT_OK
 

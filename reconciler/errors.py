@@ -1,23 +1,38 @@
-"""The exception tree; the CLI maps each branch to an exit code and a one-line message.
+"""The exception tree. Each branch says what to do next; the CLI maps it to an exit code, the
+operator to a retry or to a permanent failure.
 
-    ReconcilerError
+    ReconcilerError          exit 1
+    ├── UsageError           exit 64: the command line itself is wrong (not 2: diff uses 2)
     ├── ManifestError        bad input: every problem found, as file:line: Kind/name: path: msg
     ├── PlanError            the plan cannot be carried out as asked (conflict, refused delete)
     └── ProviderError        AWS said no, or did not converge
-        ├── RetryableError   worth trying again later (throttling, still busy)
-        └── TerminalError    will not get better by waiting (INVALID status, bad parameter)
+        ├── RetryableError   worth trying again after `delay` seconds (throttling, 5xx, busy)
+        └── TerminalError    will not get better by waiting (validation, access denied)
+            └── NotFoundError   what must exist does not
 
-No module outside `aws/` and `kinds/` raises ProviderError; nothing but the CLI prints tracebacks
-(and only with --debug).
+`aws/errors.py` turns every botocore error into one of these once, at the client; nothing
+outside `aws/` sees botocore. Nothing but the CLI prints tracebacks (and only with --debug).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2  # diff: the plan has changes (terraform's -detailed-exitcode)
+EXIT_USAGE = 64  # sysexits.h EX_USAGE
+EXIT_INTERRUPTED = 130
+
 
 class ReconcilerError(Exception):
     """Base of every error the tool expects and explains."""
+
+    exit_code = EXIT_ERROR
+
+
+class UsageError(ReconcilerError):
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -47,14 +62,24 @@ class PlanError(ReconcilerError):
 
 
 class ProviderError(ReconcilerError):
-    pass
+    """An AWS call failed. `code` is AWS's error code ("ClientException"), `operation` the API
+    operation, both empty for errors that are not AWS replies."""
+
+    def __init__(self, message: str, *, code: str = "", operation: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.operation = operation
 
 
 class RetryableError(ProviderError):
-    def __init__(self, message: str, delay: float = 5.0):
-        super().__init__(message)
+    def __init__(self, message: str, delay: float = 5.0, *, code: str = "", operation: str = ""):
+        super().__init__(message, code=code, operation=operation)
         self.delay = delay
 
 
 class TerminalError(ProviderError):
+    pass
+
+
+class NotFoundError(TerminalError):
     pass

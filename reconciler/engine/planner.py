@@ -14,13 +14,13 @@ from reconciler.engine.context import Context
 from reconciler.engine.diff import diff
 from reconciler.engine.types import Action, Observed, Plan, Verb
 from reconciler.kinds import HANDLERS, KindHandler
-from reconciler.manifests.validate import Stack
+from reconciler.manifests.validate import ResourceSet
 from reconciler.models.common import Resource
 
 GONE = ("DELETED",)
 
 
-def observe(ctx: Context, stack: Stack, everything: bool) -> dict[str, list[Observed]]:
+def observe(ctx: Context, stack: ResourceSet, everything: bool) -> dict[str, list[Observed]]:
     """Every kind's live state, read concurrently; read-only."""
 
     def read(item: tuple[str, KindHandler]) -> tuple[str, list[Observed]]:
@@ -82,7 +82,7 @@ def _plan_resource(
         )
 
 
-def plan_apply(ctx: Context, stack: Stack) -> Plan:
+def plan_apply(ctx: Context, stack: ResourceSet) -> Plan:
     plan = Plan(stack=ctx.stack, region=ctx.aws.region)
     plan.desired = {r.key: r for r in stack.resources}
     plan.observed_all = observe(ctx, stack, everything=ctx.options.prune)
@@ -104,7 +104,7 @@ def plan_apply(ctx: Context, stack: Stack) -> Plan:
     return plan
 
 
-def plan_delete(ctx: Context, stack: Stack) -> Plan:
+def plan_delete(ctx: Context, stack: ResourceSet) -> Plan:
     """Deletes what the manifests declare and this stack owns; leaves everything else alone."""
     plan = Plan(stack=ctx.stack, region=ctx.aws.region)
     plan.desired = {r.key: r for r in stack.resources}

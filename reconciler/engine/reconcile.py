@@ -14,7 +14,7 @@ from reconciler.engine.apply import Outcome, execute
 from reconciler.engine.context import Context
 from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Action, Plan
-from reconciler.manifests.validate import Stack
+from reconciler.manifests.validate import ResourceSet
 
 Key = tuple[str, str]
 
@@ -59,13 +59,13 @@ def _run_own(ctx: Context, plan: Plan, key: Key, dry_run: bool) -> Result:
     return result
 
 
-def reconcile(ctx: Context, stack: Stack, key: Key, dry_run: bool = False) -> Result:
+def reconcile(ctx: Context, stack: ResourceSet, key: Key, dry_run: bool = False) -> Result:
     """Converges the resource `key` of `stack`; the rest of the stack only gives context."""
     return _run_own(ctx, plan_apply(ctx, stack), key, dry_run)
 
 
-def remove(ctx: Context, stack: Stack, key: Key) -> Result:
+def remove(ctx: Context, stack: ResourceSet, key: Key) -> Result:
     """Deletes the AWS side of `key` (only if this stack owns it)."""
     res = stack.get(*key)
-    only = Stack(resources=[res] if res else [], sources=dict(stack.sources))
+    only = ResourceSet(resources=[res] if res else [], sources=dict(stack.sources))
     return _run_own(ctx, plan_delete(ctx, only), key, dry_run=False)

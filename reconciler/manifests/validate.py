@@ -22,7 +22,7 @@ from reconciler.models.fields import _nested_models
 
 
 @dataclass
-class Stack:
+class ResourceSet:
     """The validated desired state, with where each resource was declared."""
 
     resources: list[Resource]
@@ -150,7 +150,7 @@ def _envelope_problems(doc: Document) -> list[Problem]:
 
 
 def _cross_problems(
-    stack: Stack, docs: dict[tuple[str, str], Document], invalid: set[str]
+    stack: ResourceSet, docs: dict[tuple[str, str], Document], invalid: set[str]
 ) -> list[Problem]:
     out: list[Problem] = []
     for res in stack.resources:
@@ -193,9 +193,9 @@ def _cross_problems(
     return out
 
 
-def validate_documents(docs: list[Document]) -> Stack:
+def validate_documents(docs: list[Document]) -> ResourceSet:
     problems: list[Problem] = []
-    stack = Stack(resources=[])
+    stack = ResourceSet(resources=[])
     by_key: dict[tuple[str, str], Document] = {}
     invalid: set[str] = set()  # "Kind/name" of documents that failed validation
     for doc in docs:
@@ -248,7 +248,7 @@ for _m in KINDS.values():
 del _m
 
 
-def load_stack(paths: list[str]) -> Stack:
+def load_resources(paths: list[str]) -> ResourceSet:
     """Loads and validates, reporting parse and validation problems together, all at once."""
     docs, problems = read_paths(paths)
     try:

@@ -53,7 +53,7 @@ from reconciler.aws.clients import Aws
 from reconciler.engine.context import Context, Options
 from reconciler.engine.reconcile import Result, reconcile, remove
 from reconciler.engine.types import Action, Verb
-from reconciler.manifests.validate import Stack
+from reconciler.manifests.validate import ResourceSet
 from reconciler.models import KINDS
 from reconciler.operator import conditions as c
 from reconciler.operator import kube
@@ -424,7 +424,7 @@ class Operator:
         kind: str,
         body: kopf.Body,
         ctx: Context,
-        stack: Stack,
+        stack: ResourceSet,
         key: tuple[str, str],
         draft: Draft,
     ) -> bool:
@@ -455,7 +455,7 @@ class Operator:
         kind: str,
         body: kopf.Body,
         ctx: Context,
-        stack: Stack,
+        stack: ResourceSet,
         key: tuple[str, str],
         draft: Draft,
         retry: int,
@@ -508,7 +508,7 @@ class Operator:
             draft.put(c.READY, *resource_readiness(kind, observed))
 
     async def _refresh_run(
-        self, ctx: Context, stack: Stack, key: tuple[str, str], draft: Draft, force: bool
+        self, ctx: Context, stack: ResourceSet, key: tuple[str, str], draft: Draft, force: bool
     ) -> None:
         draft.observed()
         draft.put(c.SYNCED, True, c.RECONCILED, f"run {draft.after['runId']} was submitted")
@@ -583,7 +583,7 @@ class Operator:
                 self._forget(uid)
                 return
             res = KINDS[kind].model_validate(manifest)
-            stack = Stack(resources=[res])
+            stack = ResourceSet(resources=[res])
             draft = self._draft(body)
             try:
                 await self._remove(kind, body, draft, stack, retry)
@@ -592,7 +592,7 @@ class Operator:
             self._forget(uid)
 
     async def _remove(
-        self, kind: str, body: kopf.Body, draft: Draft, stack: Stack, retry: int
+        self, kind: str, body: kopf.Body, draft: Draft, stack: ResourceSet, retry: int
     ) -> None:
         key = (kind, str(body.metadata.name))
         try:

@@ -19,7 +19,7 @@ from typing import Any
 from reconciler import API_VERSION
 from reconciler.errors import ManifestError
 from reconciler.manifests.loader import Document
-from reconciler.manifests.validate import Stack, validate_documents
+from reconciler.manifests.validate import ResourceSet, validate_documents
 from reconciler.models import KINDS
 from reconciler.models.common import RESERVED_TAG_PREFIX
 from reconciler.operator.conditions import DEPENDENCY_NOT_READY
@@ -200,7 +200,7 @@ def nudge_value(deps: list[Summary]) -> str:
 class Closure:
     """A resource with everything it refers to, directly or not, or why that is not possible."""
 
-    stack: Stack | None = None
+    stack: ResourceSet | None = None
     missing: list[str] = field(default_factory=list)  # "Kind/name does not exist", ...
 
 

@@ -15,7 +15,7 @@ from reconciler.engine.context import Context
 from reconciler.engine.types import Observed, Plan
 from reconciler.kinds import HANDLERS
 from reconciler.kinds.pipeline import watch_targets
-from reconciler.manifests.validate import Stack
+from reconciler.manifests.validate import ResourceSet
 from reconciler.operator import conditions as c
 from reconciler.runs.report import run_status
 from reconciler.runs.state import FINISHED, STATES, counts
@@ -57,14 +57,14 @@ def resource_readiness(kind: str, observed: Observed | None) -> Readiness:
     return False, c.UNAVAILABLE, f"{observed.aws_name} is {status or 'in an unknown state'}{why}"
 
 
-def desired_only(ctx: Context, stack: Stack) -> Plan:
+def desired_only(ctx: Context, stack: ResourceSet) -> Plan:
     """A plan that holds the desired resources only: enough to name the spec's run."""
     plan = Plan(stack=ctx.stack, region=ctx.aws.region)
     plan.desired = {r.key: r for r in stack.resources}
     return plan
 
 
-def spec_run_id(ctx: Context, stack: Stack, key: tuple[str, str]) -> str:
+def spec_run_id(ctx: Context, stack: ResourceSet, key: tuple[str, str]) -> str:
     """The run the spec calls for (a hash of the spec and its job definitions; no AWS call)."""
     res = stack.get(*key)
     return str(HANDLERS[key[0]].desired(ctx, res, desired_only(ctx, stack))["runId"])
