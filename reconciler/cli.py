@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from reconciler import __version__, manifests
 from reconciler.aws.clients import DEFAULT_MAX_RPS, Aws, AwsConfig
 from reconciler.aws.errors import message_of
@@ -595,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted: re-run the same command to converge")
         return EXIT_INTERRUPTED
-    except (ReconcilerError, ClientError, BotoCoreError) as exc:
+    except ReconcilerError as exc:
         if args.debug:
             raise
         err(f"error: {message_of(exc)}")

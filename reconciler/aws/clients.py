@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from reconciler.aws.errors import translate
 
 READ_PREFIXES = ("Describe", "List", "Get")
 DEFAULT_MAX_RPS = 20.0  # well under Batch's ~50 calls/s per account, shared with other tools
@@ -129,7 +131,7 @@ class Aws:
         )
         client.meta.events.register("before-call", self._count(service))
         client.meta.events.register("before-send", self._throttle)
-        return client
+        return Client(client)
 
     def _count(self, service: str) -> Any:
         def handler(model: Any, **_: Any) -> None:
@@ -139,3 +141,53 @@ class Aws:
 
     def _throttle(self, **_: Any) -> None:
         self.limiter.acquire()
+
+
+class Client:
+    """A boto3 client whose calls (paginated ones included) raise the project's errors."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name == "get_paginator":
+            return lambda op: _Paginator(attr(op))
+        if not callable(attr) or name.startswith("_"):
+            return attr
+        return _mapped(attr)
+
+    def unwrapped(self) -> Any:
+        return self._client
+
+
+class _Paginator:
+    def __init__(self, paginator: Any):
+        self._paginator = paginator
+
+    def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        pages = iter(self._paginator.paginate(**kwargs))
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except Exception as exc:
+                mapped = translate(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+            yield page
+
+
+def _mapped(call: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            mapped = translate(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    return wrapper

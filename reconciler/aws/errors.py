@@ -1,16 +1,95 @@
-"""AWS errors as the user should read them: operation, code and message on one line.
+"""botocore's errors, mapped once into the project's tree (reconciler/errors.py).
 
-Throttling never reaches here: botocore's adaptive retry mode absorbs it (aws/clients.py).
+Every client made by `aws/clients.py` raises only these, so nothing outside `aws/` imports
+botocore, and every caller learns what to do next from the class: RetryableError (throttling
+that outlasted botocore's own adaptive retries, 5xx, a dropped connection) carries a delay;
+NotFoundError and TerminalError will not get better by waiting.
 """
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
+
+from reconciler.errors import (
+    NotFoundError,
+    RetryableError,
+    TerminalError,
+)
+
+THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+TRANSIENT = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+NOT_FOUND = frozenset(
+    {
+        "ResourceNotFoundException",
+        "NoSuchEntity",
+        "NoSuchBucket",
+        "NotFoundException",
+        "InvalidInstanceID.NotFound",
+        "InvalidAMIID.NotFound",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.NonExistentQueue",
+    }
+)
+THROTTLE_DELAY = 5.0
+TRANSIENT_DELAY = 10.0
+
+
+def translate(exc: BaseException) -> BaseException:
+    """The project's error for a botocore error; anything else is returned as it is."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or "Error")
+        op = exc.operation_name or ""
+        text = f"{op}: {code}: {err.get('Message', '')}".rstrip(": ")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        kw = {"code": code, "operation": op}
+        if code in THROTTLING or status == 429:
+            return RetryableError(text, THROTTLE_DELAY, **kw)
+        if code in TRANSIENT or status >= 500:
+            return RetryableError(text, TRANSIENT_DELAY, **kw)
+        if code in NOT_FOUND or code.endswith(".NotFound"):
+            return NotFoundError(text, **kw)
+        return TerminalError(text, **kw)
+    if isinstance(exc, NoCredentialsError | NoRegionError):
+        return TerminalError(f"{exc} (configure AWS credentials and a region, or use --sandbox)")
+    if isinstance(exc, EndpointConnectionError | ConnectionError | ReadTimeoutError):
+        return RetryableError(str(exc), TRANSIENT_DELAY)
+    if isinstance(exc, BotoCoreError):
+        return TerminalError(str(exc))
+    return exc
 
 
 def message_of(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        op = exc.operation_name
-        return f"{op}: {err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
-    return str(exc) or type(exc).__name__
+    """One line for the user: operation, code and message for AWS errors."""
+    mapped = translate(exc)
+    return str(mapped) or type(mapped).__name__

@@ -18,15 +18,12 @@ import json
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from reconciler.aws.errors import message_of
 from reconciler.aws.tags import owner_of, user_tags
 from reconciler.aws.waiting import StatusPoller
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change, canonical_of, diff, semantics_at
 from reconciler.engine.types import Action, Observed, Plan, Verb
-from reconciler.errors import TerminalError
+from reconciler.errors import ProviderError, TerminalError
 from reconciler.kinds.base import (
     KindHandler,
     desired_tags,
@@ -364,9 +361,9 @@ class ComputeEnvironmentHandler(KindHandler):
             try:
                 batch.delete_compute_environment(computeEnvironment=live.aws_name)
                 break
-            except ClientError as exc:
+            except ProviderError as exc:
                 # Batch drops a queue relationship some time after the queue is re-pointed.
-                if "relationship" not in message_of(exc).lower() or time.monotonic() > deadline:
+                if "relationship" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 1.6, 15.0)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from reconciler.engine.context import Context
-from reconciler.errors import PlanError
+from reconciler.errors import NotFoundError, PlanError
 from reconciler.runs.state import FINISHED, describe
 
 LOG_GROUP = "/aws/batch/job"
@@ -54,7 +54,7 @@ def lines(
                     kw["nextToken"] = token
                 try:
                     page = logs.get_log_events(**kw)
-                except logs.exceptions.ResourceNotFoundException:
+                except NotFoundError:
                     break
                 yield from (e["message"] for e in page["events"])
                 if page.get("nextForwardToken") in (None, token):

@@ -11,10 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from reconciler.aws.errors import message_of
 from reconciler.engine.context import Context
+from reconciler.errors import ProviderError
 from reconciler.runs import identity
 from reconciler.runs.report import run_status
 
@@ -65,8 +63,8 @@ def _job_ids(ctx: Context, name: str, queue: str) -> list[str]:
             # Array children share their parent's name; the parent's summary covers them.
             if ":" not in s["jobId"]
         ]
-    except ClientError as exc:
-        if "does not exist" in message_of(exc):
+    except ProviderError as exc:
+        if "does not exist" in str(exc):
             return []  # a queue not created yet has no jobs
         raise
 
