@@ -20,11 +20,11 @@ from reconciler.engine import markdown, render
 from reconciler.engine.apply import execute
 from reconciler.engine.context import Context, Options
 from reconciler.engine.planner import plan_apply, plan_delete
+from reconciler.engine.runs import is_run_kind, watch_targets
 from reconciler.engine.types import Plan
 from reconciler.errors import ManifestError, PlanError, ReconcilerError
-from reconciler.kinds.pipeline import watch_targets
 from reconciler.manifests.validate import ResourceSet
-from reconciler.models import kind_for
+from reconciler.registry import kind_for
 from reconciler.runs import logs, report, watch
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -253,7 +253,7 @@ def _one_run(args: argparse.Namespace, selector: str) -> tuple[Context, Any, lis
     kind_text, _, rest = selector.partition("/")
     name, _, task = rest.partition("/")
     model = kind_for(kind_text)
-    if model is None or model.KIND not in ("Pipeline", "Task") or not name:
+    if model is None or not is_run_kind(model.KIND) or not name:
         raise PlanError(f"expected pipeline/NAME or task/NAME, got {selector!r}")
     stack = load_resources(args)
     if stack.get(model.KIND, name) is None:
@@ -350,7 +350,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_iam_policy(args: argparse.Namespace) -> int:
-    from reconciler import iam
+    from reconciler.aws import policy as iam
 
     roles = iam.roles_in(load_resources(args).resources) if args.filename else None
     print(iam.render(iam.policy(roles, partition=args.partition, account=args.account)), end="")

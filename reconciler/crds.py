@@ -21,17 +21,14 @@ from pydantic_core import core_schema
 from ruamel.yaml import YAML
 
 from reconciler import generated
-from reconciler.models import KINDS
-from reconciler.models.common import Metadata, Resource
-from reconciler.models.job_definition import Quantity
+from reconciler.models.common import Metadata, Quantity, Resource
+from reconciler.registry import kinds
 
 GROUP = "reconciler.io"
 VERSION = "v1alpha1"
 CATEGORY = "reconciler"
 HEADER = "# Generated from the pydantic models by `reconciler schema crds`: do not edit by hand.\n"
 
-# Kinds whose status carries a job definition revision; kinds with runs carry a run ID.
-REVISIONED = frozenset({"JobDefinition"})
 
 DELETION_POLICY: dict[str, Any] = {
     "type": "string",
@@ -253,6 +250,8 @@ def _metadata_schema() -> dict[str, Any]:
 
 
 def printer_columns(model: type[Resource]) -> list[dict[str, Any]]:
+    """Ready and Synced, the columns the kind declares (the same `reconciler get` shows), Age."""
+
     def condition(kind: str) -> dict[str, Any]:
         return {
             "name": kind,
@@ -260,21 +259,18 @@ def printer_columns(model: type[Resource]) -> list[dict[str, Any]]:
             "jsonPath": f'.status.conditions[?(@.type=="{kind}")].status',
         }
 
-    runs = hasattr(model, "task_list")  # Pipeline, Task: the status is their latest run's
-    columns = [
-        condition("Ready"),
-        condition("Synced"),
-        {
-            "name": "Status",
-            "type": "string",
-            "jsonPath": ".status.runStatus" if runs else ".status.awsStatus",
-            "description": "Of the latest run" if runs else "As AWS reports it",
-        },
-    ]
-    if model.KIND in REVISIONED:
-        columns.append({"name": "Revision", "type": "integer", "jsonPath": ".status.revision"})
-    if runs:
-        columns.append({"name": "Run", "type": "string", "jsonPath": ".status.runId"})
+    columns = [condition("Ready"), condition("Synced")]
+    for col in kinds()[model.KIND].columns:
+        out: dict[str, Any] = {
+            "name": col.name,
+            "type": col.type,
+            "jsonPath": f".status.{col.field}",
+        }
+        if col.description:
+            out["description"] = col.description
+        if col.priority:
+            out["priority"] = col.priority
+        columns.append(out)
     columns.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
     return columns
 
@@ -334,7 +330,7 @@ def crd(model: type[Resource]) -> dict[str, Any]:
 
 def crds() -> dict[str, dict[str, Any]]:
     """File name -> CustomResourceDefinition, one per kind, in dependency order."""
-    return {f"{m.PLURAL}.{GROUP}.yaml": crd(m) for m in KINDS.values()}
+    return {f"{k.model.PLURAL}.{GROUP}.yaml": crd(k.model) for k in kinds().values()}
 
 
 def render(obj: dict[str, Any]) -> str:

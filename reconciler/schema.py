@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import API_VERSION, generated
-from reconciler.models import KINDS
+from reconciler.registry import models
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     out = {}
-    for kind, model in KINDS.items():
+    for kind, model in models().items():
         schema = model.model_json_schema()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://reconciler.io/schemas/{API_VERSION}/{kind}.json"

@@ -1,58 +1,82 @@
 """Carrying out a plan: independent actions concurrently (bounded), dependent ones in order.
 
-A failed action stops only what depends on it; everything else still runs, and the outcome
-lists what was done, what failed and what was skipped, so that a re-run converges.
+An action's run returns at once: done, or `Pending` (AWS is still working). Pending checks are
+polled from this loop with one backoff (reconciler/backoff.py), never by a sleeping worker
+thread, so a 30-minute update holds nothing, checks due together share one describe call, and
+Ctrl-C stops at once: the only threads are those making a single AWS call. A failed action
+stops only what depends on it; everything else still runs, and the outcome lists what was
+done, what failed and what was skipped, so that a re-run converges.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from reconciler.aws.errors import message_of
+from reconciler.backoff import Backoff
 from reconciler.engine.context import Context
-from reconciler.engine.types import Action, Plan
+from reconciler.engine.types import Action, Pending, Plan, Step
+
+BACKOFF = Backoff(first=0.2, ceiling=15.0)
 
 
 @dataclass
 class Outcome:
     action: Action
-    status: str  # done | failed | skipped
+    status: str  # done | failed | skipped | pending
     detail: str
     seconds: float = 0.0
+    retry_after: float = 0.0  # pending: when to look again
 
 
-def _run(ctx: Context, action: Action) -> tuple[str, float]:
-    start = time.monotonic()
-    assert action.run is not None
-    detail = action.run(ctx) or ""
-    return detail, time.monotonic() - start
+@dataclass
+class _Waiting:
+    action: Action
+    pending: Pending
+    started: float
+    delay: float
+
+
+def _step(ctx: Context, run: Callable[[Context], Step | None]) -> Step:
+    return run(ctx) or ""
 
 
 def execute(
-    ctx: Context, plan: Plan, report: Callable[[Outcome], None] = lambda _o: None
+    ctx: Context,
+    plan: Plan,
+    report: Callable[[Outcome], None] = lambda _o: None,
+    follow: bool = True,
 ) -> list[Outcome]:
-    todo = {a.id: a for a in plan.actions if a.verb.writes and a.run is not None}
-    writing = set(todo)
+    """Runs the plan's actions. With `follow` false (the operator), a pending action is
+    reported as such and left for a later reconcile instead of being polled here."""
+    todo = {a.id: a for a in plan.actions if a.verb.runs and a.run is not None}
+    runnable = set(todo)
     done: set[str] = set()
     stopped: set[str] = set()
     outcomes: list[Outcome] = []
+    started: dict[str, float] = {}
+    timers: list[tuple[float, int, _Waiting]] = []  # due time, tie-breaker, what
+    tie = itertools.count()
 
     def finish(outcome: Outcome) -> None:
         outcomes.append(outcome)
         (done if outcome.status == "done" else stopped).add(outcome.action.id)
         report(outcome)
 
-    with ThreadPoolExecutor(max_workers=max(1, ctx.options.parallelism)) as pool:
-        running: dict[Future[tuple[str, float]], Action] = {}
-        while todo or running:
+    pool = ThreadPoolExecutor(max_workers=max(1, ctx.options.parallelism))
+    running: dict[Future[Step], tuple[Action, _Waiting | None]] = {}
+    try:
+        while todo or running or timers:
             progressed = True
             while progressed:  # skipping one action may unblock (or skip) another
                 progressed = False
                 for action_id, action in list(todo.items()):
-                    deps = action.after & writing
+                    deps = action.after & runnable
                     blocked = deps & stopped
                     if blocked:
                         del todo[action_id]
@@ -60,17 +84,54 @@ def execute(
                         progressed = True
                     elif deps <= done:
                         del todo[action_id]
-                        running[pool.submit(_run, ctx, action)] = action
+                        started[action_id] = time.monotonic()
+                        assert action.run is not None
+                        running[pool.submit(_step, ctx, action.run)] = (action, None)
+            now = time.monotonic()
+            while timers and timers[0][0] <= now:
+                _, _, waiting = heapq.heappop(timers)
+                future = pool.submit(_step, ctx, waiting.pending.check)
+                running[future] = (waiting.action, waiting)
             if not running:
+                if timers:
+                    time.sleep(max(0.0, timers[0][0] - time.monotonic()))
+                    continue
                 for action in todo.values():  # a dependency cycle: nothing can start
                     finish(Outcome(action, "skipped", "dependency cycle"))
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            timeout = max(0.0, timers[0][0] - time.monotonic()) if timers else None
+            finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in finished:
-                action = running.pop(future)
+                action, was = running.pop(future)
+                seconds = time.monotonic() - started[action.id]
                 try:
-                    detail, seconds = future.result()
-                    finish(Outcome(action, "done", detail, seconds))
+                    result = future.result()
                 except Exception as exc:  # every failure is reported, none is fatal to others
-                    finish(Outcome(action, "failed", message_of(exc)))
+                    finish(Outcome(action, "failed", message_of(exc), seconds))
+                    continue
+                if not isinstance(result, Pending):
+                    finish(Outcome(action, "done", result, seconds))
+                    continue
+                if not follow:
+                    delay = result.delay or BACKOFF.first
+                    finish(Outcome(action, "pending", result.detail, seconds, delay))
+                    continue
+                patience = result.patience or ctx.options.wait_timeout
+                if seconds > patience:
+                    finish(
+                        Outcome(
+                            action,
+                            "failed",
+                            f"timed out after {patience:.0f}s: {result.detail}",
+                            seconds,
+                        )
+                    )
+                    continue
+                delay = result.delay or BACKOFF.after(was.delay if was else None)
+                waiting = _Waiting(action, result, started[action.id], delay)
+                heapq.heappush(timers, (time.monotonic() + delay, next(tie), waiting))
+    finally:
+        # Never join worker threads on the way out: at most one AWS call each is in flight,
+        # and Ctrl-C must stop at once. What was started is converged by a re-run.
+        pool.shutdown(wait=False, cancel_futures=True)
     return outcomes

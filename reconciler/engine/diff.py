@@ -53,9 +53,7 @@ def semantics_at(table: dict[str, Semantics], path: str) -> Semantics:
             continue
         for name in Semantics.__dataclass_fields__:
             v = getattr(s, name)
-            if v not in (False, None) and (
-                name in ("immutable", "infrastructure") or i == len(parts)
-            ):
+            if v not in (False, None) and (name == "immutable" or i == len(parts)):
                 merged[name] = v
     return Semantics(**merged)
 

@@ -1,39 +1,45 @@
 """From desired state and observed state to an ordered plan. Read-only: no AWS writes here.
 
-The flow is the same for every kind, in dependency order: match each declared resource to what
-lives in AWS (by ownership tags first, by name second), diff, and let the kind decide how the
-change is carried out. Ownership is checked here, once, for every kind: a same-named resource
-this stack does not own is a conflict unless `--adopt` was given.
+The flow is the same for every kind: observe every kind at once; then, resource by resource in
+the order of their references, match what lives in AWS (by ownership tags first, by name
+second), diff, decide (engine/decide.py) and ask the kind how to carry out the decision.
+Ownership is checked here, once, for every kind: a same-named resource this stack does not own
+is a conflict unless `--adopt` was given. The planner knows no kind by name: it asks the
+registry.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from reconciler.engine.context import Context
+from reconciler.engine.decide import Decision, decide
 from reconciler.engine.diff import diff
-from reconciler.engine.types import Action, Observed, Plan, Verb
-from reconciler.kinds import HANDLERS, KindHandler
+from reconciler.engine.order import link, topological
+from reconciler.engine.refs import Refs
+from reconciler.engine.types import Action, Observed, Plan, Verb, Work
 from reconciler.manifests.validate import ResourceSet
 from reconciler.models.common import Resource
+from reconciler.registry import kinds
 
 GONE = ("DELETED",)
 
 
-def observe(ctx: Context, stack: ResourceSet, everything: bool) -> dict[str, list[Observed]]:
+def observe(ctx: Context, declared: ResourceSet, everything: bool) -> dict[str, list[Observed]]:
     """Every kind's live state, read concurrently; read-only."""
 
-    def read(item: tuple[str, KindHandler]) -> tuple[str, list[Observed]]:
-        kind, handler = item
-        declared = stack.of_kind(kind)
-        live = handler.observe(ctx, declared, everything) if declared or everything else []
-        return kind, [o for o in live if o.status not in GONE]
+    def read(kind: Any) -> tuple[str, list[Observed]]:
+        mine = declared.of_kind(kind.name)
+        live = kind.observe(ctx, mine, everything) if mine or everything else []
+        return kind.name, [o for o in live if o.status not in GONE]
 
-    with ThreadPoolExecutor(max_workers=len(HANDLERS)) as pool:
-        return dict(pool.map(read, HANDLERS.items()))
+    registered = list(kinds().values())
+    with ThreadPoolExecutor(max_workers=len(registered)) as pool:
+        return dict(pool.map(read, registered))
 
 
-def _owner_text(live: Observed) -> str:
+def owner_text(live: Observed) -> str:
     if live.owner is None:
         return "exists and is not managed by reconciler"
     return f"is owned by stack {live.owner.stack!r}"
@@ -43,83 +49,209 @@ def _owned(live: list[Observed], stack: str, name: str) -> list[Observed]:
     return [o for o in live if o.owned_by(stack) and o.owner is not None and o.owner.name == name]
 
 
-def _plan_resource(
-    ctx: Context, handler: KindHandler, res: Resource, live: list[Observed], plan: Plan
-) -> None:
-    owned = _owned(live, ctx.stack, res.name)
-    adopting = False
-    if not owned:
-        same = [o for o in live if handler.matches_name(o, res.name)]
-        if same and not ctx.options.adopt:
-            plan.add(
-                Action.of(
-                    res.KIND,
-                    res.name,
-                    Verb.CONFLICT,
-                    aws_name=same[0].aws_name,
-                    summary=f"{same[0].arn} {_owner_text(same[0])}; use --adopt to take it over",
-                )
-            )
-            return
-        if not same:
-            plan.add(handler.plan_create(ctx, res, handler.desired(ctx, res, plan), plan))
-            return
-        owned, adopting = same[:1], True
-    desired = handler.desired(ctx, res, plan)
-    current, leftovers = handler.pick(res, owned, desired)
-    plan.observed[res.key] = current
-    changes = diff(desired, current.spec, handler.spec_model, handler.ignored(res))
-    for action in handler.plan_change(ctx, res, current, desired, changes, plan):
-        if adopting and action.id == f"{res.KIND}/{res.name}" and action.verb is Verb.UPDATE:
-            action.verb = Verb.ADOPT
-            action.summary = f"take over from its current owner ({_owner_text(current)})"
-        plan.add(action)
-    for extra in leftovers:
-        plan.add(
-            handler.plan_delete(
-                ctx, res.name, extra, plan, "leftover of an interrupted replacement"
+def action_of(res_kind: str, name: str, verb: Verb, work: Work, **kw: Any) -> Action:
+    """An action from what a kind said it will do."""
+    fallback = kw.pop("aws_name", "")
+    action = Action.of(
+        res_kind,
+        name,
+        work.verb or verb,
+        work.suffix,
+        aws_name=work.aws_name or fallback,
+        summary=work.summary,
+        notes=list(work.notes),
+        run=work.run,
+        **kw,
+    )
+    if work.refused:
+        action.verb = Verb.REFUSED
+        action.summary = work.refused
+        action.run = None
+    return action
+
+
+def _delete(ctx: Context, plan: Plan, kind: Any, name: str, live: Observed, why: str) -> Action:
+    work = kind.delete(ctx, live, why)
+    work.suffix = work.suffix or f"#delete:{live.aws_name}"
+    return plan.add(action_of(kind.name, name, Verb.DELETE, work, aws_name=live.aws_name))
+
+
+def plan_resource(
+    ctx: Context,
+    plan: Plan,
+    res: Resource,
+    current: Observed | None,
+    desired: dict[str, Any] | None = None,
+    adopting: bool = False,
+) -> list[Action]:
+    """Decides for one declared resource and adds its actions to `plan`; returns them."""
+    kind = kinds()[res.KIND]
+    refs = Refs(plan)
+    first = len(plan.actions)
+    desired = kind.desired(ctx, res, refs) if desired is None else desired
+    changes = diff(desired, current.spec, kind.spec_model, kind.ignored(res)) if current else []
+    decision = decide(kind, current, desired, changes)
+    main = _carry_out(ctx, plan, refs, kind, res, current, desired, decision)
+    if adopting and main.verb is Verb.UPDATE:
+        main.verb = Verb.ADOPT
+        main.summary = f"take over from its current owner ({owner_text(current)})"  # type: ignore[arg-type]
+    if current is not None:
+        plan.observed[res.key] = current
+        for work in kind.housekeeping(ctx, res, current, main.verb):
+            extra = plan.add(action_of(res.KIND, res.name, Verb.DELETE, work))
+            if main.verb.runs:
+                extra.after.add(main.id)
+    return plan.actions[first:]
+
+
+def _carry_out(
+    ctx: Context,
+    plan: Plan,
+    refs: Refs,
+    kind: Any,
+    res: Resource,
+    current: Observed | None,
+    desired: dict[str, Any],
+    decision: Decision,
+) -> Action:
+    verb, changes = decision.verb, decision.changes
+    if current is None:
+        plan.targets[res.key] = res.name
+        work = kind.create(ctx, res, desired, res.name, refs)
+        return plan.add(action_of(res.KIND, res.name, verb, work, aws_name=res.name))
+    plan.targets[res.key] = current.aws_name
+    name = current.aws_name
+    if verb is Verb.NOOP:
+        work = kind.unchanged(ctx, res, current)
+        return plan.add(action_of(res.KIND, res.name, verb, work, aws_name=name))
+    if verb is Verb.WAIT:
+        work = kind.wait(ctx, current)
+    elif verb is Verb.UPDATE:
+        work = kind.update(ctx, res, current, desired, changes, refs)
+    else:
+        return _replace(ctx, plan, refs, kind, res, current, desired, decision)
+    return plan.add(action_of(res.KIND, res.name, verb, work, aws_name=name, changes=changes))
+
+
+def _replace(
+    ctx: Context,
+    plan: Plan,
+    refs: Refs,
+    kind: Any,
+    res: Resource,
+    current: Observed,
+    desired: dict[str, Any],
+    decision: Decision,
+) -> Action:
+    own = kind.replace(ctx, res, current, desired, decision.reason, refs)
+    if own is not None:  # the kind's own way (a run: cancel the active one, submit the new)
+        first = plan.add(
+            action_of(
+                res.KIND,
+                res.name,
+                Verb.REPLACE,
+                own[0],
+                aws_name=current.aws_name,
+                changes=decision.changes,
             )
         )
+        for work in own[1:]:
+            plan.add(action_of(res.KIND, res.name, Verb.REPLACE, work)).after.add(first.id)
+        return first
+    if kind.create_before_destroy:
+        new_name = kind.replacement_name(res, desired, refs.taken(res.KIND) | {current.aws_name})
+    else:
+        new_name = res.name
+    plan.targets[res.key] = new_name
+    work = kind.create(ctx, res, desired, new_name, refs)
+    work.summary = (
+        f"blue/green: create {new_name}, re-point queues, then delete "
+        f"{current.aws_name} ({decision.reason})"
+        if kind.create_before_destroy
+        else f"delete {current.aws_name}, then create it again ({decision.reason})"
+    )
+    create = plan.add(
+        action_of(
+            res.KIND, res.name, Verb.REPLACE, work, aws_name=new_name, changes=decision.changes
+        )
+    )
+    retire = _delete(ctx, plan, kind, res.name, current, f"replaced by {new_name}")
+    if kind.create_before_destroy:
+        retire.after.add(create.id)
+    else:
+        create.after.add(retire.id)
+    return create
 
 
-def plan_apply(ctx: Context, stack: ResourceSet) -> Plan:
-    plan = Plan(stack=ctx.stack, region=ctx.aws.region)
-    plan.desired = {r.key: r for r in stack.resources}
-    plan.observed_all = observe(ctx, stack, everything=ctx.options.prune)
-    for kind, handler in HANDLERS.items():
-        live = plan.observed_all[kind]
-        for res in stack.of_kind(kind):
-            _plan_resource(ctx, handler, res, live, plan)
-        if ctx.options.prune:
-            declared = {r.name for r in stack.of_kind(kind)}
-            for o in live:
-                if o.owned_by(ctx.stack) and o.owner and o.owner.name not in declared:
-                    plan.add(
-                        handler.plan_delete(
-                            ctx, o.owner.name, o, plan, "no longer declared (--prune)"
-                        )
+class Planner:
+    """Plans one apply or delete: observes every kind once, then resource by resource."""
+
+    def __init__(self, ctx: Context, declared: ResourceSet, everything: bool):
+        self.ctx = ctx
+        self.plan = Plan(stack=ctx.stack, region=ctx.aws.region)
+        self.plan.desired = {r.key: r for r in declared.resources}
+        self.plan.observed_all = observe(ctx, declared, everything)
+        self.declared = declared
+
+    def apply(self, res: Resource) -> None:
+        kind = kinds()[res.KIND]
+        ctx, plan = self.ctx, self.plan
+        live = plan.observed_all.get(res.KIND, [])
+        owned = _owned(live, ctx.stack, res.name)
+        adopting = False
+        if not owned:
+            same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, res.name)]
+            if same and not ctx.options.adopt:
+                summary = f"{same[0].arn} {owner_text(same[0])}; use --adopt to take it over"
+                plan.add(
+                    Action.of(
+                        res.KIND,
+                        res.name,
+                        Verb.CONFLICT,
+                        aws_name=same[0].aws_name,
+                        summary=summary,
                     )
-    for handler in HANDLERS.values():
-        handler.link(plan)
-    return plan
+                )
+                return
+            owned, adopting = same[:1], bool(same)
+        desired = kind.desired(ctx, res, Refs(plan))
+        current, leftovers = kind.pick(res, owned, desired) if owned else (None, [])
+        plan_resource(ctx, plan, res, current, desired, adopting)
+        for extra_live in leftovers:
+            _delete(ctx, plan, kind, res.name, extra_live, "leftover of an interrupted replacement")
+
+    def prune(self, kind: Any) -> None:
+        declared = {r.name for r in self.declared.of_kind(kind.name)}
+        for o in self.plan.observed_all.get(kind.name, []):
+            if o.owned_by(self.ctx.stack) and o.owner and o.owner.name not in declared:
+                _delete(self.ctx, self.plan, kind, o.owner.name, o, "no longer declared (--prune)")
 
 
-def plan_delete(ctx: Context, stack: ResourceSet) -> Plan:
+def plan_apply(ctx: Context, declared: ResourceSet) -> Plan:
+    planner = Planner(ctx, declared, everything=ctx.options.prune)
+    for res in topological(declared.resources):
+        planner.apply(res)
+    if ctx.options.prune:
+        for kind in kinds().values():
+            planner.prune(kind)
+    link(planner.plan, kinds())
+    return planner.plan
+
+
+def plan_delete(ctx: Context, declared: ResourceSet) -> Plan:
     """Deletes what the manifests declare and this stack owns; leaves everything else alone."""
-    plan = Plan(stack=ctx.stack, region=ctx.aws.region)
-    plan.desired = {r.key: r for r in stack.resources}
-    plan.observed_all = observe(ctx, stack, everything=False)
-    for kind, handler in HANDLERS.items():
-        live = plan.observed_all[kind]
-        for res in stack.of_kind(kind):
-            owned = _owned(live, ctx.stack, res.name)
-            for o in owned:
-                plan.add(handler.plan_delete(ctx, res.name, o, plan, "deleted on request"))
-            if owned:
-                continue
-            same = [o for o in live if handler.matches_name(o, res.name)]
-            note = f"{_owner_text(same[0])}: left alone" if same else "does not exist"
-            plan.add(Action.of(kind, res.name, Verb.NOOP, summary=note))
-    for handler in HANDLERS.values():
-        handler.link(plan)
+    planner = Planner(ctx, declared, everything=False)
+    plan = planner.plan
+    for res in declared.resources:
+        kind = kinds()[res.KIND]
+        live = plan.observed_all.get(res.KIND, [])
+        owned = _owned(live, ctx.stack, res.name)
+        for o in owned:
+            _delete(ctx, plan, kind, res.name, o, "deleted on request")
+        if owned:
+            continue
+        same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, res.name)]
+        note = f"{owner_text(same[0])}: left alone" if same else "does not exist"
+        plan.add(Action.of(res.KIND, res.name, Verb.NOOP, summary=note))
+    link(plan, kinds())
     return plan

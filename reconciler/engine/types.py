@@ -44,6 +44,7 @@ class Verb(enum.Enum):
     SUBMIT = ("+", "submit run")
     DELETE = ("-", "delete")
     ADOPT = ("~", "adopt")
+    WAIT = ("…", "wait")
     NOOP = ("=", "no changes")
     CONFLICT = ("!", "conflict")
     REFUSED = ("!", "refused")
@@ -58,7 +59,12 @@ class Verb(enum.Enum):
 
     @property
     def writes(self) -> bool:
-        return self not in (Verb.NOOP, Verb.CONFLICT, Verb.REFUSED)
+        return self not in (Verb.NOOP, Verb.WAIT, Verb.CONFLICT, Verb.REFUSED)
+
+    @property
+    def runs(self) -> bool:
+        """Carried out when the plan is applied: writes, and waits for busy resources."""
+        return self.writes or self is Verb.WAIT
 
     @property
     def blocks(self) -> bool:
@@ -66,7 +72,42 @@ class Verb(enum.Enum):
         return self in (Verb.CONFLICT, Verb.REFUSED)
 
 
-Run = Callable[["Context"], str | None]
+@dataclass
+class Pending:
+    """Started, and AWS is still working on it: `check` looks again after `delay` seconds.
+
+    Long work (an environment UPDATING for 30 minutes, an image being baked) never holds a
+    thread: the CLI's executor keeps polling pending checks (batched: one describe answers all
+    of a kind's), and the operator returns and is woken by a timer. A check is read-only or
+    takes one more idempotent step, so re-planning from scratch converges as well.
+    """
+
+    detail: str
+    check: Callable[[Context], str | Pending]
+    delay: float | None = None  # None: the executor's backoff decides
+    patience: float | None = None  # how long the whole action may take; None: --timeout
+
+
+Step = str | Pending  # done (with a detail for the user), or still in progress
+Run = Callable[["Context"], Step | None]
+
+
+@dataclass
+class Work:
+    """What a kind will do for one decision: shown in the plan first, run when applied.
+
+    `refused` turns the action into a refusal shown in the plan (a queue delete that would kill
+    jobs, a run that could never start); `verb` is the kind's own name for the decision (a new
+    revision, a submitted run); `suffix` tells several actions on one resource apart.
+    """
+
+    run: Run | None = None
+    summary: str = ""
+    verb: Verb | None = None
+    notes: list[str] = field(default_factory=list)
+    refused: str | None = None
+    suffix: str = ""
+    aws_name: str | None = None
 
 
 @dataclass
@@ -119,7 +160,7 @@ class Plan:
 
     @property
     def changes(self) -> list[Action]:
-        return [a for a in self.actions if a.verb is not Verb.NOOP]
+        return [a for a in self.actions if a.verb not in (Verb.NOOP, Verb.WAIT)]
 
     @property
     def blocked(self) -> list[Action]:
@@ -127,4 +168,4 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(a.verb is not Verb.NOOP for a in self.actions)
+        return bool(self.changes)

@@ -1,23 +1,6 @@
-"""One module per kind: its AWS calls, its AWS <-> spec mapping, its waits and its decisions."""
+"""One module per kind: its AWS calls, its AWS <-> spec mapping, its waits and its status.
 
-from __future__ import annotations
-
-from reconciler.kinds.base import KindHandler
-from reconciler.kinds.compute_environment import ComputeEnvironmentHandler
-from reconciler.kinds.job_definition import JobDefinitionHandler
-from reconciler.kinds.job_queue import JobQueueHandler
-from reconciler.kinds.pipeline import PipelineHandler, TaskHandler
-
-# In dependency order: a kind is planned after the kinds it refers to.
-HANDLERS: dict[str, KindHandler] = {
-    h.model.KIND: h
-    for h in (
-        ComputeEnvironmentHandler(),
-        JobQueueHandler(),
-        JobDefinitionHandler(),
-        PipelineHandler(),
-        TaskHandler(),
-    )
-}
-
-__all__ = ["HANDLERS", "KindHandler"]
+`base.py` is the interface every kind implements; `polling.py` the batched, non-blocking wait
+they share. The registry (reconciler/registry.py) lists the kind modules; nothing imports a
+kind module by name but the registry.
+"""

@@ -7,7 +7,9 @@ AWS quirks handled here:
   replaced blue/green under a derived name, so that its queues never break.
 - Deleting needs the environment DISABLED and free of queues; Batch drops the queue
   relationship some time after the queue is re-pointed ("Cannot delete, found existing
-  JobQueue relationship"), so the delete is retried until that clears.
+  JobQueue relationship"), so the delete is tried again, as a pending step, until that clears.
+- Creating, updating and deleting take minutes: every step returns Pending at once and one
+  DescribeComputeEnvironments answers every environment being waited for.
 - `desiredvCpus` is moved by Batch itself and is not compared unless `trackDesiredvCpus`.
 """
 
@@ -15,31 +17,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from typing import Any
 
 from reconciler.aws.tags import owner_of, user_tags
-from reconciler.aws.waiting import StatusPoller
 from reconciler.engine.context import Context
-from reconciler.engine.diff import Change, canonical_of, diff, semantics_at
-from reconciler.engine.types import Action, Observed, Plan, Verb
+from reconciler.engine.decide import spec_changes, tags_only
+from reconciler.engine.diff import Change, canonical_of, diff
+from reconciler.engine.refs import Refs
+from reconciler.engine.types import Observed, Pending, Step, Work
 from reconciler.errors import ProviderError, TerminalError
 from reconciler.kinds.base import (
-    KindHandler,
+    BUSY,
+    STATUS_COLUMNS,
+    Column,
+    Kind,
+    Permission,
     desired_tags,
     request_of,
     spec_dict,
     sync_tags,
-    tag_changes_only,
 )
+from reconciler.kinds.polling import Description, StatusPoller
 from reconciler.models.compute_environment import (
     PROGRESSIVE_STRATEGIES,
     ComputeEnvironment,
     ComputeEnvironmentSpec,
+    is_infrastructure,
 )
-from reconciler.models.fields import semantics_of
 
-KIND = ComputeEnvironment.KIND
 SERVICE_LINKED_ROLE = "aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"
 SCALING_PATHS = frozenset(
     {
@@ -49,6 +54,14 @@ SCALING_PATHS = frozenset(
         "computeResources.maxvCpus",
         "computeResources.desiredvCpus",
     }
+)
+OBSERVED_FIELDS = (
+    "type",
+    "state",
+    "unmanagedvCpus",
+    "computeResources",
+    "serviceRole",
+    "updatePolicy",
 )
 
 
@@ -60,17 +73,19 @@ def _poller(ctx: Context) -> StatusPoller:
     return ctx.shared("poller:ce", lambda: StatusPoller(describe))
 
 
-def _settled(desc: dict[str, Any] | None) -> bool:
-    return desc is None or desc.get("status") not in ("CREATING", "UPDATING", "DELETING")
+def _settled(desc: Description) -> bool:
+    return desc is None or desc.get("status") not in BUSY
 
 
-def wait_settled(ctx: Context, name: str) -> dict[str, Any] | None:
-    desc = _poller(ctx).wait(
-        name, _settled, ctx.options.wait_timeout, f"compute environment {name} to settle"
-    )
-    if desc is not None and desc.get("status") == "INVALID":
-        raise TerminalError(f"compute environment {name} is INVALID: {desc.get('statusReason')}")
-    return desc
+def _valid(name: str) -> Any:
+    def then(_ctx: Context, desc: Description) -> str:
+        if desc is not None and desc.get("status") == "INVALID":
+            raise TerminalError(
+                f"compute environment {name} is INVALID: {desc.get('statusReason')}"
+            )
+        return f"{name} {(desc or {}).get('status', 'gone')}"
+
+    return then
 
 
 def derived_name(name: str, desired: dict[str, Any], taken: set[str]) -> str:
@@ -86,6 +101,10 @@ def derived_name(name: str, desired: dict[str, Any], taken: set[str]) -> str:
         if candidate not in taken:
             return candidate
     raise TerminalError(f"cannot derive a free name for compute environment {name}")
+
+
+def _infrastructure(changes: list[Change]) -> list[str]:
+    return [c.path for c in spec_changes(changes) if is_infrastructure(c.path)]
 
 
 def _can_update_infrastructure(current: Observed, desired: dict[str, Any]) -> bool:
@@ -107,9 +126,27 @@ def _can_update_infrastructure(current: Observed, desired: dict[str, Any]) -> bo
     )
 
 
-class ComputeEnvironmentHandler(KindHandler):
+class ComputeEnvironmentKind(Kind):
     model = ComputeEnvironment
     spec_model = ComputeEnvironmentSpec
+    ready_statuses = ("VALID",)
+    create_before_destroy = True  # blue/green: its queues never lose their environment
+    columns = (
+        *STATUS_COLUMNS,
+        Column("State", "state", description="ENABLED or DISABLED."),
+    )
+    permissions = (
+        Permission(
+            "BatchInfrastructure",
+            "batch",
+            (
+                "CreateComputeEnvironment",
+                "UpdateComputeEnvironment",
+                "DeleteComputeEnvironment",
+            ),
+            ("compute-environment/*",),
+        ),
+    )
 
     # -- observing ---------------------------------------------------------------------------
 
@@ -124,24 +161,14 @@ class ComputeEnvironmentHandler(KindHandler):
         ]
 
     def from_aws(self, ctx: Context, raw: dict[str, Any]) -> Observed:
-        spec = {
-            k: raw.get(k)
-            for k in (
-                "type",
-                "state",
-                "unmanagedvCpus",
-                "computeResources",
-                "serviceRole",
-                "updatePolicy",
-            )
-        }
+        spec = {k: raw.get(k) for k in OBSERVED_FIELDS}
         cr = dict(spec.get("computeResources") or {})
         if cr.get("instanceRole"):
             cr["instanceRole"] = ctx.resolver.instance_profile_arn(cr["instanceRole"])
         spec["computeResources"] = cr or None
         spec["tags"] = user_tags(raw.get("tags"))
         return Observed(
-            kind=KIND,
+            kind=self.name,
             aws_name=raw["computeEnvironmentName"],
             arn=raw["computeEnvironmentArn"],
             spec=spec,
@@ -150,9 +177,7 @@ class ComputeEnvironmentHandler(KindHandler):
             status_reason=raw.get("statusReason"),
         )
 
-    # -- desired state -----------------------------------------------------------------------
-
-    def desired(self, ctx: Context, res: ComputeEnvironment, plan: Plan) -> dict[str, Any]:
+    def desired(self, ctx: Context, res: ComputeEnvironment, refs: Refs) -> dict[str, Any]:
         spec = spec_dict(res)
         r = ctx.resolver
         if spec.get("serviceRole"):
@@ -176,11 +201,7 @@ class ComputeEnvironmentHandler(KindHandler):
         self, res: ComputeEnvironment, candidates: list[Observed], desired: dict[str, Any]
     ) -> tuple[Observed, list[Observed]]:
         def rank(o: Observed) -> tuple[int, int, str]:
-            changes = [
-                c
-                for c in diff(desired, o.spec, ComputeEnvironmentSpec, self.ignored(res))
-                if not c.path.startswith("tags")
-            ]
+            changes = spec_changes(diff(desired, o.spec, ComputeEnvironmentSpec, self.ignored(res)))
             return (len(changes) > 0, o.aws_name != res.name, o.aws_name)
 
         if len(candidates) == 1:
@@ -190,148 +211,77 @@ class ComputeEnvironmentHandler(KindHandler):
 
     # -- deciding ----------------------------------------------------------------------------
 
-    def plan_create(
-        self, ctx: Context, res: ComputeEnvironment, desired: dict[str, Any], plan: Plan
-    ) -> Action:
-        plan.targets[res.key] = res.name
-        return Action.of(
-            KIND,
-            res.name,
-            Verb.CREATE,
-            aws_name=res.name,
-            run=lambda c: self._create(c, res.name, desired),
-        )
+    def requires_replacement(
+        self, changes: list[Change], current: Observed, desired: dict[str, Any]
+    ) -> str | None:
+        if _infrastructure(changes) and not _can_update_infrastructure(current, desired):
+            return (
+                "in-place infrastructure updates need the service-linked role and a "
+                "progressive allocation strategy"
+            )
+        return None
 
-    def plan_change(
+    def replacement_name(
+        self, res: ComputeEnvironment, desired: dict[str, Any], taken: set[str]
+    ) -> str:
+        return derived_name(res.name, desired, taken)
+
+    # -- carrying out ------------------------------------------------------------------------
+
+    def create(
+        self,
+        ctx: Context,
+        res: ComputeEnvironment,
+        desired: dict[str, Any],
+        aws_name: str,
+        refs: Refs,
+    ) -> Work:
+        def run(c: Context) -> Step:
+            body = request_of(desired)
+            body.pop("updatePolicy", None)  # AWS rejects updatePolicy on create
+            c.aws.client("batch").create_compute_environment(
+                computeEnvironmentName=aws_name, tags=desired["tags"], **body
+            )
+            check = _poller(c).until(
+                aws_name,
+                lambda d: d is not None and d.get("status") in ("VALID", "INVALID"),
+                f"compute environment {aws_name}",
+                then=_valid(aws_name),
+            )
+            return Pending(f"creating {aws_name}", check)
+
+        return Work(run=run)
+
+    def update(
         self,
         ctx: Context,
         res: ComputeEnvironment,
         current: Observed,
         desired: dict[str, Any],
         changes: list[Change],
-        plan: Plan,
-    ) -> list[Action]:
-        plan.targets[res.key] = current.aws_name
-        base = Action.of(
-            KIND,
-            res.name,
-            Verb.NOOP,
-            aws_name=current.aws_name,
-            changes=changes,
-        )
-        if not changes:
-            return [base]
-        table = semantics_of(ComputeEnvironmentSpec)
-        spec_changes = [c for c in changes if not c.path.startswith("tags")]
-        immutable = [c.path for c in spec_changes if semantics_at(table, c.path).immutable]
-        infra = [c.path for c in spec_changes if semantics_at(table, c.path).infrastructure]
-        if immutable or (infra and not _can_update_infrastructure(current, desired)):
-            return self._replace(
-                ctx,
-                res,
-                current,
-                desired,
-                base,
-                plan,
-                why=(
-                    f"{', '.join(immutable)} cannot change in place"
-                    if immutable
-                    else "in-place infrastructure updates need the "
-                    "service-linked role and a progressive allocation "
-                    "strategy"
-                ),
-            )
-        base.verb = Verb.UPDATE
-        if tag_changes_only(changes):
-            base.summary = "tags only"
-        elif infra:
-            base.summary = (
+        refs: Refs,
+    ) -> Work:
+        spec = spec_changes(changes)
+        if tags_only(changes):
+            summary = "tags only"
+        elif _infrastructure(changes):
+            summary = (
                 "infrastructure update in place: AWS replaces the instances, "
                 "which takes tens of minutes"
             )
-        elif all(c.path in SCALING_PATHS for c in spec_changes):
-            base.summary = "scaling update (quick)"
+        elif all(c.path in SCALING_PATHS for c in spec):
+            summary = "scaling update (quick)"
         else:
-            base.summary = "update in place"
-        base.run = lambda c: self._update(c, current, desired, spec_changes)
-        return [base]
-
-    def _replace(
-        self,
-        ctx: Context,
-        res: ComputeEnvironment,
-        current: Observed,
-        desired: dict[str, Any],
-        base: Action,
-        plan: Plan,
-        why: str,
-    ) -> list[Action]:
-        taken = {o.aws_name for o in plan.observed_all.get(KIND, [])}
-        new_name = derived_name(res.name, desired, taken | {current.aws_name})
-        plan.targets[res.key] = new_name
-        base.verb = Verb.REPLACE
-        base.aws_name = new_name
-        base.summary = (
-            f"blue/green: create {new_name}, re-point queues, then delete "
-            f"{current.aws_name} ({why})"
-        )
-        base.run = lambda c: self._create(c, new_name, desired)
-        retire = self.plan_delete(ctx, res.name, current, plan, f"replaced by {new_name}")
-        retire.after.add(base.id)
-        return [base, retire]
-
-    def plan_delete(self, ctx: Context, name: str, live: Observed, plan: Plan, why: str) -> Action:
-        return Action.of(
-            KIND,
-            name,
-            Verb.DELETE,
-            f"#delete:{live.aws_name}",
-            aws_name=live.aws_name,
-            summary=why,
-            run=lambda c: self._delete(c, live),
-        )
-
-    def link(self, plan: Plan) -> None:
-        """Deleting an environment waits for every queue action that stops using it."""
-        uses = {
-            q.aws_name: {
-                e["computeEnvironment"] for e in q.spec.get("computeEnvironmentOrder") or []
-            }
-            for q in plan.observed_all.get("JobQueue", [])
-        }
-        queue_actions = [a for a in plan.actions if a.kind == "JobQueue" and a.verb.writes]
-        for action in plan.actions:
-            if action.kind == KIND and action.verb is Verb.DELETE:
-                action.after.update(
-                    q.id for q in queue_actions if action.aws_name in uses.get(q.aws_name, set())
-                )
-
-    # -- carrying out ------------------------------------------------------------------------
-
-    def _create(self, ctx: Context, aws_name: str, desired: dict[str, Any]) -> str:
-        body = request_of(desired)
-        body.pop("updatePolicy", None)  # AWS rejects updatePolicy on create
-        ctx.aws.client("batch").create_compute_environment(
-            computeEnvironmentName=aws_name, tags=desired["tags"], **body
-        )
-        desc = _poller(ctx).wait(
-            aws_name,
-            lambda d: d is not None and d.get("status") in ("VALID", "INVALID"),
-            ctx.options.wait_timeout,
-            f"compute environment {aws_name}",
-        )
-        if desc is not None and desc["status"] == "INVALID":
-            raise TerminalError(f"{aws_name} is INVALID: {desc.get('statusReason')}")
-        return f"{aws_name} VALID"
+            summary = "update in place"
+        return Work(run=lambda c: self._update(c, current, desired, spec), summary=summary)
 
     def _update(
-        self, ctx: Context, current: Observed, desired: dict[str, Any], spec_changes: list[Change]
-    ) -> str:
-        wait_settled(ctx, current.aws_name)
-        if spec_changes:
+        self, ctx: Context, current: Observed, desired: dict[str, Any], spec: list[Change]
+    ) -> Step:
+        if spec:
             request: dict[str, Any] = {"computeEnvironment": current.aws_name}
             resources: dict[str, Any] = {}
-            for change in spec_changes:
+            for change in spec:
                 top, _, rest = change.path.partition(".")
                 if top == "computeResources" and rest:
                     field = rest.split(".")[0]
@@ -344,33 +294,62 @@ class ComputeEnvironmentHandler(KindHandler):
                 **{k: v for k, v in request.items() if v is not None}
             )
         sync_tags(ctx, current.arn, current.tags, desired["tags"])
-        wait_settled(ctx, current.aws_name)
-        return f"{current.aws_name} updated"
+        if not spec:
+            return f"{current.aws_name} re-tagged"
+        check = _poller(ctx).until(
+            current.aws_name,
+            _settled,
+            f"compute environment {current.aws_name}",
+            then=_valid(current.aws_name),
+        )
+        return Pending(f"updating {current.aws_name}", check)
 
-    def _delete(self, ctx: Context, live: Observed) -> str:
-        batch = ctx.aws.client("batch")
-        desc = wait_settled(ctx, live.aws_name)
-        if desc is None:
-            return f"{live.aws_name} already gone"
-        if desc.get("state") != "DISABLED":
-            batch.update_compute_environment(computeEnvironment=live.aws_name, state="DISABLED")
-            wait_settled(ctx, live.aws_name)
-        deadline = time.monotonic() + ctx.options.wait_timeout
-        delay = 0.5
-        while True:
+    def wait(self, ctx: Context, current: Observed) -> Work:
+        name = current.aws_name
+
+        def run(c: Context) -> Step:
+            check = _poller(c).until(name, _settled, f"compute environment {name}", _valid(name))
+            return check(c)
+
+        return Work(run=run, summary=f"{name} is {current.status}: waiting for it to settle")
+
+    def delete(self, ctx: Context, live: Observed, why: str) -> Work:
+        return Work(run=self._deleting(live.aws_name), summary=why, aws_name=live.aws_name)
+
+    def _deleting(self, name: str) -> Any:
+        """One observation-driven step at a time: wait until settled, disable, delete, wait
+        until gone. Each call takes the next step, so a re-plan resumes where it was."""
+        seen = -1
+
+        def step(ctx: Context) -> Step:
+            nonlocal seen
+            desc, seen = _poller(ctx).read(name, seen)
+            status = (desc or {}).get("status")
+            if desc is None or status == "DELETED":
+                return f"{name} deleted"
+            if status in BUSY:
+                return Pending(f"compute environment {name} is {status}", step)
+            batch = ctx.aws.client("batch")
+            if desc.get("state") != "DISABLED":
+                batch.update_compute_environment(computeEnvironment=name, state="DISABLED")
+                return Pending(f"disabling {name}", step)
             try:
-                batch.delete_compute_environment(computeEnvironment=live.aws_name)
-                break
+                batch.delete_compute_environment(computeEnvironment=name)
             except ProviderError as exc:
                 # Batch drops a queue relationship some time after the queue is re-pointed.
-                if "relationship" not in str(exc).lower() or time.monotonic() > deadline:
+                if "relationship" not in str(exc).lower():
                     raise
-                time.sleep(delay)
-                delay = min(delay * 1.6, 15.0)
-        _poller(ctx).wait(
-            live.aws_name,
-            lambda d: d is None or d.get("status") == "DELETED",
-            ctx.options.wait_timeout,
-            f"compute environment {live.aws_name} to go",
-        )
-        return f"{live.aws_name} deleted"
+                return Pending(f"waiting for Batch to let go of {name}'s queues", step)
+            return Pending(f"deleting {name}", step)
+
+        return step
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
+        out = super().status_fields(res, live)
+        out["state"] = live.spec.get("state") if live else None
+        return out
+
+
+KINDS = (ComputeEnvironmentKind(),)

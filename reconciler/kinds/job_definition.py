@@ -17,19 +17,22 @@ from typing import Any
 
 from reconciler.aws.tags import owner_of, user_tags
 from reconciler.engine.context import Context
+from reconciler.engine.decide import tags_only
 from reconciler.engine.diff import Change
-from reconciler.engine.types import Action, Observed, Plan, Verb
+from reconciler.engine.refs import Refs
+from reconciler.engine.types import Observed, Verb, Work
 from reconciler.kinds.base import (
-    KindHandler,
+    STATUS_COLUMNS,
+    Column,
+    Kind,
+    Permission,
     desired_tags,
     request_of,
     spec_dict,
     sync_tags,
-    tag_changes_only,
 )
 from reconciler.models.job_definition import JobDefinition, JobDefinitionSpec
 
-KIND = JobDefinition.KIND
 SPEC_FIELDS = (
     "type",
     "parameters",
@@ -50,9 +53,27 @@ def _group(raws: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return by_name
 
 
-class JobDefinitionHandler(KindHandler):
+def _plural(n: int) -> str:
+    return "s" if n != 1 else ""
+
+
+class JobDefinitionKind(Kind):
     model = JobDefinition
     spec_model = JobDefinitionSpec
+    busy_statuses = ()  # registering is instant: a revision is ACTIVE or INACTIVE
+    ready_statuses = ("ACTIVE",)
+    columns = (
+        *STATUS_COLUMNS,
+        Column("Revision", "revision", "integer", "The current ACTIVE revision."),
+    )
+    permissions = (
+        Permission(
+            "BatchInfrastructure",
+            "batch",
+            ("RegisterJobDefinition", "DeregisterJobDefinition"),
+            ("job-definition/*",),
+        ),
+    )
 
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         pages = ctx.aws.client("batch").get_paginator("describe_job_definitions")
@@ -82,7 +103,7 @@ class JobDefinitionHandler(KindHandler):
         spec = {k: latest.get(k) for k in SPEC_FIELDS}
         spec["tags"] = user_tags(latest.get("tags"))
         return Observed(
-            kind=KIND,
+            kind=self.name,
             aws_name=latest["jobDefinitionName"],
             arn=latest["jobDefinitionArn"],
             spec=spec,
@@ -92,7 +113,7 @@ class JobDefinitionHandler(KindHandler):
             extra={"revisions": [(d["revision"], d["jobDefinitionArn"]) for d in revisions]},
         )
 
-    def desired(self, ctx: Context, res: JobDefinition, plan: Plan) -> dict[str, Any]:
+    def desired(self, ctx: Context, res: JobDefinition, refs: Refs) -> dict[str, Any]:
         spec = spec_dict(res)
         cp = spec.get("containerProperties")
         if cp:
@@ -102,79 +123,65 @@ class JobDefinitionHandler(KindHandler):
         spec["tags"] = desired_tags(res, ctx.stack, spec.get("tags"))
         return spec
 
-    def plan_create(
-        self, ctx: Context, res: JobDefinition, desired: dict[str, Any], plan: Plan
-    ) -> Action:
-        return Action.of(
-            KIND,
-            res.name,
-            Verb.CREATE,
-            aws_name=res.name,
-            summary="revision 1",
-            run=lambda c: self._register(c, res.name, desired),
-        )
+    # -- carrying out ------------------------------------------------------------------------
 
-    def plan_change(
+    def create(
+        self, ctx: Context, res: JobDefinition, desired: dict[str, Any], aws_name: str, refs: Refs
+    ) -> Work:
+        return Work(run=lambda c: self._register(c, aws_name, desired), summary="revision 1")
+
+    def update(
         self,
         ctx: Context,
         res: JobDefinition,
         current: Observed,
         desired: dict[str, Any],
         changes: list[Change],
-        plan: Plan,
-    ) -> list[Action]:
-        action = Action.of(
-            KIND,
-            res.name,
-            Verb.NOOP,
-            aws_name=current.aws_name,
-            changes=changes,
-            summary=f"revision {current.revision}",
-        )
-        revisions = list(current.extra["revisions"])
-        if changes and tag_changes_only(changes):
-            action.verb = Verb.UPDATE
-            action.summary = f"tags of revision {current.revision}"
-            action.run = lambda c: self._retag(c, current, desired)
-        elif changes:
-            action.verb = Verb.REVISION
-            action.summary = f"new revision after {current.revision}"
-            action.run = lambda c: self._register(c, res.name, desired)
-            revisions.append((None, None))  # the one about to be registered
-        actions = [action]
-        excess = revisions[: max(0, len(revisions) - res.spec.revisionHistoryLimit)]
-        if excess:
-            history = self._deregister_action(
-                res.name,
-                current,
-                [r for r in excess if r[0] is not None],
-                f"beyond revisionHistoryLimit {res.spec.revisionHistoryLimit}",
-                suffix="history",
+        refs: Refs,
+    ) -> Work:
+        # Revisions are immutable: any spec change is a new revision; tags alone are re-tagged.
+        if tags_only(changes):
+            return Work(
+                run=lambda c: self._retag(c, current, desired),
+                summary=f"tags of revision {current.revision}",
             )
-            if action.verb.writes:
-                history.after.add(action.id)
-            actions.append(history)
-        return actions
+        return Work(
+            run=lambda c: self._register(c, res.name, desired),
+            summary=f"new revision after {current.revision}",
+            verb=Verb.REVISION,
+        )
 
-    def plan_delete(self, ctx: Context, name: str, live: Observed, plan: Plan, why: str) -> Action:
-        return self._deregister_action(name, live, live.extra["revisions"], why, suffix="delete")
+    def unchanged(self, ctx: Context, res: JobDefinition, current: Observed) -> Work:
+        return Work(summary=f"revision {current.revision}")
 
-    def _deregister_action(
-        self, name: str, live: Observed, revisions: list[tuple[Any, Any]], why: str, suffix: str
-    ) -> Action:
+    def housekeeping(
+        self, ctx: Context, res: JobDefinition, current: Observed, main: Verb
+    ) -> list[Work]:
+        """ACTIVE revisions beyond revisionHistoryLimit, oldest first, after the new one."""
+        revisions = list(current.extra["revisions"])
+        limit = res.spec.revisionHistoryLimit
+        registering = 1 if main is Verb.REVISION else 0
+        excess = revisions[: max(0, len(revisions) + registering - limit)]
+        if not excess:
+            return []
+        return [
+            self._deregistering(current, excess, f"beyond revisionHistoryLimit {limit}", "history")
+        ]
+
+    def delete(self, ctx: Context, live: Observed, why: str) -> Work:
+        return self._deregistering(live, live.extra["revisions"], why, "delete")
+
+    def _deregistering(
+        self, live: Observed, revisions: list[tuple[Any, Any]], why: str, suffix: str
+    ) -> Work:
         numbers = ", ".join(str(r) for r, _ in revisions)
         arns = [arn for _, arn in revisions]
-        return Action.of(
-            KIND,
-            name,
-            Verb.DELETE,
-            f"#{suffix}",
-            aws_name=live.aws_name,
-            summary=f"deregister revision{'s' if len(arns) > 1 else ''} {numbers} ({why})",
+        return Work(
             run=lambda c: self._deregister(c, arns),
+            summary=f"deregister revision{_plural(len(arns))} {numbers} ({why})",
+            suffix=f"#{suffix}",
+            aws_name=live.aws_name,
         )
-
-    # -- carrying out ------------------------------------------------------------------------
 
     def _register(self, ctx: Context, name: str, desired: dict[str, Any]) -> str:
         out = ctx.aws.client("batch").register_job_definition(
@@ -190,4 +197,12 @@ class JobDefinitionHandler(KindHandler):
         batch = ctx.aws.client("batch")
         for arn in arns:
             batch.deregister_job_definition(jobDefinition=arn)
-        return f"{len(arns)} revision{'s' if len(arns) != 1 else ''} deregistered"
+        return f"{len(arns)} revision{_plural(len(arns))} deregistered"
+
+    def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
+        out = super().status_fields(res, live)
+        out["revision"] = live.revision if live else None
+        return out
+
+
+KINDS = (JobDefinitionKind(),)

@@ -6,6 +6,7 @@ AWS quirks handled here:
 - Deleting a queue terminates its jobs: the plan counts unfinished jobs and refuses unless
   `--drain` (disable, wait for them) or `--force`.
 - A queue must be DISABLED before DeleteJobQueue.
+- Draining is a pending step like any other wait: it holds no thread.
 """
 
 from __future__ import annotations
@@ -15,16 +16,29 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reconciler.aws.tags import owner_of, user_tags
-from reconciler.aws.waiting import StatusPoller
 from reconciler.engine.context import Context
+from reconciler.engine.decide import spec_changes
 from reconciler.engine.diff import Change
-from reconciler.engine.types import Action, Observed, Plan, Verb
+from reconciler.engine.refs import Refs
+from reconciler.engine.types import Observed, Pending, Step, Work
 from reconciler.errors import RetryableError, TerminalError
-from reconciler.kinds.base import KindHandler, desired_tags, request_of, spec_dict, sync_tags
+from reconciler.kinds.base import (
+    BUSY,
+    STATUS_COLUMNS,
+    Column,
+    Kind,
+    Permission,
+    desired_tags,
+    request_of,
+    spec_dict,
+    sync_tags,
+)
+from reconciler.kinds.polling import Description, StatusPoller
+from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_queue import JobQueue, JobQueueSpec
 
-KIND = JobQueue.KIND
 UNFINISHED = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+DRAIN_POLL = 5.0  # seconds between counts of a draining queue's jobs
 
 
 def _poller(ctx: Context) -> StatusPoller:
@@ -35,16 +49,19 @@ def _poller(ctx: Context) -> StatusPoller:
     return ctx.shared("poller:jq", lambda: StatusPoller(describe))
 
 
-def _wait_settled(ctx: Context, name: str) -> dict[str, Any] | None:
-    desc = _poller(ctx).wait(
-        name,
-        lambda d: d is None or d.get("status") not in ("CREATING", "UPDATING", "DELETING"),
-        ctx.options.wait_timeout,
-        f"job queue {name} to settle",
-    )
-    if desc is not None and desc.get("status") == "INVALID":
-        raise TerminalError(f"job queue {name} is INVALID: {desc.get('statusReason')}")
-    return desc
+def _settled(desc: Description) -> bool:
+    return desc is None or desc.get("status") not in BUSY
+
+
+def _valid(name: str) -> Any:
+    def then(_ctx: Context, desc: Description) -> str:
+        if desc is None:
+            raise RetryableError(f"job queue {name} was written but cannot be read back yet")
+        if desc.get("status") == "INVALID":
+            raise TerminalError(f"job queue {name} is INVALID: {desc.get('statusReason')}")
+        return f"{name} {desc.get('status')}"
+
+    return then
 
 
 def unfinished_jobs(ctx: Context, queue: str, limit: int = 100) -> int:
@@ -67,9 +84,19 @@ def ce_arn(ctx: Context, name: str) -> str:
     return f"arn:aws:batch:{ctx.aws.region}:{r.account_id}:compute-environment/{name}"
 
 
-class JobQueueHandler(KindHandler):
+class JobQueueKind(Kind):
     model = JobQueue
     spec_model = JobQueueSpec
+    ready_statuses = ("VALID",)
+    columns = (*STATUS_COLUMNS, Column("State", "state", description="ENABLED or DISABLED."))
+    permissions = (
+        Permission(
+            "BatchInfrastructure",
+            "batch",
+            ("CreateJobQueue", "UpdateJobQueue", "DeleteJobQueue"),
+            ("job-queue/*", "compute-environment/*"),
+        ),
+    )
 
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         pages = ctx.aws.client("batch").get_paginator("describe_job_queues")
@@ -93,7 +120,7 @@ class JobQueueHandler(KindHandler):
             "tags": user_tags(raw.get("tags")),
         }
         return Observed(
-            kind=KIND,
+            kind=self.name,
             aws_name=raw["jobQueueName"],
             arn=raw["jobQueueArn"],
             spec=spec,
@@ -102,87 +129,21 @@ class JobQueueHandler(KindHandler):
             status_reason=raw.get("statusReason"),
         )
 
-    def desired(self, ctx: Context, res: JobQueue, plan: Plan) -> dict[str, Any]:
+    def observed_refs(self, live: Observed) -> list[tuple[str, str]]:
+        return [
+            (ComputeEnvironment.KIND, e["computeEnvironment"])
+            for e in live.spec.get("computeEnvironmentOrder") or []
+        ]
+
+    def desired(self, ctx: Context, res: JobQueue, refs: Refs) -> dict[str, Any]:
         spec = spec_dict(res)
         for entry in spec["computeEnvironmentOrder"]:
-            key = ("ComputeEnvironment", entry["computeEnvironment"])
-            entry["computeEnvironment"] = plan.targets.get(key, entry["computeEnvironment"])
+            # The name the environment has after the plan: a blue/green replacement's new one.
+            entry["computeEnvironment"] = refs.aws_name(
+                ComputeEnvironment.KIND, entry["computeEnvironment"]
+            )
         spec["tags"] = desired_tags(res, ctx.stack, spec.get("tags"))
         return spec
-
-    def plan_create(
-        self, ctx: Context, res: JobQueue, desired: dict[str, Any], plan: Plan
-    ) -> Action:
-        return Action.of(
-            KIND,
-            res.name,
-            Verb.CREATE,
-            aws_name=res.name,
-            run=lambda c: self._create(c, res.name, desired),
-        )
-
-    def plan_change(
-        self,
-        ctx: Context,
-        res: JobQueue,
-        current: Observed,
-        desired: dict[str, Any],
-        changes: list[Change],
-        plan: Plan,
-    ) -> list[Action]:
-        action = Action.of(
-            KIND,
-            res.name,
-            Verb.NOOP,
-            aws_name=current.aws_name,
-            changes=changes,
-        )
-        if changes:
-            action.verb = Verb.UPDATE
-            action.run = lambda c: self._update(c, current, desired, changes)
-        return [action]
-
-    def plan_delete(self, ctx: Context, name: str, live: Observed, plan: Plan, why: str) -> Action:
-        action = Action.of(
-            KIND,
-            name,
-            Verb.DELETE,
-            f"#delete:{live.aws_name}",
-            aws_name=live.aws_name,
-            summary=why,
-            run=lambda c: self._delete(c, live),
-        )
-        jobs = unfinished_jobs(ctx, live.aws_name)
-        if jobs:
-            shown = f"{jobs}+" if jobs >= 100 else str(jobs)
-            if ctx.options.drain:
-                action.notes.append(f"{shown} unfinished jobs: draining them first (--drain)")
-            elif ctx.options.force:
-                action.notes.append(f"{shown} unfinished jobs will be terminated (--force)")
-            else:
-                action.verb = Verb.REFUSED
-                action.summary = (
-                    f"has {shown} unfinished jobs that deleting would kill; "
-                    "use --drain to let them finish, or --force"
-                )
-        return action
-
-    def link(self, plan: Plan) -> None:
-        """A queue is created or changed after the environments it will point at exist."""
-        ce_actions = {
-            a.name: a.id
-            for a in plan.actions
-            if a.kind == "ComputeEnvironment" and a.verb in (Verb.CREATE, Verb.REPLACE)
-        }
-        for action in plan.actions:
-            if action.kind != KIND or action.verb not in (Verb.CREATE, Verb.UPDATE, Verb.ADOPT):
-                continue
-            res = plan.desired.get((KIND, action.name))
-            if res is None:
-                continue
-            for entry in res.spec.computeEnvironmentOrder:
-                if entry.computeEnvironment in ce_actions:
-                    action.after.add(ce_actions[entry.computeEnvironment])
 
     # -- carrying out ------------------------------------------------------------------------
 
@@ -192,60 +153,115 @@ class JobQueueHandler(KindHandler):
             for e in desired["computeEnvironmentOrder"]
         ]
 
-    def _create(self, ctx: Context, name: str, desired: dict[str, Any]) -> str:
-        body = request_of(desired)
-        body["computeEnvironmentOrder"] = self._order(ctx, desired)
-        ctx.aws.client("batch").create_job_queue(jobQueueName=name, tags=desired["tags"], **body)
-        desc = _wait_settled(ctx, name)
-        if desc is None:
-            raise RetryableError(f"job queue {name} was created but cannot be read back yet")
-        return f"{name} {desc.get('status')}"
+    def _settling(self, ctx: Context, name: str, what: str) -> Pending:
+        check = _poller(ctx).until(name, _settled, f"job queue {name}", then=_valid(name))
+        return Pending(what, check)
 
-    def _update(
-        self, ctx: Context, current: Observed, desired: dict[str, Any], changes: list[Change]
-    ) -> str:
-        fields = {c.path.split(".")[0] for c in changes} - {"tags"}
-        if fields:
-            _wait_settled(ctx, current.aws_name)
+    def create(
+        self, ctx: Context, res: JobQueue, desired: dict[str, Any], aws_name: str, refs: Refs
+    ) -> Work:
+        def run(c: Context) -> Step:
+            body = request_of(desired)
+            body["computeEnvironmentOrder"] = self._order(c, desired)
+            c.aws.client("batch").create_job_queue(
+                jobQueueName=aws_name, tags=desired["tags"], **body
+            )
+            return self._settling(c, aws_name, f"creating {aws_name}")
+
+        return Work(run=run)
+
+    def update(
+        self,
+        ctx: Context,
+        res: JobQueue,
+        current: Observed,
+        desired: dict[str, Any],
+        changes: list[Change],
+        refs: Refs,
+    ) -> Work:
+        fields = {c.path.split(".")[0] for c in spec_changes(changes)}
+
+        def run(c: Context) -> Step:
+            sync_tags(c, current.arn, current.tags, desired["tags"])
+            if not fields:
+                return f"{current.aws_name} re-tagged"
             request: dict[str, Any] = {"jobQueue": current.aws_name}
             for field in fields:
                 if field == "computeEnvironmentOrder":
-                    request[field] = self._order(ctx, desired)
+                    request[field] = self._order(c, desired)
                 elif desired.get(field) is not None:
                     request[field] = desired[field]
-            ctx.aws.client("batch").update_job_queue(**request)
-            _wait_settled(ctx, current.aws_name)
-        sync_tags(ctx, current.arn, current.tags, desired["tags"])
-        return f"{current.aws_name} updated"
+            c.aws.client("batch").update_job_queue(**request)
+            return self._settling(c, current.aws_name, f"updating {current.aws_name}")
 
-    def _delete(self, ctx: Context, live: Observed) -> str:
-        batch = ctx.aws.client("batch")
-        desc = _wait_settled(ctx, live.aws_name)
-        if desc is None:
-            return f"{live.aws_name} already gone"
-        if desc.get("state") != "DISABLED":
-            batch.update_job_queue(jobQueue=live.aws_name, state="DISABLED")
-            _wait_settled(ctx, live.aws_name)
-        if ctx.options.drain:
-            self._drain(ctx, live.aws_name)
-        batch.delete_job_queue(jobQueue=live.aws_name)
-        _poller(ctx).wait(
-            live.aws_name,
-            lambda d: d is None or d.get("status") == "DELETED",
-            ctx.options.wait_timeout,
-            f"job queue {live.aws_name} to go",
+        return Work(run=run)
+
+    def wait(self, ctx: Context, current: Observed) -> Work:
+        name = current.aws_name
+        return Work(
+            run=lambda c: self._settling(c, name, f"{name} is settling").check(c),
+            summary=f"{name} is {current.status}: waiting for it to settle",
         )
-        return f"{live.aws_name} deleted"
 
-    def _drain(self, ctx: Context, name: str) -> None:
-        deadline = time.monotonic() + ctx.options.drain_timeout
-        delay = 1.0
-        while (left := unfinished_jobs(ctx, name)) > 0:
-            if time.monotonic() + delay > deadline:
-                raise RetryableError(
-                    f"job queue {name}: {left} jobs still unfinished after "
-                    f"{ctx.options.drain_timeout:.0f}s of draining"
+    def delete(self, ctx: Context, live: Observed, why: str) -> Work:
+        work = Work(run=self._deleting(live.aws_name), summary=why, aws_name=live.aws_name)
+        jobs = unfinished_jobs(ctx, live.aws_name)
+        if jobs:
+            shown = f"{jobs}+" if jobs >= 100 else str(jobs)
+            if ctx.options.drain:
+                work.notes.append(f"{shown} unfinished jobs: draining them first (--drain)")
+            elif ctx.options.force:
+                work.notes.append(f"{shown} unfinished jobs will be terminated (--force)")
+            else:
+                work.refused = (
+                    f"has {shown} unfinished jobs that deleting would kill; "
+                    "use --drain to let them finish, or --force"
                 )
-            ctx.log(f"  draining {name}: {left} unfinished jobs")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 30.0)
+        return work
+
+    def _deleting(self, name: str) -> Any:
+        """One observation-driven step at a time: settle, disable, drain (with --drain),
+        delete, wait until gone; a re-plan resumes where it was."""
+        seen = -1
+
+        def step(ctx: Context) -> Step:
+            nonlocal seen
+            desc, seen = _poller(ctx).read(name, seen)
+            status = (desc or {}).get("status")
+            if desc is None or status == "DELETED":
+                return f"{name} deleted"
+            if status in BUSY:
+                return Pending(f"job queue {name} is {status}", step)
+            batch = ctx.aws.client("batch")
+            if desc.get("state") != "DISABLED":
+                batch.update_job_queue(jobQueue=name, state="DISABLED")
+                return Pending(f"disabling {name}", step)
+            if ctx.options.drain:
+                left = unfinished_jobs(ctx, name)
+                if left:
+                    # The drain has its own deadline (--drain-timeout), longer than a settle.
+                    return self._draining(ctx, name, left, step)
+            batch.delete_job_queue(jobQueue=name)
+            return Pending(f"deleting {name}", step)
+
+        return step
+
+    def _draining(self, ctx: Context, name: str, left: int, then: Any) -> Pending:
+        key = f"drain-deadline:{name}"
+        deadline = ctx.shared(key, lambda: time.monotonic() + ctx.options.drain_timeout)
+        if time.monotonic() > deadline:
+            raise RetryableError(
+                f"job queue {name}: {left} jobs still unfinished after "
+                f"{ctx.options.drain_timeout:.0f}s of draining"
+            )
+        ctx.log(f"  draining {name}: {left} unfinished jobs")
+        patience = ctx.options.drain_timeout + ctx.options.wait_timeout
+        return Pending(f"draining {name}: {left} unfinished jobs", then, DRAIN_POLL, patience)
+
+    def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
+        out = super().status_fields(res, live)
+        out["state"] = live.spec.get("state") if live else None
+        return out
+
+
+KINDS = (JobQueueKind(),)

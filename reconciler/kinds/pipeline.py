@@ -12,6 +12,7 @@ Preflight refuses tasks that could never start (see runs/preflight.py).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,20 +20,28 @@ from pydantic import BaseModel
 from reconciler.aws.tags import Owner
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
-from reconciler.engine.types import Action, Observed, Plan, Verb
-from reconciler.kinds.base import KindHandler, spec_dict
+from reconciler.engine.refs import Refs
+from reconciler.engine.types import Observed, Verb, Work
+from reconciler.kinds.base import Column, Kind, Permission, spec_dict
+from reconciler.models.compute_environment import ComputeEnvironment
+from reconciler.models.job_definition import JobDefinition
+from reconciler.models.job_queue import JobQueue
 from reconciler.models.pipeline import Pipeline, PipelineTask, Task
 from reconciler.runs import identity, preflight
-from reconciler.runs.state import FINISHED, RunState, read_runs
+from reconciler.runs.report import run_status
+from reconciler.runs.state import FINISHED, STATES, RunState, counts, read_runs
 from reconciler.runs.submit import barrier_count, expand, submit_run
+from reconciler.runs.watch import Watched, poll
 
 REASON = "cancelled by reconciler"
+MAX_TASKS_IN_STATUS = 200  # a status must stay far below etcd's object size limit
 
 
 class RunView(BaseModel):
-    """What is compared: which run the spec calls for."""
+    """What is compared: which run the spec calls for, and whether all of it was submitted."""
 
     runId: str | None = None
+    complete: bool = True
 
 
 def queues_of(res: Pipeline | Task) -> dict[str, str]:
@@ -56,29 +65,45 @@ def stop_jobs(ctx: Context, runs: list[RunState], reason: str) -> int:
     return stopped
 
 
-class PipelineHandler(KindHandler):
+def _active(current: Observed) -> list[RunState]:
+    return [r for r in current.extra["runs"].values() if r.active]
+
+
+class PipelineKind(Kind):
     model: Any = Pipeline
     spec_model = RunView
+    busy_statuses = ()  # a run in progress is work being done, not a resource settling
+    conflicts_by_name = False  # runs of other stacks are theirs, never a conflict
+    runs = True
+    columns = (
+        Column("Run", "runId", description="The run the spec calls for."),
+        Column("Status", "runStatus", description="The run's status."),
+    )
+    permissions = (
+        Permission(
+            "BatchJobs",
+            "batch",
+            ("SubmitJob", "CancelJob", "TerminateJob"),
+            ("job-queue/*", "job-definition/*", "job/*"),
+        ),
+    )
 
     def ignored(self, res: Any) -> frozenset[str]:
         return frozenset()
 
-    def matches_name(self, live: Observed, name: str) -> bool:
-        return False  # runs of other stacks are theirs, never a conflict
-
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         found = []
         for res in declared:
-            runs = read_runs(ctx, self.model.KIND, res.name, list(queues_of(res).values()))
+            runs = read_runs(ctx, self.name, res.name, list(queues_of(res).values()))
             if not runs:
                 continue
             latest = max(runs.values(), key=lambda r: r.created)
             found.append(
                 Observed(
-                    kind=self.model.KIND,
+                    kind=self.name,
                     aws_name=res.name,
                     arn="",
-                    spec={"runId": latest.run_id},
+                    spec={"runId": latest.run_id, "complete": True},
                     owner=Owner(ctx.stack, res.name),
                     status=latest.status(),
                     extra={"runs": runs},
@@ -86,166 +111,152 @@ class PipelineHandler(KindHandler):
             )
         return found
 
-    def desired(self, ctx: Context, res: Any, plan: Plan) -> dict[str, Any]:
-        definitions = {
-            k[1]: spec_dict(r) for k, r in plan.desired.items() if k[0] == "JobDefinition"
+    def run_id(self, res: Any, refs: Refs) -> str:
+        definitions = {}
+        for kind, name, _ in res.references():
+            if kind == JobDefinition.KIND and (jd := refs.resource(kind, name)) is not None:
+                definitions[name] = spec_dict(jd)
+        return identity.run_id(res, definitions)
+
+    def desired(self, ctx: Context, res: Any, refs: Refs) -> dict[str, Any]:
+        # concurrencyPolicy is not compared (RunView has no such field): the hook reads it.
+        return {
+            "runId": self.run_id(res, refs),
+            "complete": True,
+            "concurrencyPolicy": res.spec.concurrencyPolicy,
         }
-        return {"runId": identity.run_id(res, definitions)}
 
-    # -- deciding ----------------------------------------------------------------------------
+    def pick(
+        self, res: Any, candidates: list[Observed], desired: dict[str, Any]
+    ) -> tuple[Observed, list[Observed]]:
+        """The spec's own run if it exists (complete or not), else the latest."""
+        current = candidates[0]
+        run = current.extra["runs"].get(desired["runId"])
+        if run is not None:
+            complete = len(run.jobs) >= len(expand(res.task_list()))
+            current.spec = {"runId": run.run_id, "complete": complete}
+            current.status = run.status(len(expand(res.task_list())))
+        return current, []
 
-    def _submit_action(
+    def requires_replacement(
+        self, changes: list[Change], current: Observed, desired: dict[str, Any]
+    ) -> str | None:
+        active = _active(current)
+        changed = any(c.path == "runId" for c in changes)
+        if changed and active and desired["concurrencyPolicy"] == "Replace":
+            return (
+                f"run {', '.join(r.run_id for r in active)} is active (concurrencyPolicy Replace)"
+            )
+        return None
+
+    def unchanged(self, ctx: Context, res: Any, current: Observed) -> Work:
+        run = current.spec["runId"]
+        return Work(summary=f"run {run}: {current.status}")
+
+    # -- carrying out ------------------------------------------------------------------------
+
+    def _submission(
         self,
         ctx: Context,
         res: Any,
-        plan: Plan,
+        refs: Refs,
         run: str,
         existing: dict[str, str],
         replacing: list[RunState],
-    ) -> Action:
+    ) -> Work:
         tasks = res.task_list()
-        action = Action.of(
-            res.KIND,
-            res.name,
-            Verb.SUBMIT,
-            aws_name=res.name,
+        work = Work(
+            verb=Verb.REPLACE if replacing else Verb.SUBMIT,
             summary=f"{run}: {len(tasks)} task{'s' if len(tasks) > 1 else ''}",
         )
-        problems = self._preflight(ctx, res, plan)
+        problems = self._preflight(ctx, res, refs)
         if problems:
-            action.verb = Verb.REFUSED
-            action.summary = "; ".join(problems)
-            return action
+            work.refused = "; ".join(problems)
+            return work
         barriers = barrier_count(tasks)
         if barriers:
-            action.notes.append(
+            work.notes.append(
                 f"{barriers} barrier job(s) added: AWS allows a job at most 20 dependencies"
             )
         if existing:
-            action.summary += f" (finishing: {len(existing)} already submitted)"
+            work.summary += f" (finishing: {len(existing)} already submitted)"
         if replacing:
-            action.verb = Verb.REPLACE
-            action.summary += (
+            work.summary += (
                 f"; first cancels run {', '.join(r.run_id for r in replacing)}"
                 " (concurrencyPolicy Replace)"
             )
         queues = queues_of(res)
-        action.run = lambda c: self._submit(c, res, run, tasks, queues, existing, replacing)
-        return action
+        work.run = lambda c: self._submit(c, res, run, tasks, queues, existing, replacing)
+        return work
 
-    def _preflight(self, ctx: Context, res: Any, plan: Plan) -> list[str]:
+    def _preflight(self, ctx: Context, res: Any, refs: Refs) -> list[str]:
         out = []
         for task in res.task_list():
-            jd = plan.desired.get(("JobDefinition", task.jobDefinition))
+            jd = refs.resource(JobDefinition.KIND, task.jobDefinition)
             definition = spec_dict(jd) if jd is not None else None
             queue = task.jobQueue or res.spec.jobQueue
-            out += preflight.problems(ctx, plan, task, queue, definition)
+            declared = refs.resource(JobQueue.KIND, queue)
+            environments = [
+                ce
+                for e in (declared.spec.computeEnvironmentOrder if declared else [])
+                if (ce := refs.resource(ComputeEnvironment.KIND, e.computeEnvironment))
+            ]
+            live = refs.live(JobQueue.KIND, refs.aws_name(JobQueue.KIND, queue))
+            out += preflight.problems(ctx, task, queue, declared, live, environments, definition)
         return out
 
-    def plan_create(self, ctx: Context, res: Any, desired: dict[str, Any], plan: Plan) -> Action:
-        return self._submit_action(ctx, res, plan, desired["runId"], {}, [])
+    def create(
+        self, ctx: Context, res: Any, desired: dict[str, Any], aws_name: str, refs: Refs
+    ) -> Work:
+        return self._submission(ctx, res, refs, desired["runId"], {}, [])
 
-    def plan_change(
+    def update(
         self,
         ctx: Context,
         res: Any,
         current: Observed,
         desired: dict[str, Any],
         changes: list[Change],
-        plan: Plan,
-    ) -> list[Action]:
-        runs: dict[str, RunState] = current.extra["runs"]
+        refs: Refs,
+    ) -> Work:
         wanted = desired["runId"]
-        units = len(expand(res.task_list()))
-        if wanted in runs:
-            run = runs[wanted]
-            if len(run.jobs) >= units:
-                return [
-                    Action.of(
-                        res.KIND,
-                        res.name,
-                        Verb.NOOP,
-                        aws_name=res.name,
-                        summary=f"run {wanted}: {run.status(units)}",
-                    )
-                ]
+        run = current.extra["runs"].get(wanted)
+        if run is not None:  # an interrupted submission: finish it
             existing = {k: j["jobId"] for k, j in run.jobs.items()}
-            return [self._submit_action(ctx, res, plan, wanted, existing, [])]
-        active = [r for r in runs.values() if r.active]
-        policy = res.spec.concurrencyPolicy
-        if active and policy == "Forbid":
-            return [
-                Action.of(
-                    res.KIND,
-                    res.name,
-                    Verb.REFUSED,
-                    aws_name=res.name,
-                    changes=changes,
-                    summary=f"run {active[0].run_id} is still active and "
-                    "concurrencyPolicy is Forbid: re-apply when it finishes, "
-                    "or use Replace or Allow",
-                )
-            ]
-        action = self._submit_action(
-            ctx, res, plan, wanted, {}, active if policy == "Replace" else []
-        )
-        action.changes = changes
-        return [action]
-
-    def plan_delete(self, ctx: Context, name: str, live: Observed, plan: Plan, why: str) -> Action:
-        runs = [r for r in live.extra["runs"].values() if r.active]
-        kind = self.model.KIND
-        if not runs:
-            return Action.of(
-                kind,
-                name,
-                Verb.NOOP,
-                summary="no unfinished jobs",
+            return self._submission(ctx, res, refs, wanted, existing, [])
+        active = _active(current)
+        if active and desired["concurrencyPolicy"] == "Forbid":
+            return Work(
+                refused=f"run {active[0].run_id} is still active and concurrencyPolicy is "
+                "Forbid: re-apply when it finishes, or use Replace or Allow"
             )
+        return self._submission(ctx, res, refs, wanted, {}, [])
+
+    def replace(
+        self,
+        ctx: Context,
+        res: Any,
+        current: Observed,
+        desired: dict[str, Any],
+        why: str,
+        refs: Refs,
+    ) -> list[Work] | None:
+        return [self._submission(ctx, res, refs, desired["runId"], {}, _active(current))]
+
+    def delete(self, ctx: Context, live: Observed, why: str) -> Work:
+        runs = _active(live)
+        if not runs:
+            return Work(verb=Verb.NOOP, summary="no unfinished jobs", suffix="")
         unfinished = sum(
             1 for r in runs for j in r.jobs.values() if j.get("status") not in FINISHED
         )
-        return Action.of(
-            kind,
-            name,
-            Verb.DELETE,
-            "#delete",
-            aws_name=name,
+        return Work(
             summary=f"cancel or terminate {unfinished} unfinished job(s) of run "
             f"{', '.join(r.run_id for r in runs)}",
             run=lambda c: f"{stop_jobs(c, runs, REASON + ' (' + why + ')')} job(s) stopped",
+            suffix="#delete",
+            aws_name=live.aws_name,
         )
-
-    def link(self, plan: Plan) -> None:
-        """A run is submitted after the definitions, queues and environments it uses; a queue
-        is deleted after the runs in it are stopped."""
-        infra = [
-            a
-            for a in plan.actions
-            if a.verb.writes
-            and a.verb is not Verb.DELETE
-            and a.kind in ("JobDefinition", "JobQueue", "ComputeEnvironment")
-        ]
-        queue_deletes = [a for a in plan.actions if a.kind == "JobQueue" and a.verb is Verb.DELETE]
-        for action in plan.actions:
-            if action.kind != self.model.KIND:
-                continue
-            res = plan.desired[(action.kind, action.name)]
-            queues = set(queues_of(res).values())
-            if action.verb in (Verb.SUBMIT, Verb.REPLACE):
-                used = {("JobDefinition", t.jobDefinition) for t in res.task_list()}
-                used |= {("JobQueue", q) for q in queues}
-                action.after.update(
-                    a.id
-                    for a in infra
-                    if (a.kind, a.name) in used or a.kind == "ComputeEnvironment"
-                )
-            elif action.verb is Verb.DELETE:
-                for q in queue_deletes:
-                    if q.aws_name in queues:
-                        q.after.add(action.id)
-
-    # -- carrying out ------------------------------------------------------------------------
 
     def _submit(
         self,
@@ -263,28 +274,44 @@ class PipelineHandler(KindHandler):
         new = len(ids) - len(existing)
         return f"run {run}: {new} job(s) submitted" + (f", {stopped} stopped" if stopped else "")
 
+    # -- following runs ----------------------------------------------------------------------
 
-class TaskHandler(PipelineHandler):
+    def run_target(self, ctx: Context, res: Any, refs: Refs, run: str | None = None) -> Any:
+        """The run the spec calls for (or `run`) with its job IDs, to watch; None if AWS has
+        none yet."""
+        wanted = run or self.run_id(res, refs)
+        ids = ctx.shared(f"run:{res.KIND}/{res.name}", dict).get(wanted)
+        if ids is None:
+            runs = read_runs(ctx, res.KIND, res.name, list(queues_of(res).values()))
+            found = runs.get(wanted)
+            ids = {k: j["jobId"] for k, j in found.jobs.items()} if found else None
+        return Watched(res.KIND, res.name, wanted, ids) if ids else None
+
+    def run_status(self, ctx: Context, res: Any, refs: Refs) -> dict[str, Any]:
+        """The run the spec calls for as status shows it: ID, status, job counts by state."""
+        target = self.run_target(ctx, res, refs)
+        if target is None:
+            return {"runId": None, "runStatus": None, "jobs": {}, "tasks": {}}
+        poll(ctx, [target])
+        tasks: dict[str, dict[str, int]] = {}
+        total: Counter[str] = Counter()
+        for task in target.tasks:
+            job = target.jobs.get(task)
+            by_state = counts(job) if job else Counter({"SUBMITTED": 1})
+            total.update(by_state)
+            if len(tasks) < MAX_TASKS_IN_STATUS:
+                tasks[task] = {s: by_state[s] for s in STATES if by_state[s]}
+        statuses = [str(target.jobs[t].get("status")) for t in target.tasks if t in target.jobs]
+        return {
+            "runId": target.run_id,
+            "runStatus": run_status(statuses) if statuses else "SUBMITTED",
+            "jobs": {s: total[s] for s in STATES if total[s]},
+            "tasks": tasks,
+        }
+
+
+class TaskKind(PipelineKind):
     model = Task
 
 
-def watch_targets(
-    ctx: Context, plan: Plan, selected: set[tuple[str, str]] | None = None, run: str | None = None
-) -> list[Any]:
-    """The runs a plan's pipelines and tasks call for (or `run`), with their job IDs."""
-    from reconciler.runs.watch import Watched
-
-    targets = []
-    for key, res in plan.desired.items():
-        if key[0] not in ("Pipeline", "Task") or (selected and key not in selected):
-            continue
-        handler = PipelineHandler() if key[0] == "Pipeline" else TaskHandler()
-        wanted = run or handler.desired(ctx, res, plan)["runId"]
-        ids = ctx.shared(f"run:{key[0]}/{key[1]}", dict).get(wanted)
-        if ids is None:
-            runs = read_runs(ctx, key[0], key[1], list(queues_of(res).values()))
-            found = runs.get(wanted)
-            ids = {k: j["jobId"] for k, j in found.jobs.items()} if found else None
-        if ids:
-            targets.append(Watched(key[0], key[1], wanted, ids))
-    return targets
+KINDS = (PipelineKind(), TaskKind())

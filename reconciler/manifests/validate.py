@@ -17,8 +17,9 @@ from pydantic import BaseModel, ValidationError
 from reconciler import API_VERSION
 from reconciler.errors import ManifestError, Problem
 from reconciler.manifests.loader import Document, printable, read_paths
-from reconciler.models import KINDS, ComputeEnvironment, JobQueue, Resource
+from reconciler.models.common import Resource
 from reconciler.models.fields import _nested_models
+from reconciler.registry import models
 
 
 @dataclass
@@ -144,8 +145,8 @@ def _envelope_problems(doc: Document) -> list[Problem]:
             problem("apiVersion", f"must be {API_VERSION!r}, got {doc.data.get('apiVersion')!r}")
         )
     kind = doc.data.get("kind")
-    if not isinstance(kind, str) or kind not in KINDS:
-        out.append(problem("kind", f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}"))
+    if not isinstance(kind, str) or kind not in models():
+        out.append(problem("kind", f"unknown kind {kind!r}; known kinds: {', '.join(models())}"))
     return out
 
 
@@ -167,29 +168,10 @@ def _cross_problems(
                         f"refers to unknown {kind} {name!r}",
                     )
                 )
-    for queue in stack.of_kind(JobQueue.KIND):
-        envs = [
-            stack.get("ComputeEnvironment", e.computeEnvironment)
-            for e in queue.spec.computeEnvironmentOrder
-        ]
-        families = {
-            "FARGATE"
-            if ce.spec.computeResources and ce.spec.computeResources.type.startswith("FARGATE")
-            else "EC2"
-            for ce in envs
-            if isinstance(ce, ComputeEnvironment)
-        }
-        if len(families) > 1:
-            doc = docs[queue.key]
-            out.append(
-                Problem(
-                    doc.file,
-                    doc.line_of(["spec", "computeEnvironmentOrder"]),
-                    doc.subject,
-                    "spec.computeEnvironmentOrder",
-                    "cannot mix Fargate and EC2 compute environments in one queue",
-                )
-            )
+    for res in stack.resources:
+        doc = docs[res.key]
+        for path, message in res.cross_problems(stack.get):
+            out.append(Problem(doc.file, doc.line_of(path.split(".")), doc.subject, path, message))
     return out
 
 
@@ -203,7 +185,7 @@ def validate_documents(docs: list[Document]) -> ResourceSet:
         if envelope:
             problems.extend(envelope)
             continue
-        model = KINDS[doc.data["kind"]]
+        model = models()[doc.data["kind"]]
         try:
             res = model.model_validate(doc.data)
         except ValidationError as exc:
@@ -243,7 +225,7 @@ def _collect_model_names(model: type[BaseModel]) -> None:
             _collect_model_names(sub)
 
 
-for _m in KINDS.values():
+for _m in models().values():
     _collect_model_names(_m)
 del _m
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from reconciler import API_VERSION
 
@@ -58,6 +59,14 @@ class Lookup(Strict):
         return self
 
 
+def _number_as_text(value: Any) -> Any:
+    """AWS takes resource quantities as strings; people write them as numbers."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_number_as_text)]
 SubnetRef = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")] | Lookup
 SecurityGroupRef = Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")] | Lookup
 # A role given by name ("ecsInstanceRole", "service-role/AWSBatchServiceRole") or by full ARN.
@@ -85,5 +94,13 @@ class Resource(Strict):
         return (self.KIND, self.metadata.name)
 
     def references(self) -> list[tuple[str, str, str]]:
-        """(kind, name, path) of every other resource this one names."""
+        """(kind, name, path) of every other resource this one names: the plan creates and
+        updates those first and deletes them last, and validation checks they are declared."""
+        return []
+
+    def cross_problems(
+        self, lookup: Callable[[str, str], Resource | None]
+    ) -> list[tuple[str, str]]:
+        """(path, message) for what is wrong with this resource given the ones it refers to;
+        `lookup(kind, name)` gives a declared resource."""
         return []

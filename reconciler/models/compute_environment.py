@@ -16,11 +16,10 @@ from reconciler.models.common import (
 )
 from reconciler.models.fields import (
     IMMUTABLE,
-    INFRA,
     LATE_INIT,
     LOCAL,
     SERVICE_MANAGED,
-    Semantics,
+    paths_marked,
     set_by,
     value_set,
 )
@@ -29,7 +28,16 @@ from reconciler.models.fields import (
 PROGRESSIVE_STRATEGIES = frozenset(
     {"BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED"}
 )
-INFRA_LATE = Semantics(infrastructure=True, late_init=True)
+
+
+class Infrastructure:
+    """Marks a field AWS can change in place only by an infrastructure update: instances are
+    replaced over tens of minutes, and only with the service-linked role and a progressive
+    allocation strategy; otherwise the environment is replaced
+    blue/green (kinds/compute_environment.py)."""
+
+
+INFRA = Infrastructure()
 
 
 class LaunchTemplate(Strict):
@@ -60,17 +68,16 @@ class ComputeResources(Strict):
             "SPOT_PRICE_CAPACITY_OPTIMIZED",
         ]
         | None,
-        INFRA_LATE,
+        INFRA,
+        LATE_INIT,
     ] = None
     minvCpus: Annotated[int | None, Field(ge=0), LATE_INIT] = None
     maxvCpus: int = Field(ge=0)
     desiredvCpus: Annotated[int | None, Field(ge=0), SERVICE_MANAGED] = None
-    instanceTypes: Annotated[list[str] | None, value_set(infrastructure=True)] = None
+    instanceTypes: Annotated[list[str] | None, value_set(), INFRA] = None
     imageId: Annotated[str | None, INFRA] = None
-    subnets: Annotated[list[SubnetRef], Field(min_length=1), value_set(infrastructure=True)]
-    securityGroupIds: Annotated[list[SecurityGroupRef] | None, value_set(infrastructure=True)] = (
-        None
-    )
+    subnets: Annotated[list[SubnetRef], Field(min_length=1), value_set(), INFRA]
+    securityGroupIds: Annotated[list[SecurityGroupRef] | None, value_set(), INFRA] = None
     ec2KeyPair: Annotated[str | None, INFRA] = None
     instanceRole: Annotated[RoleRef | None, INFRA] = None
     tags: Annotated[Tags | None, INFRA] = None
@@ -81,9 +88,10 @@ class ComputeResources(Strict):
     ec2Configuration: Annotated[
         list[Ec2Configuration] | None,
         Field(max_length=2),
-        set_by("imageType", **{"infrastructure": True, "late_init": True}),
+        set_by("imageType", late_init=True),
+        INFRA,
     ] = None
-    updateToLatestImageVersion: Annotated[bool | None, INFRA_LATE] = None
+    updateToLatestImageVersion: Annotated[bool | None, INFRA, LATE_INIT] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ComputeResources:
@@ -170,3 +178,11 @@ class ComputeEnvironment(Resource):
 
     kind: Literal["ComputeEnvironment"]
     spec: ComputeEnvironmentSpec
+
+
+def is_infrastructure(path: str) -> bool:
+    """A change at `path` is an infrastructure update: the field, or a field it lies in, is
+    marked INFRA (a launch template's version, an instance tag)."""
+    marked = paths_marked(ComputeEnvironmentSpec, Infrastructure)
+    parts = path.split(".")
+    return any(".".join(parts[:i]) in marked for i in range(1, len(parts) + 1))

@@ -19,7 +19,6 @@ from pydantic import BaseModel
 @dataclass(frozen=True)
 class Semantics:
     immutable: bool = False  # a change forces a replacement
-    infrastructure: bool = False  # compute environments: in place only by an infrastructure update
     service_managed: bool = False  # AWS moves it (desiredvCpus): not drift
     late_init: bool = False  # AWS fills a default when unset: compared only when the user sets it
     set_key: str | None = None  # list whose order does not matter, items keyed by this field
@@ -28,7 +27,6 @@ class Semantics:
 
 
 IMMUTABLE = Semantics(immutable=True)
-INFRA = Semantics(infrastructure=True)
 SERVICE_MANAGED = Semantics(service_managed=True)
 LATE_INIT = Semantics(late_init=True)
 LOCAL = Semantics(local=True)
@@ -80,3 +78,18 @@ def semantics_of(model: type[BaseModel], prefix: str = "") -> dict[str, Semantic
 
 def local_fields(model: type[BaseModel]) -> set[str]:
     return {path for path, s in semantics_of(model).items() if s.local}
+
+
+@cache
+def paths_marked(model: type[BaseModel], marker: type, prefix: str = "") -> frozenset[str]:
+    """Dotted paths of the fields annotated with an instance of `marker`: how a kind declares
+    semantics of its own (a compute environment's infrastructure fields) next to its fields,
+    for its own hooks, without adding them to the vocabulary every kind shares."""
+    found: set[str] = set()
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        if any(isinstance(m, marker) for m in info.metadata):
+            found.add(path)
+        for sub in _nested_models(info.annotation):
+            found |= paths_marked(sub, marker, f"{path}.")
+    return frozenset(found)

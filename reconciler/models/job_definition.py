@@ -8,20 +8,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from reconciler.models.common import Resource, RoleRef, Strict, Tags
+from reconciler.models.common import Quantity, Resource, RoleRef, Strict, Tags
 from reconciler.models.fields import LATE_INIT, LOCAL, set_by, value_set
-
-
-def _number_as_text(value: Any) -> Any:
-    """AWS takes resource quantities as strings; people write them as numbers."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-Quantity = Annotated[str, BeforeValidator(_number_as_text)]
 
 
 class KeyValue(Strict):

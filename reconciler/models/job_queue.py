@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from reconciler.models.common import BATCH_NAME, Resource, Strict, Tags
+from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.fields import LATE_INIT, set_by
 
 
@@ -60,9 +62,27 @@ class JobQueue(Resource):
     def references(self) -> list[tuple[str, str, str]]:
         return [
             (
-                "ComputeEnvironment",
+                ComputeEnvironment.KIND,
                 e.computeEnvironment,
                 f"spec.computeEnvironmentOrder.{i}.computeEnvironment",
             )
             for i, e in enumerate(self.spec.computeEnvironmentOrder)
         ]
+
+    def cross_problems(
+        self, lookup: Callable[[str, str], Resource | None]
+    ) -> list[tuple[str, str]]:
+        families = set()
+        for entry in self.spec.computeEnvironmentOrder:
+            ce = lookup(ComputeEnvironment.KIND, entry.computeEnvironment)
+            if isinstance(ce, ComputeEnvironment):
+                cr = ce.spec.computeResources
+                families.add("FARGATE" if cr and cr.type.startswith("FARGATE") else "EC2")
+        if len(families) > 1:
+            return [
+                (
+                    "spec.computeEnvironmentOrder",
+                    "cannot mix Fargate and EC2 compute environments in one queue",
+                )
+            ]
+        return []

@@ -50,17 +50,25 @@ from typing import Any
 import kopf
 
 from reconciler.aws.clients import Aws
+from reconciler.engine import conditions as c
 from reconciler.engine.context import Context, Options
 from reconciler.engine.reconcile import Result, reconcile, remove
+from reconciler.engine.runs import is_run_kind
+from reconciler.engine.status import (
+    desired_only,
+    resource_fields,
+    resource_readiness,
+    run_fields,
+    run_finished,
+    run_readiness,
+    spec_run_id,
+)
 from reconciler.engine.types import Action, Verb
 from reconciler.manifests.validate import ResourceSet
-from reconciler.models import KINDS
-from reconciler.operator import conditions as c
 from reconciler.operator import kube
 from reconciler.operator.objects import (
     GROUP,
     NUDGE_ANNOTATION,
-    RUN_KINDS,
     VERSION,
     InvalidSpec,
     Summary,
@@ -76,15 +84,7 @@ from reconciler.operator.objects import (
     stack_of,
     summarize,
 )
-from reconciler.operator.status import (
-    desired_only,
-    resource_fields,
-    resource_readiness,
-    run_fields,
-    run_finished,
-    run_readiness,
-    spec_run_id,
-)
+from reconciler.registry import models
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class Operator:
     # -- registration --------------------------------------------------------------------------
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
-        for kind in KINDS:
+        for kind in models():
             where: dict[str, Any] = {"registry": registry}
             resource = (GROUP, VERSION, plural_of(kind))
             kopf.index(*resource, id=objects_index(kind), **where)(self._indexer(kind))
@@ -387,7 +387,7 @@ class Operator:
         ctx = self._context(body)
         if timer and not draft.current:
             return  # a change of spec is being handled by the change handlers
-        if kind in RUN_KINDS:
+        if is_run_kind(kind):
             submitted = draft.after.get("runId")
             if submitted and submitted == spec_run_id(ctx, found.stack, key):
                 # Submitted already: follow it, never submit it again (not even if AWS has
@@ -482,12 +482,12 @@ class Operator:
             )
             self._failed(body, draft, details, result.plan.observed.get(key))
             raise kopf.TemporaryError(details, delay=backoff(retry))
-        if result.changed and kind not in RUN_KINDS:  # read back what the actions made
+        if result.changed and not is_run_kind(kind):  # read back what the actions made
             try:
                 result = await self._call(reconcile, ctx, stack, key, True)
             except Exception as exc:
                 logger.warning("re-reading %s/%s after applying: %s", *key, exc)
-        if kind in RUN_KINDS:
+        if is_run_kind(kind):
             try:
                 fields = await self._call(run_fields, ctx, result.plan, key)
             except Exception as exc:  # submitted, but not readable yet: the timer reads it
@@ -503,8 +503,8 @@ class Operator:
 
     def _observed(self, kind: str, result: Result, key: tuple[str, str], draft: Draft) -> None:
         observed = result.plan.observed.get(key)
-        draft.after.update(resource_fields(kind, observed))
-        if kind not in RUN_KINDS and draft.synced():
+        draft.after.update(resource_fields(result.plan, key))
+        if not is_run_kind(kind) and draft.synced():
             draft.put(c.READY, *resource_readiness(kind, observed))
 
     async def _refresh_run(
@@ -546,8 +546,8 @@ class Operator:
         observed = result.plan.observed.get(key)
         if observed is None:
             changed |= draft.put(c.READY, False, reason, message)
-        elif kind not in RUN_KINDS:
-            draft.after.update(resource_fields(kind, observed))
+        elif not is_run_kind(kind):
+            draft.after.update(resource_fields(result.plan, key))
         if changed:
             kopf.warn(body, reason=reason, message=c.short(message))
 
@@ -582,7 +582,7 @@ class Operator:
                 )
                 self._forget(uid)
                 return
-            res = KINDS[kind].model_validate(manifest)
+            res = models()[kind].model_validate(manifest)
             stack = ResourceSet(resources=[res])
             draft = self._draft(body)
             try:
@@ -625,7 +625,7 @@ class Operator:
         me = summarize(kind, body)
         candidates: set[tuple[str, str]] = set()
         if me.ready:
-            for other in KINDS:
+            for other in models():
                 store = indices[referrers_index(other)].get((me.namespace, kind, me.name))
                 candidates.update(store or ())
         if me.waiting:

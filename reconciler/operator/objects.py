@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import API_VERSION
+from reconciler.engine.conditions import DEPENDENCY_NOT_READY
 from reconciler.errors import ManifestError
 from reconciler.manifests.loader import Document
 from reconciler.manifests.validate import ResourceSet, validate_documents
-from reconciler.models import KINDS
 from reconciler.models.common import RESERVED_TAG_PREFIX
-from reconciler.operator.conditions import DEPENDENCY_NOT_READY
+from reconciler.registry import models
 
 GROUP, VERSION = API_VERSION.split("/")
 STACK_LABEL = "reconciler.io/stack"
@@ -32,7 +32,6 @@ DELETE_JOBS_ANNOTATION = "reconciler.io/delete-unfinished-jobs"  # drain | force
 # wakes kopf's update handler for it (see handlers.Nudger).
 NUDGE_ANNOTATION = "reconciler.io/dependencies-ready"
 DELETION_POLICIES = ("Delete", "Retain")
-RUN_KINDS = ("Pipeline", "Task")
 UNKNOWN_REFERENCE = "refers to unknown "
 
 Ref = tuple[str, str]  # (kind, name)
@@ -43,7 +42,7 @@ class InvalidSpec(Exception):
 
 
 def plural_of(kind: str) -> str:
-    return KINDS[kind].PLURAL
+    return models()[kind].PLURAL
 
 
 def plain(value: Any) -> Any:
@@ -124,7 +123,7 @@ def check(manifest: dict[str, Any]) -> None:
 
 def references(manifest: dict[str, Any]) -> list[Ref]:
     """What a valid manifest names, in order, without repeats."""
-    res = KINDS[manifest["kind"]].model_validate(manifest)
+    res = models()[manifest["kind"]].model_validate(manifest)
     seen: dict[Ref, None] = {}
     for kind, name, _path in res.references():
         seen.setdefault((kind, name), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.engine.context import Context
-from reconciler.engine.types import Plan
+from reconciler.engine.types import Observed
 from reconciler.models.pipeline import PipelineTask
 
 FARGATE_MAX = (16.0, 122_880.0)  # vCPUs, MiB
@@ -76,22 +76,24 @@ def _capacity(ctx: Context, ce: dict[str, Any]) -> tuple[float, float | None]:
 
 
 def problems(
-    ctx: Context, plan: Plan, task: PipelineTask, queue: str, definition: dict[str, Any] | None
+    ctx: Context,
+    task: PipelineTask,
+    queue: str,
+    declared: Any | None,
+    live: Observed | None,
+    environments: list[Any],
+    definition: dict[str, Any] | None,
 ) -> list[str]:
-    q = plan.desired.get(("JobQueue", queue))
-    if q is not None and q.spec.state == "DISABLED":
+    """What stops `task` from ever starting in `queue` (declared and as live), given the
+    declared compute environments of that queue and the task's job definition spec."""
+    if declared is not None and declared.spec.state == "DISABLED":
         return [f"task {task.name!r}: queue {queue} is DISABLED"]
-    live = next((o for o in plan.observed_all.get("JobQueue", []) if o.aws_name == queue), None)
     if live is not None and live.status == "INVALID":
         return [f"task {task.name!r}: queue {queue} is INVALID: {live.status_reason}"]
-    if q is None or definition is None:
+    if declared is None or definition is None:
         return []
     vcpus, memory = requirement(task, definition)
-    capacities = []
-    for entry in q.spec.computeEnvironmentOrder:
-        ce = plan.desired.get(("ComputeEnvironment", entry.computeEnvironment))
-        if ce is not None:
-            capacities.append(_capacity(ctx, ce.spec.model_dump(exclude_none=True)))
+    capacities = [_capacity(ctx, ce.spec.model_dump(exclude_none=True)) for ce in environments]
     if not capacities:
         return []
     best_vcpus = max(c[0] for c in capacities)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from reconciler import crds
-from reconciler.models import KINDS
+from reconciler.registry import models
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "reconciler"
@@ -31,7 +31,7 @@ NAMESPACED = {"watchNamespaces": ["a", "b"]}
 VALUE_SETS = {"default": {}, "namespaced": NAMESPACED, "irsa": IRSA}
 PEERING_CRDS = ["clusterkopfpeerings.kopf.dev.yaml", "kopfpeerings.kopf.dev.yaml"]
 
-PLURALS = [m.PLURAL for m in KINDS.values()]
+PLURALS = [m.PLURAL for m in models().values()]
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from reconciler.kinds.job_queue import JobQueueHandler
+from reconciler.engine.types import Work
+from reconciler.kinds.job_queue import JobQueueKind
 from tests.conftest import client, tags_of
 from tests.stacks import ce, jd, jq, stack
 
@@ -116,7 +117,7 @@ def test_interrupted_apply_converges_on_rerun(run, write, aws, monkeypatch):
     def crash(*_args: object) -> str:
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(JobQueueHandler, "_create", crash)
+    monkeypatch.setattr(JobQueueKind, "create", lambda *_args: Work(run=crash))
     broken = run("apply", "-f", path)
     assert broken.code == 1
     assert "failed" in broken.out and "connection lost" in broken.out

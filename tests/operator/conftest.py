@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 
 from reconciler import operator
 from reconciler.aws.clients import CallStats
-from reconciler.models import KINDS
+from reconciler.registry import models
 from tests.conftest import REGION
 from tests.operator.kube import Client, Cluster, cluster
 
@@ -133,7 +133,7 @@ def start_operator(
         # Objects created before kopf's watch is subscribed could be missed by the emulator.
         wait_for(
             "kopf to watch every kind",
-            lambda: all(running_cluster.watching(m.PLURAL) for m in KINDS.values()),
+            lambda: all(running_cluster.watching(m.PLURAL) for m in models().values()),
             timeout=15,
         )
         return running

@@ -42,7 +42,7 @@ import kmock
 from kmock._internal import apps, dicts
 
 from reconciler import API_VERSION
-from reconciler.models import KINDS
+from reconciler.registry import models
 
 
 def _now() -> str:
@@ -164,7 +164,7 @@ class Emulator(kmock.KubernetesEmulator):
 def declare(k8s: Emulator) -> None:
     k8s.resources.load_bundled()  # v1/namespaces, v1/events and the other built-ins
     verbs = {"get", "list", "watch", "create", "update", "patch", "delete"}
-    for kind, model in KINDS.items():
+    for kind, model in models().items():
         k8s.resources[f"{API_VERSION}/{model.PLURAL}"] = kmock.ResourceInfo(
             kind=kind,
             singular=kind.lower(),
@@ -265,7 +265,7 @@ class Client:
 
     @staticmethod
     def path(kind: str, namespace: str, name: str | None = None) -> str:
-        base = f"/apis/{API_VERSION}/namespaces/{namespace}/{KINDS[kind].PLURAL}"
+        base = f"/apis/{API_VERSION}/namespaces/{namespace}/{models()[kind].PLURAL}"
         return f"{base}/{name}" if name else base
 
     def create(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:

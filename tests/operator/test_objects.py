@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.operator import conditions as c
+from reconciler.engine import conditions as c
 from reconciler.operator.handlers import Draft, merge_delta
 from reconciler.operator.objects import (
     InvalidSpec,

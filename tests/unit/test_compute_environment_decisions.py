@@ -9,17 +9,16 @@ from typing import Any
 import pytest
 
 from reconciler.engine.context import Context
-from reconciler.engine.diff import diff
+from reconciler.engine.planner import plan_resource
 from reconciler.engine.types import Action, Observed, Plan, Verb
 from reconciler.kinds.base import desired_tags, spec_dict
-from reconciler.kinds.compute_environment import ComputeEnvironmentHandler, derived_name
-from reconciler.models import ComputeEnvironment
+from reconciler.kinds.compute_environment import derived_name
+from reconciler.models.compute_environment import ComputeEnvironment
 
 ROLE = "arn:aws:iam::123456789012:instance-profile/ecsInstanceRole"
 SERVICE_LINKED = (
     "arn:aws:iam::123456789012:role/aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"
 )
-HANDLER = ComputeEnvironmentHandler()
 
 
 def resource(name: str = "ce1", **compute: Any) -> ComputeEnvironment:
@@ -67,9 +66,8 @@ def decide(
     res: ComputeEnvironment,
     current: Observed,
 ) -> list[Action]:
-    desired = desired_of(res)
-    changes = diff(desired, current.spec, HANDLER.spec_model, HANDLER.ignored(res))
-    return HANDLER.plan_change(ctx, res, current, desired, changes, plan)
+    plan.desired[res.key] = res
+    return plan_resource(ctx, plan, res, current, desired_of(res))
 
 
 def live(res: ComputeEnvironment, aws_name: str = "ce1", **extra: Any) -> Observed:

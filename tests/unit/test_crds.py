@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from reconciler import crds
-from reconciler.models import KINDS
+from reconciler.registry import kinds, models
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "charts" / "reconciler" / "crds"
@@ -108,7 +108,7 @@ def as_json_schema(node: dict[str, Any], closed: bool = True) -> dict[str, Any]:
 
 
 def spec_validator(kind: str) -> jsonschema.Draft7Validator:
-    spec = root_schema(crds.crds()[f"{KINDS[kind].PLURAL}.reconciler.io.yaml"])
+    spec = root_schema(crds.crds()[f"{models()[kind].PLURAL}.reconciler.io.yaml"])
     return jsonschema.Draft7Validator(as_json_schema(spec["properties"]["spec"]))
 
 
@@ -134,8 +134,8 @@ def test_write_then_stale_round_trip(tmp_path: Path) -> None:
 
 def test_one_crd_per_kind_with_the_models_names() -> None:
     generated = crds.crds()
-    assert list(generated) == [f"{m.PLURAL}.reconciler.io.yaml" for m in KINDS.values()]
-    for model in KINDS.values():
+    assert list(generated) == [f"{m.PLURAL}.reconciler.io.yaml" for m in models().values()]
+    for model in models().values():
         crd = generated[f"{model.PLURAL}.reconciler.io.yaml"]
         assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
         assert crd["metadata"]["name"] == f"{model.PLURAL}.reconciler.io"
@@ -160,7 +160,7 @@ def test_printer_columns() -> None:
     generated = crds.crds()
 
     def columns(kind: str) -> dict[str, str]:
-        crd = generated[f"{KINDS[kind].PLURAL}.reconciler.io.yaml"]
+        crd = generated[f"{models()[kind].PLURAL}.reconciler.io.yaml"]
         return {
             c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]
         }
@@ -171,17 +171,27 @@ def test_printer_columns() -> None:
         "Status": ".status.awsStatus",
         "Age": ".metadata.creationTimestamp",
     }
-    assert columns("ComputeEnvironment") == common
-    assert columns("JobQueue") == common
-    assert columns("JobDefinition") == {**common, "Revision": ".status.revision"}
+    infra = {**common, "AWS Name": ".status.awsName"}
+    assert columns("ComputeEnvironment") == {**infra, "State": ".status.state"}
+    assert columns("JobQueue") == {**infra, "State": ".status.state"}
+    assert columns("JobDefinition") == {**infra, "Revision": ".status.revision"}
     runs = {**common, "Status": ".status.runStatus", "Run": ".status.runId"}
     assert columns("Pipeline") == runs
     assert columns("Task") == runs
     assert list(columns("Pipeline"))[-1] == "Age"
+    assert list(columns("Pipeline"))[:2] == ["Ready", "Synced"]
+
+
+def test_printer_columns_are_the_fields_each_kind_declares() -> None:
+    """The CRD shows what the kind declares, and the operator writes those status fields."""
+    for kind in kinds().values():
+        crd = crds.crds()[f"{kind.model.PLURAL}.reconciler.io.yaml"]
+        paths = [c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+        assert paths[2:-1] == [f".status.{c.field}" for c in kind.columns], kind.name
 
 
 def test_deletion_policy_is_added_by_the_crd_only() -> None:
-    for model in KINDS.values():
+    for model in models().values():
         spec = crds.spec_schema(model)
         assert spec["properties"]["deletionPolicy"] == {
             "type": "string",
@@ -239,7 +249,7 @@ def test_the_examples_pass_the_crd_schemas_and_nothing_is_pruned() -> None:
     docs = example_documents()
     assert {d["kind"] for d in docs} >= {"ComputeEnvironment", "JobQueue", "JobDefinition"}
     for doc in docs:
-        KINDS[doc["kind"]].model_validate(doc)  # the examples are valid manifests
+        models()[doc["kind"]].model_validate(doc)  # the examples are valid manifests
         errors = [e.message for e in spec_validator(doc["kind"]).iter_errors(doc["spec"])]
         assert errors == [], (doc["metadata"]["name"], errors)
 
@@ -265,7 +275,7 @@ def test_every_model_field_is_in_the_crd() -> None:
             out |= crd_fields(node["items"], f"{path}[]")
         return out
 
-    for model in KINDS.values():
+    for model in models().values():
         js = model.model_json_schema()
         want = fields(js["properties"]["spec"], js.get("$defs", {}), "spec")
         have = crd_fields(crds.spec_schema(model), "spec")
@@ -309,7 +319,7 @@ def test_quantities_take_numbers_or_strings_and_optional_fields_take_null() -> N
 
 
 def test_unions_that_cannot_be_structural_keep_what_they_are_given() -> None:
-    spec = crds.spec_schema(KINDS["ComputeEnvironment"])
+    spec = crds.spec_schema(models()["ComputeEnvironment"])
     subnet = spec["properties"]["computeResources"]["properties"]["subnets"]["items"]
     assert subnet["x-kubernetes-preserve-unknown-fields"] is True
     assert "type" not in subnet
@@ -318,7 +328,7 @@ def test_unions_that_cannot_be_structural_keep_what_they_are_given() -> None:
 
 
 def test_free_form_objects_are_preserved() -> None:
-    spec = crds.spec_schema(KINDS["JobDefinition"])
+    spec = crds.spec_schema(models()["JobDefinition"])
     linux = spec["properties"]["containerProperties"]["properties"]["linuxParameters"]
     assert linux == {
         "type": "object",
@@ -328,11 +338,11 @@ def test_free_form_objects_are_preserved() -> None:
 
 
 def test_defaults_are_kept_only_when_structural() -> None:
-    spec = crds.spec_schema(KINDS["ComputeEnvironment"])
+    spec = crds.spec_schema(models()["ComputeEnvironment"])
     assert spec["properties"]["type"]["default"] == "MANAGED"
     assert spec["properties"]["trackDesiredvCpus"]["default"] is False
     assert "default" not in spec["properties"]["computeResources"]  # null
-    queue = crds.spec_schema(KINDS["JobQueue"])
+    queue = crds.spec_schema(models()["JobQueue"])
     action = queue["properties"]["jobStateTimeLimitActions"]["items"]["properties"]["state"]
     assert action == {"type": "string", "enum": ["RUNNABLE"], "default": "RUNNABLE"}
 

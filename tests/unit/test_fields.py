@@ -8,12 +8,17 @@ import pytest
 from pydantic import BaseModel
 
 from reconciler.engine.diff import semantics_at
-from reconciler.models.compute_environment import ComputeEnvironmentSpec
+from reconciler.models.compute_environment import (
+    ComputeEnvironmentSpec,
+    Infrastructure,
+    is_infrastructure,
+)
 from reconciler.models.fields import (
     IMMUTABLE,
     LATE_INIT,
     Semantics,
     local_fields,
+    paths_marked,
     semantics_of,
     set_by,
 )
@@ -32,8 +37,8 @@ JD = semantics_of(JobDefinitionSpec)
         (
             CE,
             "computeResources.allocationStrategy",
-            Semantics(infrastructure=True, late_init=True),
-            "a combined marker keeps both flags",
+            Semantics(late_init=True),
+            "a marker beside a kind's own marker (INFRA)",
         ),
         (
             CE,
@@ -44,16 +49,15 @@ JD = semantics_of(JobDefinitionSpec)
         (
             CE,
             "computeResources.instanceTypes",
-            Semantics(infrastructure=True, set_of_values=True),
-            "value_set with extra flags",
+            Semantics(set_of_values=True),
+            "value_set beside a kind's own marker",
         ),
         (
             CE,
             "computeResources.ec2Configuration",
-            Semantics(infrastructure=True, late_init=True, set_key="imageType"),
+            Semantics(late_init=True, set_key="imageType"),
             "set_by with extra flags",
         ),
-        (CE, "computeResources.launchTemplate", Semantics(infrastructure=True), "model field"),
         (CE, "serviceRole", Semantics(late_init=True), "marker beside a Field()"),
         (CE, "trackDesiredvCpus", Semantics(local=True), "local field"),
         (
@@ -170,8 +174,17 @@ def test_local_fields() -> None:
 def test_semantics_at_inherits_immutable_and_infrastructure(
     table: dict[str, Semantics], path: str, immutable: bool, infrastructure: bool, reason: str
 ) -> None:
-    s = semantics_at(table, path)
-    assert (s.immutable, s.infrastructure) == (immutable, infrastructure), reason
+    # Infrastructure is the compute environment's own marker, read by its own hook.
+    infra = is_infrastructure(path) if table is CE else False
+    assert (semantics_at(table, path).immutable, infra) == (immutable, infrastructure), reason
+
+
+def test_kind_markers_are_found_at_nested_paths() -> None:
+    marked = paths_marked(ComputeEnvironmentSpec, Infrastructure)
+    assert "computeResources.launchTemplate" in marked
+    assert "computeResources.instanceTypes" in marked
+    assert "computeResources.maxvCpus" not in marked
+    assert "computeResources.type" not in marked
 
 
 def test_semantics_at_inherits_immutable() -> None:
@@ -183,7 +196,7 @@ def test_semantics_at_inherits_immutable() -> None:
 def test_semantics_at_does_not_inherit_other_flags() -> None:
     # late_init, set keys and the rest describe the field itself, not what lies inside it.
     s = semantics_at(CE, "computeResources.ec2Configuration.ECS_AL2")
-    assert s.infrastructure
+    assert is_infrastructure("computeResources.ec2Configuration.ECS_AL2")
     assert not s.late_init
     assert s.set_key is None
     assert semantics_at(CE, "computeResources.ec2Configuration").late_init

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from reconciler import iam
-from reconciler.models import KINDS
+from reconciler.aws import policy as iam
 from reconciler.models.common import RoleRef
+from reconciler.registry import models
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,7 +139,7 @@ def test_pass_role_narrows_to_the_roles_given() -> None:
 
 def test_roles_in_the_example_manifests() -> None:
     resources = [
-        KINDS[d["kind"]].model_validate(d)
+        models()[d["kind"]].model_validate(d)
         for path in sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
         for d in yaml.safe_load_all(path.read_text())
         if d
@@ -164,7 +164,7 @@ def test_role_fields_are_the_models_role_references() -> None:
                 out |= role_fields(sub if key != "$defs" else list(sub.values()), name)
         return out
 
-    found = set().union(*(role_fields(m.model_json_schema()) for m in KINDS.values()))
+    found = set().union(*(role_fields(m.model_json_schema()) for m in models().values()))
     assert found == iam.ROLE_FIELDS
 
 

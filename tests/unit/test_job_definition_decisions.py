@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 
 from reconciler.engine.context import Context
-from reconciler.engine.diff import diff
+from reconciler.engine.planner import plan_resource
 from reconciler.engine.types import Action, Observed, Plan, Verb
 from reconciler.kinds.base import desired_tags, spec_dict
-from reconciler.kinds.job_definition import JobDefinitionHandler
-from reconciler.models import JobDefinition
+from reconciler.models.job_definition import JobDefinition
 
-HANDLER = JobDefinitionHandler()
 ARN = "arn:aws:batch:us-east-1:123456789012:job-definition/jd1:{}"
 
 
@@ -64,9 +62,8 @@ def live(res: JobDefinition, revisions: list[int]) -> Observed:
 
 
 def decide(ctx: Context, plan: Plan, res: JobDefinition, current: Observed) -> list[Action]:
-    desired = desired_of(res)
-    changes = diff(desired, current.spec, HANDLER.spec_model, HANDLER.ignored(res))
-    return HANDLER.plan_change(ctx, res, current, desired, changes, plan)
+    plan.desired[res.key] = res
+    return plan_resource(ctx, plan, res, current, desired_of(res))
 
 
 def test_unchanged_spec_within_the_limit_is_noop(ctx: Context, plan: Plan) -> None:

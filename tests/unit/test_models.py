@@ -12,7 +12,10 @@ from reconciler import schema
 from reconciler.errors import ManifestError
 from reconciler.manifests import load_paths, validate_documents
 from reconciler.manifests.loader import load_text
-from reconciler.models import KINDS, ComputeEnvironment, JobDefinition, JobQueue, kind_for
+from reconciler.models.compute_environment import ComputeEnvironment
+from reconciler.models.job_definition import JobDefinition
+from reconciler.models.job_queue import JobQueue
+from reconciler.registry import kind_for, models
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "manifests" / "examples"
@@ -128,11 +131,11 @@ def test_kind_for_accepts_kind_plural_and_short_names() -> None:
 def test_json_schemas_are_current() -> None:
     directory = ROOT / "schemas"
     assert schema.stale(directory) == [], "run `reconciler schema --dir schemas`"
-    assert sorted(p.name for p in directory.glob("*.json")) == sorted(f"{k}.json" for k in KINDS)
+    assert sorted(p.name for p in directory.glob("*.json")) == sorted(f"{k}.json" for k in models())
 
 
 def test_stale_reports_missing_and_changed_files(tmp_path: Path) -> None:
-    assert sorted(schema.stale(tmp_path)) == sorted(f"{k}.json" for k in KINDS)
+    assert sorted(schema.stale(tmp_path)) == sorted(f"{k}.json" for k in models())
     schema.write(tmp_path)
     assert schema.stale(tmp_path) == []
     (tmp_path / "JobQueue.json").write_text("{}\n")

@@ -8,7 +8,9 @@ from reconciler.engine import render
 from reconciler.engine.apply import Outcome
 from reconciler.engine.diff import Change
 from reconciler.engine.types import Action, Observed, Plan, Verb
-from reconciler.models import ComputeEnvironment, JobDefinition, JobQueue
+from reconciler.models.compute_environment import ComputeEnvironment
+from reconciler.models.job_definition import JobDefinition
+from reconciler.models.job_queue import JobQueue
 
 CE = "ComputeEnvironment"
 JQ = "JobQueue"

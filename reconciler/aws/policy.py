@@ -23,6 +23,7 @@ from botocore import xform_name
 from botocore.session import get_session
 
 import reconciler
+from reconciler.registry import kinds
 
 PACKAGE = Path(reconciler.__file__).resolve().parent
 EXCLUDED = ("sandbox",)  # the embedded moto sandbox never talks to AWS
@@ -34,34 +35,34 @@ NOT_OPERATIONS = frozenset(
 # Operations that need no permission (AWS answers GetCallerIdentity for every principal).
 NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
 
-# Batch actions that support resource-level permissions: statement, then resource types.
-# Describe*/List* support none: they take "*". Anything else found by the scan but missing
-# here is an error, so a new call gets a deliberate scope instead of a silent "*".
-_INFRA = ("BatchInfrastructure", ("compute-environment", "job-queue", "job-definition"))
-_JOBS = ("BatchJobs", ("job-queue", "job-definition", "job"))
-# Create-time tags (CreateComputeEnvironment, SubmitJob, ...) are authorised as TagResource.
-_TAGS = ("BatchTags", ("compute-environment", "job-queue", "job-definition", "job"))
-_BATCH_SCOPES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "CreateComputeEnvironment": _INFRA,
-    "UpdateComputeEnvironment": _INFRA,
-    "DeleteComputeEnvironment": _INFRA,
-    "CreateJobQueue": _INFRA,
-    "UpdateJobQueue": _INFRA,
-    "DeleteJobQueue": _INFRA,
-    "RegisterJobDefinition": _INFRA,
-    "DeregisterJobDefinition": _INFRA,
-    "SubmitJob": _JOBS,
-    "CancelJob": _JOBS,
-    "TerminateJob": _JOBS,
-    "TagResource": _TAGS,
-    "UntagResource": _TAGS,
-}
-_BATCH_ARN = {
-    "compute-environment": "compute-environment/*",
-    "job-queue": "job-queue/*",
-    "job-definition": "job-definition/*",
-    "job": "job/*",
-}
+# Batch actions that support resource-level permissions are scoped by the kinds that make the
+# calls (`Kind.permissions`); tags are every kind's (kinds/base.py). Describe*/List* support
+# none: they take "*". A write call the scan finds that no kind scopes is an error, so a new
+# call gets a deliberate scope instead of a silent "*".
+_TAGS = ("BatchTags", ("compute-environment/*", "job-queue/*", "job-definition/*", "job/*"))
+
+
+def _batch_scopes() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Batch action -> (statement, resources), from the kinds' declared permissions."""
+    resources: dict[str, list[str]] = {}
+    sid_of: dict[str, str] = {"TagResource": _TAGS[0], "UntagResource": _TAGS[0]}
+    for kind in kinds().values():
+        for p in kind.permissions:
+            if p.service != "batch":
+                continue
+            for action in p.actions:
+                sid_of[action] = p.sid
+            found = resources.setdefault(p.sid, [])
+            found += [r for r in p.resources if r not in found]
+    resources[_TAGS[0]] = list(_TAGS[1])
+    order = ("compute-environment/*", "job-queue/*", "job-definition/*", "job/*")
+
+    def rank(arn: str) -> int:
+        return order.index(arn) if arn in order else len(order)
+
+    return {a: (sid, tuple(sorted(resources[sid], key=rank))) for a, sid in sid_of.items()}
+
+
 LOG_GROUP = "/aws/batch/job"  # where Batch jobs log by default (reconciler.runs.logs)
 # Services whose service-linked roles Batch needs: its own, and those of the services it drives.
 SERVICE_LINKED = (
@@ -258,16 +259,19 @@ def policy(
 
     batch = by_service.pop("batch", set())
     unscoped = {a for a in batch if a.startswith(("Describe", "List"))}
-    unknown = batch - unscoped - set(_BATCH_SCOPES)
+    scopes = _batch_scopes()
+    unknown = batch - unscoped - set(scopes)
     if unknown:
         raise ValueError(f"no resource scope for batch:{', batch:'.join(sorted(unknown))}")
     # Batch's Describe*/List* support no resource-level permissions: "*" is what AWS requires.
     add("BatchRead", (f"batch:{a}" for a in unscoped), ["*"])
-    for sid, kinds in (_INFRA, _JOBS, _TAGS):
+    sids = [s for s in dict.fromkeys(s for s, _ in scopes.values()) if s != _TAGS[0]]
+    for sid in [*sids, _TAGS[0]]:
+        arns = next(r for s, r in scopes.values() if s == sid)
         add(
             sid,
-            (f"batch:{a}" for a in batch - unscoped if _BATCH_SCOPES[a][0] == sid),
-            [_arn(partition, "batch", _BATCH_ARN[k], region, account) for k in kinds],
+            (f"batch:{a}" for a in batch - unscoped if scopes[a][0] == sid),
+            [_arn(partition, "batch", arn, region, account) for arn in arns],
         )
 
     ec2 = by_service.pop("ec2", set())

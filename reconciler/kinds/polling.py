@@ -1,0 +1,80 @@
+"""Waiting for many resources of a kind with few calls, without holding a thread.
+
+A kind's action returns `Pending(check=poller.until(name, done, what))` instead of sleeping.
+Every name being waited for is registered with the kind's StatusPoller; when any check runs
+and has not seen a newer answer, one describe call (up to 100 names) answers all of them, so
+30 environments settling cost one DescribeComputeEnvironments per poll, not 30.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.engine.context import Context
+from reconciler.engine.types import Pending, Step
+
+Describe = Callable[[list[str]], dict[str, dict[str, Any]]]
+Description = dict[str, Any] | None
+BATCH = 100
+
+
+class StatusPoller:
+    def __init__(self, describe: Describe):
+        self._describe = describe
+        self._lock = threading.Lock()
+        self._waiting: dict[str, int] = {}  # name -> how many checks wait for it
+        self._latest: dict[str, Description] = {}
+        self._polled_at: dict[str, int] = {}  # name -> generation of the last poll that saw it
+        self._generation = 0
+
+    def _poll(self, also: str) -> None:
+        names = sorted({*self._waiting, also})
+        seen: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(names), BATCH):
+            seen.update(self._describe(names[i : i + BATCH]))
+        self._generation += 1
+        for name in names:
+            self._latest[name] = seen.get(name)
+            self._polled_at[name] = self._generation
+
+    def read(self, name: str, seen: int = -1) -> tuple[Description, int]:
+        """The latest description of `name` newer than generation `seen`, polling if needed."""
+        with self._lock:
+            if self._polled_at.get(name, -1) <= seen:
+                self._poll(name)
+            return self._latest.get(name), self._polled_at[name]
+
+    def _hold(self, name: str) -> None:
+        with self._lock:
+            self._waiting[name] = self._waiting.get(name, 0) + 1
+
+    def _release(self, name: str) -> None:
+        with self._lock:
+            left = self._waiting.get(name, 0) - 1
+            if left > 0:
+                self._waiting[name] = left
+            else:
+                self._waiting.pop(name, None)
+
+    def until(
+        self,
+        name: str,
+        done: Callable[[Description], bool],
+        what: str,
+        then: Callable[[Context, Description], Step] | None = None,
+    ) -> Callable[[Context], Step]:
+        """A check for Pending: looks at `name` until `done` holds, then calls `then`."""
+        self._hold(name)
+        seen = -1
+
+        def check(ctx: Context) -> Step:
+            nonlocal seen
+            desc, seen = self.read(name, seen)
+            if not done(desc):
+                return Pending(f"waiting for {what}", check)
+            self._release(name)
+            return then(ctx, desc) if then else what
+
+        return check
