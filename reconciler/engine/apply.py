@@ -32,6 +32,7 @@ class Outcome:
     detail: str
     seconds: float = 0.0
     retry_after: float = 0.0  # pending: when to look again
+    error: BaseException | None = None  # failed: what went wrong (its class says what next)
 
 
 @dataclass
@@ -107,7 +108,7 @@ def execute(
                 try:
                     result = future.result()
                 except Exception as exc:  # every failure is reported, none is fatal to others
-                    finish(Outcome(action, "failed", message_of(exc), seconds))
+                    finish(Outcome(action, "failed", message_of(exc), seconds, error=exc))
                     continue
                 if not isinstance(result, Pending):
                     finish(Outcome(action, "done", result, seconds))

@@ -32,7 +32,12 @@ class Result:
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status != "done"]
+        return [o for o in self.outcomes if o.status in ("failed", "skipped")]
+
+    @property
+    def pending(self) -> list[Outcome]:
+        """Actions AWS is still carrying out: look again after `retry_after` seconds."""
+        return [o for o in self.outcomes if o.status == "pending"]
 
     @property
     def changed(self) -> bool:
@@ -55,17 +60,19 @@ def _run_own(ctx: Context, plan: Plan, key: Key, dry_run: bool) -> Result:
         desired=plan.desired,
         targets=plan.targets,
     )
-    result.outcomes = execute(ctx, own)
+    # Long work is never waited for here: pending actions are reported, and the caller
+    # reconciles again later (the operator, from a timer), re-planning from what AWS says.
+    result.outcomes = execute(ctx, own, follow=False)
     return result
 
 
-def reconcile(ctx: Context, stack: ResourceSet, key: Key, dry_run: bool = False) -> Result:
-    """Converges the resource `key` of `stack`; the rest of the stack only gives context."""
-    return _run_own(ctx, plan_apply(ctx, stack), key, dry_run)
+def reconcile(ctx: Context, declared: ResourceSet, key: Key, dry_run: bool = False) -> Result:
+    """Converges the resource `key` of `declared`; the other resources only give context."""
+    return _run_own(ctx, plan_apply(ctx, declared), key, dry_run)
 
 
-def remove(ctx: Context, stack: ResourceSet, key: Key) -> Result:
+def remove(ctx: Context, declared: ResourceSet, key: Key) -> Result:
     """Deletes the AWS side of `key` (only if this stack owns it)."""
-    res = stack.get(*key)
-    only = ResourceSet(resources=[res] if res else [], sources=dict(stack.sources))
+    res = declared.get(*key)
+    only = ResourceSet(resources=[res] if res else [], sources=dict(declared.sources))
     return _run_own(ctx, plan_delete(ctx, only), key, dry_run=False)

@@ -44,7 +44,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -55,17 +54,23 @@ from reconciler.engine.context import Context, Options
 from reconciler.engine.reconcile import Result, reconcile, remove
 from reconciler.engine.runs import is_run_kind
 from reconciler.engine.status import (
+    Verdict,
+    backoff,
     desired_only,
+    error_verdict,
+    progress_delay,
     resource_fields,
     resource_readiness,
     run_fields,
     run_finished,
     run_readiness,
     spec_run_id,
+    verdict,
 )
 from reconciler.engine.types import Action, Verb
 from reconciler.manifests.validate import ResourceSet
 from reconciler.operator import kube
+from reconciler.operator.draft import STATUS_FIELDS, Draft
 from reconciler.operator.objects import (
     GROUP,
     NUDGE_ANNOTATION,
@@ -88,18 +93,6 @@ from reconciler.registry import models
 
 logger = logging.getLogger(__name__)
 
-STATUS_FIELDS = (
-    "observedGeneration",
-    "conditions",
-    "arn",
-    "awsName",
-    "awsStatus",
-    "revision",
-    "runId",
-    "runStatus",
-    "jobs",
-    "tasks",
-)
 EVENT_REASONS = {
     Verb.CREATE: "Created",
     Verb.UPDATE: "Updated",
@@ -109,8 +102,13 @@ EVENT_REASONS = {
     Verb.DELETE: "Deleted",
     Verb.ADOPT: "Adopted",
 }
-MAX_BACKOFF = 300.0
 WRITTEN_TTL = 30.0  # seconds for which a status we wrote is fresher than the watched one
+
+
+def _subject(body: kopf.Body) -> str:
+    """How log lines name an object: `JobQueue default/stress-ng-queue`."""
+    meta = body.get("metadata") or {}
+    return f"{body.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
 
 
 def objects_index(kind: str) -> str:
@@ -121,76 +119,9 @@ def referrers_index(kind: str) -> str:
     return f"referrers_{plural_of(kind)}"
 
 
-def backoff(retry: int) -> float:
-    return min(MAX_BACKOFF, 5.0 * 2 ** min(retry, 10))
-
-
-def merge_delta(
-    old: dict[str, Any], new: dict[str, Any], sent: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A JSON merge patch from `old` to `new` (None removes a key).
-
-    `sent` is what an earlier patch may have written that `old` does not show yet: keys it has
-    and `new` has not are removed too (a map such as job counts loses keys as states move).
-    """
-    sent = sent or {}
-    out: dict[str, Any] = {}
-    for key in old.keys() | new.keys() | sent.keys():
-        before, after, earlier = old.get(key), new.get(key), sent.get(key)
-        if isinstance(after, dict) and isinstance(before, dict | None):
-            inner = merge_delta(before or {}, after, earlier if isinstance(earlier, dict) else None)
-            if inner or before is None:
-                out[key] = inner
-        elif key not in new:
-            if key in old or key in sent:
-                out[key] = None
-        elif before != after or key not in old:
-            out[key] = after
-    return out
-
-
 def _summaries(indices: dict[str, Any], kind: str, namespace: str, name: str) -> Summary | None:
     store = indices[objects_index(kind)].get((namespace, name))
     return next(iter(store), None) if store else None
-
-
-@dataclass
-class Draft:
-    """The status being worked out for one object; written once, and only if it changed."""
-
-    before: dict[str, Any]  # as served
-    after: dict[str, Any]
-    generation: int | None
-    sent: dict[str, Any] | None = None  # as last written, if that may not be served yet
-
-    @property
-    def conditions(self) -> list[dict[str, Any]]:
-        return list(self.after.get("conditions") or [])
-
-    def put(self, type_: str, status: bool, reason: str, message: str) -> bool:
-        """Sets a condition; True if its status, reason or message changed."""
-        old = c.find(self.conditions, type_) or {}
-        self.after["conditions"] = c.put(
-            self.conditions, type_, status, reason, message, self.generation
-        )
-        new = c.find(self.after["conditions"], type_) or {}
-        return any(old.get(k) != new.get(k) for k in ("status", "reason", "message"))
-
-    def ready(self) -> bool:
-        return c.is_true(self.conditions, c.READY)
-
-    def synced(self) -> bool:
-        return c.is_true(self.conditions, c.SYNCED)
-
-    def observed(self) -> None:
-        self.after["observedGeneration"] = self.generation
-
-    @property
-    def current(self) -> bool:
-        return self.after.get("observedGeneration") == self.generation
-
-    def delta(self) -> dict[str, Any]:
-        return merge_delta(self.before, self.after, self.sent)
 
 
 class Operator:
@@ -212,6 +143,7 @@ class Operator:
         self._locks: dict[str, asyncio.Lock] = {}
         self._written: dict[str, tuple[float, dict[str, Any]]] = {}  # uid -> (when, status)
         self._nudged: dict[str, str] = {}  # uid -> last nudge value sent
+        self._deleting: dict[str, Action] = {}  # uid -> a delete AWS is still carrying out
 
     # -- registration --------------------------------------------------------------------------
 
@@ -335,7 +267,10 @@ class Operator:
         options = Options(
             stack=stack_of(body), adopt=adopting(body), **deleting_jobs(body), **self.options
         )
-        return Context(aws=self.aws, options=options, log=logger.debug)
+        subject = _subject(body)
+        return Context(
+            aws=self.aws, options=options, log=lambda line: logger.debug("%s: %s", subject, line)
+        )
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -464,24 +399,22 @@ class Operator:
         try:
             result: Result = await self._call(reconcile, ctx, stack, key)
         except Exception as exc:  # planning failed: AWS errors, lookups that found nothing
-            self._failed(body, draft, f"planning failed: {exc}", None)
-            raise kopf.TemporaryError(str(exc), delay=backoff(retry)) from None
+            self._report(body, draft, error_verdict(exc, retry, "planning failed"))
+            return
         if result.waiting_for:
             self._waiting(body, draft, ", ".join(result.waiting_for))
             return
-        if result.blocked:
-            self._blocked(kind, body, draft, result, key)
-            return
         for outcome in result.outcomes:
-            if outcome.status == "done":
+            # A write AWS is still carrying out happened all the same: say so once.
+            started = outcome.status == "pending" and outcome.action.verb.writes
+            if outcome.status == "done" or started:
                 self._event_done(body, outcome.action, outcome.detail)
-        if result.failed:
-            details = "; ".join(
-                f"{o.action.verb.label} {o.action.aws_name or o.action.name}: {o.detail}"
-                for o in result.failed
-            )
-            self._failed(body, draft, details, result.plan.observed.get(key))
-            raise kopf.TemporaryError(details, delay=backoff(retry))
+        found = verdict(result, key, retry)
+        if found is not None:
+            if result.blocked and result.plan.observed.get(key) and not is_run_kind(kind):
+                draft.after.update(resource_fields(result.plan, key))
+            self._report(body, draft, found)
+            return
         if result.changed and not is_run_kind(kind):  # read back what the actions made
             try:
                 result = await self._call(reconcile, ctx, stack, key, True)
@@ -530,32 +463,31 @@ class Operator:
                 f"run {draft.after['runId']} was submitted; AWS no longer lists its jobs",
             )
 
-    def _failed(self, body: kopf.Body, draft: Draft, message: str, observed: Any) -> None:
-        changed = draft.put(c.SYNCED, False, c.RECONCILE_ERROR, message)
-        if observed is None:
-            changed |= draft.put(c.READY, False, c.RECONCILE_ERROR, message)
-        if changed:
-            kopf.warn(body, reason=c.RECONCILE_ERROR, message=c.short(message))
-
-    def _blocked(
-        self, kind: str, body: kopf.Body, draft: Draft, result: Result, key: tuple[str, str]
-    ) -> None:
-        reason = c.CONFLICT if any(a.verb is Verb.CONFLICT for a in result.blocked) else c.REFUSED
-        message = "; ".join(a.summary for a in result.blocked)
-        changed = draft.put(c.SYNCED, False, reason, message)
-        observed = result.plan.observed.get(key)
-        if observed is None:
-            changed |= draft.put(c.READY, False, reason, message)
-        elif not is_run_kind(kind):
-            draft.after.update(resource_fields(result.plan, key))
-        if changed:
-            kopf.warn(body, reason=reason, message=c.short(message))
+    def _report(self, body: kopf.Body, draft: Draft, found: Verdict) -> None:
+        """Writes what the engine made of a result that did not converge, and raises what
+        tells kopf when to call again: never (a conflict, a refusal, a spec AWS rejects for
+        good), or after a delay (an error worth retrying, work AWS is still doing)."""
+        if found.synced:
+            changed = draft.put(c.SYNCED, True, c.RECONCILED, f"in progress: {found.message}")
+        else:
+            changed = draft.put(c.SYNCED, False, found.reason, found.message)
+        if found.not_ready:
+            changed |= draft.put(c.READY, False, found.reason, found.message)
+        if changed and not found.synced:
+            kopf.warn(body, reason=found.reason, message=c.short(found.message))
+        elif changed:
+            kopf.info(body, reason=found.reason, message=c.short(found.message))
+        if found.permanent:
+            raise kopf.PermanentError(found.message)
+        if found.retry_after is not None:
+            raise kopf.TemporaryError(found.message, delay=found.retry_after)
 
     def _event_done(self, body: kopf.Body, action: Action, detail: str) -> None:
         reason = EVENT_REASONS.get(action.verb, "Reconciled")
         summary = f" ({action.summary})" if action.summary else ""
         text = f"{action.verb.label} {action.aws_name or action.name}{summary}: {detail}"
         kopf.info(body, reason=reason, message=c.short(text))
+        logger.info("%s: %s", _subject(body), text)
 
     # -- deleting ------------------------------------------------------------------------------
 
@@ -598,25 +530,38 @@ class Operator:
         try:
             result: Result = await self._call(remove, self._context(body), stack, key)
         except Exception as exc:
-            draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"deleting failed: {exc}")
-            raise kopf.TemporaryError(f"deleting failed: {exc}", delay=backoff(retry)) from None
+            found = error_verdict(exc, retry, "deleting failed")
+            draft.put(c.SYNCED, False, found.reason, found.message)
+            raise kopf.TemporaryError(found.message, delay=found.retry_after or 60.0) from None
         if result.blocked:
             message = "; ".join(a.summary for a in result.blocked)
             if draft.put(c.SYNCED, False, c.REFUSED, f"cannot delete: {message}"):
                 kopf.warn(body, reason=c.REFUSED, message=c.short(f"cannot delete: {message}"))
             raise kopf.TemporaryError(message, delay=max(60.0, backoff(retry)))
+        uid = str(body.metadata.uid)
         for outcome in result.outcomes:
             if outcome.status == "done":
                 self._event_done(body, outcome.action, outcome.detail)
+                self._deleting.pop(uid, None)
+            elif outcome.status == "pending":
+                self._deleting.setdefault(uid, outcome.action)
+        if uid in self._deleting and not any(a.verb.runs for a in result.actions):
+            # A delete AWS was still carrying out has finished since: say so once.
+            self._event_done(body, self._deleting.pop(uid), "deleted")
         if result.failed:
             details = "; ".join(f"{o.action.verb.label}: {o.detail}" for o in result.failed)
             if draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"deleting failed: {details}"):
                 kopf.warn(body, reason=c.RECONCILE_ERROR, message=c.short(details))
             raise kopf.TemporaryError(details, delay=backoff(retry))
+        if result.pending:  # AWS is still deleting: look again, holding no worker
+            message = "; ".join(o.detail for o in result.pending)
+            draft.put(c.SYNCED, True, c.DELETING, f"in progress: {message}")
+            raise kopf.TemporaryError(message, delay=progress_delay(retry, 0.0))
 
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)
         self._nudged.pop(uid, None)
+        self._deleting.pop(uid, None)
         # The lock stays: a handler may still hold it; it is tiny.
 
     # -- waking what waits ---------------------------------------------------------------------

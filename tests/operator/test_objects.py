@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.engine import conditions as c
-from reconciler.operator.handlers import Draft, merge_delta
+from reconciler.operator.draft import Draft, merge_delta
 from reconciler.operator.objects import (
     InvalidSpec,
     adopting,
