@@ -73,7 +73,7 @@ from reconciler.runs.watch import Watched
 from tests.stacks import infra, pipeline, stack
 
 STACK = "bench"
-STEP_ENV = "RECONCILER_SANDBOX_STEP_SECONDS"  # read by the server (reconciler.sandbox.jobs)
+STEP_ENV = "RECONCILER_SANDBOX_STEP_SECONDS"  # read by the server (reconciler.sandbox.config)
 RUN_ENV = "RECONCILER_SANDBOX_JOB_SECONDS"
 DESCRIBE_JOBS = "batch:DescribeJobs"
 SUBMIT_JOB = "batch:SubmitJob"

@@ -21,8 +21,8 @@ most one DescribeJobDefinitions per job definition name.
 The moto server runs in a separate process (`python -m reconciler.sandbox.server`, which
 applies the sandbox's moto extensions), so that its work is neither on this process's GIL
 nor in its memory figures. It is reset (POST /moto-api/reset) and re-seeded
-(`reconciler.sandbox.manager.prepare_new`, in a child process: it imports moto, which
-would otherwise add ~140 MiB to the ru_maxrss reported here) before every size.
+(`reconciler.sandbox.manager.prepare_new`, in a child process, so that the seeding's own IAM
+and EC2 clients are not counted in the ru_maxrss reported here) before every size.
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ class MotoServer:
 
     def fresh_account(self) -> None:
         _post(f"{self.endpoint}/moto-api/reset")
-        # reconciler.sandbox.manager imports moto (~140 MiB resident): run prepare_new in a
-        # child process so that this process's ru_maxrss is the reconciler's, as in the CLI.
+        # prepare_new's IAM and EC2 clients are not the reconciler's: run it in a child
+        # process so that this process's ru_maxrss is the reconciler's, as in the CLI.
         subprocess.run(
             [sys.executable, "-c", PREPARE, self.endpoint],
             check=True,

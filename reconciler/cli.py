@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def load_resources(args: argparse.Namespace) -> ResourceSet:
 def make_context(args: argparse.Namespace, **options: Any) -> Context:
     endpoint = args.endpoint_url
     region = args.region
-    credentials: dict[str, str] = {}
+    credentials: Mapping[str, str] = {}
     if args.sandbox or args.sandbox_url:
         from reconciler.sandbox import manager
 

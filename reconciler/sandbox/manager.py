@@ -21,16 +21,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import boto3
 
 from reconciler.sandbox.seed import SEED, seed_account
 
 REGION = "us-east-1"
-CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+CREDENTIALS: Mapping[str, str] = MappingProxyType(
+    {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+)
+# In the state directory:
+SERVER_INFO = "server.json"  # the running server's endpoint and pid
+RECORDING = "recording.jsonl"  # every request, replayed by a new server
+SERVER_LOG = "server.log"
+LOCK = "lock"
 
 
 def state_dir() -> Path:
@@ -61,7 +69,7 @@ def alive(endpoint: str) -> bool:
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "lock", "w") as handle:
+    with open(directory / LOCK, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -77,7 +85,7 @@ def _free_port() -> int:
 
 def _read_info(directory: Path) -> dict[str, object] | None:
     try:
-        return dict(json.loads((directory / "server.json").read_text()))
+        return dict(json.loads((directory / SERVER_INFO).read_text()))
     except (OSError, ValueError):
         return None
 
@@ -87,9 +95,9 @@ def _spawn(directory: Path) -> tuple[str, int]:
     env = {
         **os.environ,
         "MOTO_ENABLE_RECORDING": "true",
-        "MOTO_RECORDER_FILEPATH": str(directory / "recording.jsonl"),
+        "MOTO_RECORDER_FILEPATH": str(directory / RECORDING),
     }
-    with open(directory / "server.log", "ab") as log:
+    with open(directory / SERVER_LOG, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "reconciler.sandbox.server", "--port", str(port)],
             stdout=log,
@@ -102,7 +110,7 @@ def _spawn(directory: Path) -> tuple[str, int]:
     deadline = time.monotonic() + 60
     while not alive(endpoint):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the sandbox server did not start; see {directory / 'server.log'}")
+            raise RuntimeError(f"the sandbox server did not start; see {directory / SERVER_LOG}")
         time.sleep(0.1)
     return endpoint, proc.pid
 
@@ -126,7 +134,7 @@ def ensure() -> Sandbox:
             return Sandbox(
                 str(info["endpoint"]), int(pid) if isinstance(pid, int) else None, "running"
             )
-        recording = directory / "recording.jsonl"
+        recording = directory / RECORDING
         endpoint, pid = _spawn(directory)
         if recording.exists() and recording.stat().st_size > 0:
             _post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=600)
@@ -134,7 +142,7 @@ def ensure() -> Sandbox:
         else:
             prepare_new(endpoint)
             started = "new"
-        (directory / "server.json").write_text(json.dumps({"endpoint": endpoint, "pid": pid}))
+        (directory / SERVER_INFO).write_text(json.dumps({"endpoint": endpoint, "pid": pid}))
         return Sandbox(endpoint, pid, started)
 
 
@@ -142,7 +150,7 @@ def stop() -> bool:
     directory = state_dir()
     with _locked(directory):
         info = _read_info(directory)
-        (directory / "server.json").unlink(missing_ok=True)
+        (directory / SERVER_INFO).unlink(missing_ok=True)
         pid = info.get("pid") if info else None
         if not isinstance(pid, int):
             return False
@@ -155,13 +163,13 @@ def stop() -> bool:
 
 def reset() -> None:
     stop()
-    (state_dir() / "recording.jsonl").unlink(missing_ok=True)
+    (state_dir() / RECORDING).unlink(missing_ok=True)
 
 
 def status() -> dict[str, object]:
     directory = state_dir()
     info = _read_info(directory) or {}
-    recording = directory / "recording.jsonl"
+    recording = directory / RECORDING
     requests = sum(1 for _ in recording.open()) if recording.exists() else 0
     endpoint = info.get("endpoint")
     return {

@@ -4,6 +4,9 @@ moto already has a default VPC with a default subnet per availability zone and a
 security group; the roles Batch users expect are added here: the Batch service-linked role,
 the classic AWSBatchServiceRole, ecsInstanceRole with its instance profile, a spot fleet role
 and a task execution role.
+
+`reconciler.sandbox.manager.prepare_new` calls `seed_account` with boto3 clients of a new server,
+in the process that started it (the CLI's): this module does not import moto.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.sandbox.moto_ext import SERVICE_LINKED_ROLE_NAME, SERVICE_LINKED_ROLE_PATH
-
 SEED = 42  # fixed, so that replaying the recording regenerates the same IDs
+
+# The role CreateComputeEnvironment falls back to (reconciler.sandbox.resource_patches).
+SERVICE_LINKED_ROLE_NAME = "AWSServiceRoleForBatch"
+SERVICE_LINKED_ROLE_PATH = "/aws-service-role/batch.amazonaws.com/"
 
 
 def _trust(service: str) -> str:
@@ -27,14 +32,14 @@ def _trust(service: str) -> str:
     )
 
 
-ROLES = [
+ROLES = (
     (SERVICE_LINKED_ROLE_NAME, SERVICE_LINKED_ROLE_PATH, "batch.amazonaws.com"),
     ("AWSBatchServiceRole", "/service-role/", "batch.amazonaws.com"),
     ("ecsInstanceRole", "/", "ec2.amazonaws.com"),
     ("AmazonEC2SpotFleetRole", "/", "spotfleet.amazonaws.com"),
     ("ecsTaskExecutionRole", "/", "ecs-tasks.amazonaws.com"),
     ("BatchJobRole", "/", "ecs-tasks.amazonaws.com"),
-]
+)
 
 
 def seed_account(iam: Any, ec2: Any) -> None:

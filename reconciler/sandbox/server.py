@@ -2,15 +2,18 @@
 
 Started detached by `reconciler.sandbox.manager`, so it outlives the CLI invocation that
 started it; the environment it is given turns moto's request recorder on, which is how the
-sandbox's state survives a restart.
+sandbox's state survives a restart. The server owns the moto extensions it installs (their
+settings come from that same environment), and with them the job scheduler.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from reconciler.sandbox import moto_ext
+from reconciler.sandbox.config import SandboxConfig
 
 
 def serve(host: str, port: int) -> None:
@@ -22,7 +25,8 @@ def serve(host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto_ext.install()
+    # The extensions (and their scheduler) live as long as the moto they patched: this process.
+    moto_ext.install(SandboxConfig(os.environ))
     app = DomainDispatcherApplication(create_backend_app)
     make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
 

@@ -1,5 +1,5 @@
-"""Jobs on the sandbox behave like AWS Batch jobs (reconciler.sandbox.jobs), observed over HTTP
-through the Batch and CloudWatch Logs APIs only."""
+"""Jobs on the sandbox behave like AWS Batch jobs (reconciler.sandbox.job_patches, job_scheduler
+and job_runner), observed over HTTP through the Batch and CloudWatch Logs APIs only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.sandbox.jobs import COMMANDS_ENV, RUN_ENV, STEP_ENV
+from reconciler.sandbox.config import COMMANDS_ENV, RUN_ENV, STEP_ENV
 from tests.conftest import client
 
 ORDER = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"]
