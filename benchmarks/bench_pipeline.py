@@ -63,7 +63,7 @@ from reconciler.engine.apply import Outcome, execute
 from reconciler.engine.context import Context, Options
 from reconciler.engine.planner import plan_apply
 from reconciler.engine.types import Plan
-from reconciler.kinds.pipeline import watch_targets
+from reconciler.engine.runs import watch_targets
 from reconciler.manifests import load_paths, validate_documents
 from reconciler.manifests.validate import ResourceSet
 from reconciler.runs import watch

@@ -16,7 +16,6 @@ from typing import Any
 from reconciler import __version__, manifests
 from reconciler.aws.clients import DEFAULT_MAX_RPS, Aws, AwsConfig
 from reconciler.aws.errors import message_of
-from reconciler.engine import markdown, render
 from reconciler.engine.apply import execute
 from reconciler.engine.context import Context, Options
 from reconciler.engine.planner import plan_apply, plan_delete
@@ -25,6 +24,8 @@ from reconciler.engine.types import Plan
 from reconciler.errors import ManifestError, PlanError, ReconcilerError
 from reconciler.manifests.validate import ResourceSet
 from reconciler.registry import kind_for
+from reconciler.render import markdown
+from reconciler.render import plans as render
 from reconciler.runs import logs, report, watch
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130

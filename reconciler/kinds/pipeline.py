@@ -26,7 +26,8 @@ from reconciler.kinds.base import Column, Kind, Permission, spec_dict
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
 from reconciler.models.job_queue import JobQueue
-from reconciler.models.pipeline import Pipeline, PipelineTask, Task
+from reconciler.models.pipeline import Pipeline, Task
+from reconciler.models.submission import PipelineTask
 from reconciler.runs import identity, preflight
 from reconciler.runs.report import run_status
 from reconciler.runs.state import FINISHED, STATES, RunState, counts, read_runs

@@ -10,23 +10,19 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from reconciler.models.common import Quantity, Resource, RoleRef, Strict, Tags
+from reconciler.models.batch_shapes import (
+    KeyValue,
+    ResourceRequirement,
+    RetryStrategy,
+    Timeout,
+)
+from reconciler.models.common import Resource, RoleRef, Strict, Tags
 from reconciler.models.fields import LATE_INIT, LOCAL, set_by, value_set
-
-
-class KeyValue(Strict):
-    name: str = Field(min_length=1)
-    value: str = ""
 
 
 class Secret(Strict):
     name: str
     valueFrom: str
-
-
-class ResourceRequirement(Strict):
-    type: Literal["GPU", "VCPU", "MEMORY"]
-    value: Quantity
 
 
 class Ulimit(Strict):
@@ -101,22 +97,6 @@ class ContainerProperties(Strict):
                     f"resourceRequirements: {r.type} value {r.value!r} must be a positive number"
                 ) from None
         return self
-
-
-class EvaluateOnExit(Strict):
-    action: Literal["RETRY", "EXIT", "retry", "exit"]
-    onStatusReason: str | None = None
-    onReason: str | None = None
-    onExitCode: str | None = None
-
-
-class RetryStrategy(Strict):
-    attempts: int | None = Field(default=None, ge=1, le=10)
-    evaluateOnExit: list[EvaluateOnExit] | None = Field(default=None, max_length=5)
-
-
-class Timeout(Strict):
-    attemptDurationSeconds: int = Field(ge=60)
 
 
 class JobDefinitionSpec(Strict):

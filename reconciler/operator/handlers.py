@@ -16,14 +16,7 @@ Decisions, in the order `Operator.converge` takes them:
    reported and waits for a human (annotation, label or spec change); a failure is
    ReconcileError and kopf.TemporaryError with exponential backoff.
 
-Waking waiting objects (rather than waiting for the timer): when an object becomes Ready, the
-watch handler looks up in the reverse index the objects that refer to it; any that waits
-(Synced reason DependencyNotReady) and whose references are now all Ready gets the annotation
-`reconciler.io/dependencies-ready` set to a digest of those references' readiness. The change
-is an ordinary update for kopf, so its update handler runs at once. The digest makes the patch
-idempotent (one patch per readiness change, never a loop), and an object that records
-DependencyNotReady after its references became ready (a race between two handlers) checks
-itself on its own watch event the same way. The timer remains the safety net.
+Waking waiting objects as soon as what they wait for is ready: operator/waking.py.
 
 Drift: the timer re-plans an object that is Ready and Synced at its current generation. If
 its own actions would write (a change made by hand in AWS), it posts a Warning event "Drift"
@@ -51,14 +44,12 @@ import kopf
 from reconciler.aws.clients import Aws
 from reconciler.engine import conditions as c
 from reconciler.engine.context import Context, Options
-from reconciler.engine.reconcile import Result, reconcile, remove
+from reconciler.engine.reconcile import Result, reconcile
 from reconciler.engine.runs import is_run_kind
 from reconciler.engine.status import (
     Verdict,
-    backoff,
     desired_only,
     error_verdict,
-    progress_delay,
     resource_fields,
     resource_readiness,
     run_fields,
@@ -70,10 +61,10 @@ from reconciler.engine.status import (
 from reconciler.engine.types import Action, Verb
 from reconciler.manifests.validate import ResourceSet
 from reconciler.operator import kube
+from reconciler.operator.deleting import Deleting
 from reconciler.operator.draft import STATUS_FIELDS, Draft
 from reconciler.operator.objects import (
     GROUP,
-    NUDGE_ANNOTATION,
     VERSION,
     InvalidSpec,
     Summary,
@@ -81,14 +72,13 @@ from reconciler.operator.objects import (
     check,
     closure,
     deleting_jobs,
-    deletion_policy,
     manifest_of,
-    nudge_value,
     plain,
     plural_of,
     stack_of,
     summarize,
 )
+from reconciler.operator.waking import Waker, objects_index, referrers_index, summaries
 from reconciler.registry import models
 
 logger = logging.getLogger(__name__)
@@ -111,20 +101,7 @@ def _subject(body: kopf.Body) -> str:
     return f"{body.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
 
 
-def objects_index(kind: str) -> str:
-    return f"objects_{plural_of(kind)}"
-
-
-def referrers_index(kind: str) -> str:
-    return f"referrers_{plural_of(kind)}"
-
-
-def _summaries(indices: dict[str, Any], kind: str, namespace: str, name: str) -> Summary | None:
-    store = indices[objects_index(kind)].get((namespace, name))
-    return next(iter(store), None) if store else None
-
-
-class Operator:
+class Operator(Deleting):
     """Handlers bound to one AWS account; `register` adds them to a kopf registry."""
 
     def __init__(
@@ -142,7 +119,7 @@ class Operator:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._locks: dict[str, asyncio.Lock] = {}
         self._written: dict[str, tuple[float, dict[str, Any]]] = {}  # uid -> (when, status)
-        self._nudged: dict[str, str] = {}  # uid -> last nudge value sent
+        self.waker = Waker(settings)
         self._deleting: dict[str, Action] = {}  # uid -> a delete AWS is still carrying out
 
     # -- registration --------------------------------------------------------------------------
@@ -213,7 +190,7 @@ class Operator:
         async def handler(body: kopf.Body, type: str | None = None, **kwargs: Any) -> None:
             if type == "DELETED" or not body.get("metadata"):
                 return
-            await self.wake_waiting(kind, body, kwargs)
+            await self.waker.wake_waiting(kind, body, kwargs)
 
         return handler
 
@@ -309,7 +286,7 @@ class Operator:
         manifest = manifest_of(kind, body)
         try:
             check(manifest)
-            found = closure(manifest, lambda k, n: _summaries(indices, k, meta.namespace, n))
+            found = closure(manifest, lambda k, n: summaries(indices, k, meta.namespace, n))
         except InvalidSpec as exc:
             self._invalid(body, draft, str(exc))
             if timer:
@@ -489,112 +466,8 @@ class Operator:
         kopf.info(body, reason=reason, message=c.short(text))
         logger.info("%s: %s", _subject(body), text)
 
-    # -- deleting ------------------------------------------------------------------------------
-
-    async def delete(self, kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> None:
-        meta = body.metadata
-        uid = str(meta.uid)
-        async with self._lock(uid):
-            if deletion_policy(body) == "Retain":
-                kopf.info(
-                    body,
-                    reason="Retained",
-                    message="deletionPolicy is Retain: the AWS resource is left in place",
-                )
-                self._forget(uid)
-                return
-            manifest = manifest_of(kind, body)
-            try:
-                check(manifest)
-            except InvalidSpec:
-                kopf.warn(
-                    body,
-                    reason=c.INVALID_SPEC,
-                    message="the spec is invalid: nothing is deleted in AWS",
-                )
-                self._forget(uid)
-                return
-            res = models()[kind].model_validate(manifest)
-            stack = ResourceSet(resources=[res])
-            draft = self._draft(body)
-            try:
-                await self._remove(kind, body, draft, stack, retry)
-            finally:
-                self._flush(body, draft, patch)
-            self._forget(uid)
-
-    async def _remove(
-        self, kind: str, body: kopf.Body, draft: Draft, stack: ResourceSet, retry: int
-    ) -> None:
-        key = (kind, str(body.metadata.name))
-        try:
-            result: Result = await self._call(remove, self._context(body), stack, key)
-        except Exception as exc:
-            found = error_verdict(exc, retry, "deleting failed")
-            draft.put(c.SYNCED, False, found.reason, found.message)
-            raise kopf.TemporaryError(found.message, delay=found.retry_after or 60.0) from None
-        if result.blocked:
-            message = "; ".join(a.summary for a in result.blocked)
-            if draft.put(c.SYNCED, False, c.REFUSED, f"cannot delete: {message}"):
-                kopf.warn(body, reason=c.REFUSED, message=c.short(f"cannot delete: {message}"))
-            raise kopf.TemporaryError(message, delay=max(60.0, backoff(retry)))
-        uid = str(body.metadata.uid)
-        for outcome in result.outcomes:
-            if outcome.status == "done":
-                self._event_done(body, outcome.action, outcome.detail)
-                self._deleting.pop(uid, None)
-            elif outcome.status == "pending":
-                self._deleting.setdefault(uid, outcome.action)
-        if uid in self._deleting and not any(a.verb.runs for a in result.actions):
-            # A delete AWS was still carrying out has finished since: say so once.
-            self._event_done(body, self._deleting.pop(uid), "deleted")
-        if result.failed:
-            details = "; ".join(f"{o.action.verb.label}: {o.detail}" for o in result.failed)
-            if draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"deleting failed: {details}"):
-                kopf.warn(body, reason=c.RECONCILE_ERROR, message=c.short(details))
-            raise kopf.TemporaryError(details, delay=backoff(retry))
-        if result.pending:  # AWS is still deleting: look again, holding no worker
-            message = "; ".join(o.detail for o in result.pending)
-            draft.put(c.SYNCED, True, c.DELETING, f"in progress: {message}")
-            raise kopf.TemporaryError(message, delay=progress_delay(retry, 0.0))
-
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)
-        self._nudged.pop(uid, None)
+        self.waker.forget(uid)
         self._deleting.pop(uid, None)
         # The lock stays: a handler may still hold it; it is tiny.
-
-    # -- waking what waits ---------------------------------------------------------------------
-
-    async def wake_waiting(self, kind: str, body: kopf.Body, indices: dict[str, Any]) -> None:
-        me = summarize(kind, body)
-        candidates: set[tuple[str, str]] = set()
-        if me.ready:
-            for other in models():
-                store = indices[referrers_index(other)].get((me.namespace, kind, me.name))
-                candidates.update(store or ())
-        if me.waiting:
-            candidates.add((kind, me.name))
-        for dep_kind, dep_name in sorted(candidates):
-            await self._nudge(indices, me.namespace, dep_kind, dep_name)
-
-    async def _nudge(self, indices: dict[str, Any], namespace: str, kind: str, name: str) -> None:
-        target = _summaries(indices, kind, namespace, name)
-        if target is None or not target.waiting or not target.valid:
-            return
-        deps = [_summaries(indices, k, namespace, n) for k, n in target.refs]
-        ready = [d for d in deps if d is not None and d.ready]
-        if len(ready) != len(deps):
-            return  # still waiting for something: its readiness will wake this one
-        value = nudge_value(ready)
-        if value in (target.nudge, self._nudged.get(target.uid)):
-            return
-        self._nudged[target.uid] = value
-        logger.info("%s/%s/%s: its references are ready; reconciling it", namespace, kind, name)
-        await kube.merge_patch(
-            self.settings,
-            kind,
-            namespace,
-            name,
-            {"metadata": {"annotations": {NUDGE_ANNOTATION: value}}},
-        )

@@ -29,7 +29,7 @@ STACK_LABEL = "reconciler.io/stack"
 ADOPT_ANNOTATION = "reconciler.io/adopt"
 DELETE_JOBS_ANNOTATION = "reconciler.io/delete-unfinished-jobs"  # drain | force
 # Written on a waiting object when everything it refers to has become ready: the change is what
-# wakes kopf's update handler for it (see handlers.Nudger).
+# wakes kopf's update handler for it (see operator/waking.py).
 NUDGE_ANNOTATION = "reconciler.io/dependencies-ready"
 DELETION_POLICIES = ("Delete", "Retain")
 UNKNOWN_REFERENCE = "refers to unknown "

@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.engine.context import Context
 from reconciler.engine.types import Observed
-from reconciler.models.pipeline import PipelineTask
+from reconciler.models.submission import PipelineTask
 
 FARGATE_MAX = (16.0, 122_880.0)  # vCPUs, MiB
 OPTIMAL_FAMILIES = ("c4", "m4", "r4")

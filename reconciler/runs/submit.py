@@ -15,7 +15,7 @@ from typing import Any
 from reconciler.aws.tags import ownership_tags
 from reconciler.engine.context import Context
 from reconciler.models.common import Resource
-from reconciler.models.pipeline import MAX_DEPENDENCIES, PipelineTask
+from reconciler.models.submission import MAX_DEPENDENCIES, PipelineTask
 from reconciler.runs import identity
 
 BARRIER_DEFINITION = "reconciler-barrier"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from reconciler.engine import markdown
 from reconciler.engine.diff import Change
 from reconciler.engine.types import Action, Plan, Verb
+from reconciler.render import markdown
 
 CE = "ComputeEnvironment"
 JQ = "JobQueue"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from reconciler.engine import render
 from reconciler.engine.apply import Outcome
 from reconciler.engine.diff import Change
 from reconciler.engine.types import Action, Observed, Plan, Verb
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
 from reconciler.models.job_queue import JobQueue
+from reconciler.render import plans as render
 
 CE = "ComputeEnvironment"
 JQ = "JobQueue"

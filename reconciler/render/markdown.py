@@ -13,8 +13,8 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.engine.diff import Change, _fmt
-from reconciler.engine.render import COUNT_WORDS, summary_line
 from reconciler.engine.types import Action, Plan, Verb
+from reconciler.render.plans import COUNT_WORDS, summary_line
 
 MARKER = "<!-- reconciler:plan -->"  # lets a workflow find (and replace) its earlier comment
 MAX_CHARS = 60_000  # GitHub rejects comments over 65,536 characters
