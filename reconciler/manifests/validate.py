@@ -151,14 +151,14 @@ def _envelope_problems(doc: Document) -> list[Problem]:
 
 
 def _cross_problems(
-    stack: ResourceSet, docs: dict[tuple[str, str], Document], invalid: set[str]
+    declared: ResourceSet, docs: dict[tuple[str, str], Document], invalid: set[str]
 ) -> list[Problem]:
     out: list[Problem] = []
-    for res in stack.resources:
+    for res in declared.resources:
         doc = docs[res.key]
         for kind, name, path in res.references():
             # A resource declared with errors of its own is reported once, not again here.
-            if stack.get(kind, name) is None and f"{kind}/{name}" not in invalid:
+            if declared.get(kind, name) is None and f"{kind}/{name}" not in invalid:
                 out.append(
                     Problem(
                         doc.file,
@@ -168,16 +168,16 @@ def _cross_problems(
                         f"refers to unknown {kind} {name!r}",
                     )
                 )
-    for res in stack.resources:
+    for res in declared.resources:
         doc = docs[res.key]
-        for path, message in res.cross_problems(stack.get):
+        for path, message in res.cross_problems(declared.get):
             out.append(Problem(doc.file, doc.line_of(path.split(".")), doc.subject, path, message))
     return out
 
 
 def validate_documents(docs: list[Document]) -> ResourceSet:
     problems: list[Problem] = []
-    stack = ResourceSet(resources=[])
+    declared = ResourceSet(resources=[])
     by_key: dict[tuple[str, str], Document] = {}
     invalid: set[str] = set()  # "Kind/name" of documents that failed validation
     for doc in docs:
@@ -205,12 +205,12 @@ def validate_documents(docs: list[Document]) -> ResourceSet:
             )
             continue
         by_key[res.key] = doc
-        stack.resources.append(res)
-        stack.sources[res.key] = (doc.file, doc.line)
-    problems.extend(_cross_problems(stack, by_key, invalid))
+        declared.resources.append(res)
+        declared.sources[res.key] = (doc.file, doc.line)
+    problems.extend(_cross_problems(declared, by_key, invalid))
     if problems:
         raise ManifestError([printable(p) for p in problems])
-    return stack
+    return declared
 
 
 _MODEL_NAMES: set[str] = set()
@@ -234,9 +234,9 @@ def load_resources(paths: list[str]) -> ResourceSet:
     """Loads and validates, reporting parse and validation problems together, all at once."""
     docs, problems = read_paths(paths)
     try:
-        stack = validate_documents(docs)
+        declared = validate_documents(docs)
     except ManifestError as exc:
         problems = problems + exc.problems
     if problems:
         raise ManifestError(problems)
-    return stack
+    return declared

@@ -48,20 +48,20 @@ class Deleting:
                 self._forget(uid)
                 return
             res = models()[kind].model_validate(manifest)
-            stack = ResourceSet(resources=[res])
+            declared = ResourceSet(resources=[res])
             draft = self._draft(body)
             try:
-                await self._remove(kind, body, draft, stack, retry)
+                await self._remove(kind, body, draft, declared, retry)
             finally:
                 self._flush(body, draft, patch)
             self._forget(uid)
 
     async def _remove(
-        self, kind: str, body: kopf.Body, draft: Draft, stack: ResourceSet, retry: int
+        self, kind: str, body: kopf.Body, draft: Draft, declared: ResourceSet, retry: int
     ) -> None:
         key = (kind, str(body.metadata.name))
         try:
-            result: Result = await self._call(remove, self._context(body), stack, key)
+            result: Result = await self._call(remove, self._context(body), declared, key)
         except Exception as exc:
             found = error_verdict(exc, retry, "deleting failed")
             draft.put(c.SYNCED, False, found.reason, found.message)

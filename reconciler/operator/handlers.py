@@ -292,7 +292,7 @@ class Operator(Deleting):
             if timer:
                 return
             raise kopf.PermanentError(f"invalid spec: {exc}") from None
-        if found.stack is None:
+        if found.declared is None:
             self._waiting(body, draft, "; ".join(found.missing))
             return
         key = (kind, str(meta.name))
@@ -301,19 +301,19 @@ class Operator(Deleting):
             return  # a change of spec is being handled by the change handlers
         if is_run_kind(kind):
             submitted = draft.after.get("runId")
-            if submitted and submitted == spec_run_id(ctx, found.stack, key):
+            if submitted and submitted == spec_run_id(ctx, found.declared, key):
                 # Submitted already: follow it, never submit it again (not even if AWS has
                 # stopped listing its jobs). A new spec or `rerun` is a new run.
-                await self._refresh_run(ctx, found.stack, key, draft, force=not timer)
+                await self._refresh_run(ctx, found.declared, key, draft, force=not timer)
                 return
         elif (
             timer
             and draft.ready()
             and draft.synced()
-            and not await self._check_drift(kind, body, ctx, found.stack, key, draft)
+            and not await self._check_drift(kind, body, ctx, found.declared, key, draft)
         ):
             return
-        await self._apply(kind, body, ctx, found.stack, key, draft, retry)
+        await self._apply(kind, body, ctx, found.declared, key, draft, retry)
 
     def _invalid(self, body: kopf.Body, draft: Draft, message: str) -> None:
         changed = draft.put(c.READY, False, c.INVALID_SPEC, message)
@@ -336,13 +336,13 @@ class Operator(Deleting):
         kind: str,
         body: kopf.Body,
         ctx: Context,
-        stack: ResourceSet,
+        declared: ResourceSet,
         key: tuple[str, str],
         draft: Draft,
     ) -> bool:
         """True if the object has to be reconciled: it drifted, or the plan cannot tell."""
         try:
-            result: Result = await self._call(reconcile, ctx, stack, key, True)
+            result: Result = await self._call(reconcile, ctx, declared, key, True)
         except Exception as exc:  # AWS unreachable: report it, retry on the next tick
             draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"cannot read AWS: {exc}")
             return False
@@ -367,14 +367,14 @@ class Operator(Deleting):
         kind: str,
         body: kopf.Body,
         ctx: Context,
-        stack: ResourceSet,
+        declared: ResourceSet,
         key: tuple[str, str],
         draft: Draft,
         retry: int,
     ) -> None:
         draft.observed()
         try:
-            result: Result = await self._call(reconcile, ctx, stack, key)
+            result: Result = await self._call(reconcile, ctx, declared, key)
         except Exception as exc:  # planning failed: AWS errors, lookups that found nothing
             self._report(body, draft, error_verdict(exc, retry, "planning failed"))
             return
@@ -394,7 +394,7 @@ class Operator(Deleting):
             return
         if result.changed and not is_run_kind(kind):  # read back what the actions made
             try:
-                result = await self._call(reconcile, ctx, stack, key, True)
+                result = await self._call(reconcile, ctx, declared, key, True)
             except Exception as exc:
                 logger.warning("re-reading %s/%s after applying: %s", *key, exc)
         if is_run_kind(kind):
@@ -402,7 +402,7 @@ class Operator(Deleting):
                 fields = await self._call(run_fields, ctx, result.plan, key)
             except Exception as exc:  # submitted, but not readable yet: the timer reads it
                 logger.warning("reading the run of %s/%s: %s", *key, exc)
-                fields = {"runId": spec_run_id(ctx, stack, key), "runStatus": "SUBMITTED"}
+                fields = {"runId": spec_run_id(ctx, declared, key), "runStatus": "SUBMITTED"}
             draft.after.update(fields)
             ready, reason, message = run_readiness(fields)
         else:
@@ -418,14 +418,14 @@ class Operator(Deleting):
             draft.put(c.READY, *resource_readiness(kind, observed))
 
     async def _refresh_run(
-        self, ctx: Context, stack: ResourceSet, key: tuple[str, str], draft: Draft, force: bool
+        self, ctx: Context, declared: ResourceSet, key: tuple[str, str], draft: Draft, force: bool
     ) -> None:
         draft.observed()
         draft.put(c.SYNCED, True, c.RECONCILED, f"run {draft.after['runId']} was submitted")
         if run_finished(draft.after) and not force:
             return  # a finished run does not change: no more AWS reads for it
         try:
-            fields = await self._call(run_fields, ctx, desired_only(ctx, stack), key)
+            fields = await self._call(run_fields, ctx, desired_only(ctx, declared), key)
         except Exception as exc:
             logger.warning("reading the run of %s/%s: %s", *key, exc)
             return

@@ -6,8 +6,8 @@ become AWS tags) and the spec less `deletionPolicy`, which only the operator rea
 and adoption come from metadata: the stack is the namespace unless the label
 `reconciler.io/stack` names another, and `reconciler.io/adopt: "true"` allows adoption.
 
-`Summary` is what the in-memory index keeps per object: enough to build a stack from the
-objects a resource refers to, and to find the objects that wait for one.
+`Summary` is what the in-memory index keeps per object: enough to build the resource set of
+an object and what it refers to, and to find the objects that wait for one.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def nudge_value(deps: list[Summary]) -> str:
 class Closure:
     """A resource with everything it refers to, directly or not, or why that is not possible."""
 
-    stack: ResourceSet | None = None
+    declared: ResourceSet | None = None
     missing: list[str] = field(default_factory=list)  # "Kind/name does not exist", ...
 
 
@@ -230,7 +230,7 @@ def closure(manifest: dict[str, Any], lookup: Any) -> Closure:
         return out
     docs = [_document(m) for m in found.values()]
     try:
-        out.stack = validate_documents(docs)
+        out.declared = validate_documents(docs)
     except ManifestError as exc:
         subject = f"{manifest['kind']}/{manifest['metadata']['name']}"
         raise InvalidSpec("; ".join(problems_text(exc, subject)) or str(exc)) from None

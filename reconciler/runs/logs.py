@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from reconciler.backoff import Backoff
 from reconciler.engine.context import Context
 from reconciler.errors import NotFoundError, PlanError
 from reconciler.runs.state import FINISHED, describe
@@ -36,11 +37,15 @@ def stream_name(job: dict[str, Any]) -> str | None:
     return None
 
 
+FOLLOW = Backoff(first=1.0, ceiling=5.0, factor=1.5)  # a quiet job is polled less often
+
+
 def lines(
     ctx: Context, job: dict[str, Any], follow: bool, sleep: Callable[[float], None] = time.sleep
 ) -> Iterator[str]:
     logs = ctx.aws.client("logs")
     token: str | None = None
+    delay: float | None = None
     while True:
         name = stream_name(job)
         if name:
@@ -56,11 +61,14 @@ def lines(
                     page = logs.get_log_events(**kw)
                 except NotFoundError:
                     break
+                if page["events"]:
+                    delay = None  # output is flowing: look again soon
                 yield from (e["message"] for e in page["events"])
                 if page.get("nextForwardToken") in (None, token):
                     break
                 token = page["nextForwardToken"]
         if not follow or job.get("status") in FINISHED:
             return
-        sleep(2.0)
+        delay = FOLLOW.after(delay)
+        sleep(delay)
         job = describe(ctx, [job["jobId"]]).get(job["jobId"], job)

@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.backoff import Backoff
 from reconciler.engine.context import Context
 from reconciler.runs.report import TaskJobs
 from reconciler.runs.state import FINISHED, STATES, counts, describe
 from reconciler.runs.submit import BARRIER_MARK
+
+FOLLOW = Backoff(first=0.5, ceiling=10.0, factor=1.5)
 
 
 @dataclass
@@ -70,12 +73,11 @@ def follow(
     targets: list[Watched],
     log: Callable[[str], None],
     timeout: float,
-    first: float = 0.5,
-    ceiling: float = 10.0,
+    backoff: Backoff = FOLLOW,
 ) -> None:
     start = time.monotonic()
     shown: dict[tuple[str, str], str] = {}
-    delay = first
+    delay: float | None = None
     while True:
         poll(ctx, targets)
         for t in targets:
@@ -86,10 +88,10 @@ def follow(
                     log(f"  {t.subject} {key}: {line}  [{time.monotonic() - start:.0f}s]")
         if all(t.finished for t in targets):
             return
+        delay = backoff.after(delay)
         if time.monotonic() - start + delay > timeout:
             raise TimeoutError(f"runs still unfinished after {timeout:.0f}s")
         time.sleep(delay)
-        delay = min(ceiling, delay * 1.5)
 
 
 def children(ctx: Context, job: dict[str, Any], statuses: tuple[str, ...] = STATES) -> list[Any]:

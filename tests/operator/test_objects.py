@@ -72,7 +72,7 @@ def test_closure_reports_missing_and_unready_references_then_builds_the_stack():
     env = summarize("ComputeEnvironment", _ready(_body(stacks.ce())))
     found = closure(queue, lambda k, n: env)
     assert not found.missing
-    assert [r.key for r in found.stack.resources] == [
+    assert [r.key for r in found.declared.resources] == [
         ("JobQueue", "main-queue"),
         ("ComputeEnvironment", "spot-ce"),
     ]
