@@ -1,16 +1,19 @@
-"""The one place that lists the kinds. Everything else asks the registry, never a kind's name.
+"""Where the kinds are found. Everything else asks the registry, never a kind's name.
 
-Each name below is a kind's pair of modules: `reconciler/models/<name>.py` (the manifest
-models, with their field semantics and references; no AWS) and `reconciler/kinds/<name>.py`
-(a `Kind`: its AWS calls, waits and status). Adding a kind is adding its name here, next to
-its two modules (docs/adding-a-kind.md). The modules are imported by name so that what needs
-only the models (validation, JSON Schemas, CRDs) never imports AWS code.
+A kind is a pair of modules with one name: `reconciler/models/<name>.py` (the manifest models,
+with their field semantics and references; no AWS) and `reconciler/kinds/<name>.py` (its
+`KINDS`: the AWS side, waits and status). The registry discovers the pairs, so adding a kind
+is adding its two modules and nothing else (docs/adding-a-kind.md). Models are imported
+without their AWS modules, so that what needs only the models (validation, JSON Schemas)
+never imports AWS code.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.models.common import Resource
@@ -18,7 +21,17 @@ from reconciler.models.common import Resource
 if TYPE_CHECKING:
     from reconciler.kinds.base import Kind
 
-KIND_MODULES = ("compute_environment", "job_queue", "job_definition", "pipeline")
+SUPPORT = frozenset({"base", "polling"})  # modules of kinds/ that are not kinds
+
+
+def _kind_modules() -> tuple[str, ...]:
+    """The names that have an AWS module in kinds/ (and so a model module in models/)."""
+    # Found by path, not by importing the package: nothing here may import AWS code.
+    found = (m.name for m in pkgutil.iter_modules([str(Path(__file__).parent / "kinds")]))
+    return tuple(sorted(n for n in found if n not in SUPPORT and not n.startswith("_")))
+
+
+KIND_MODULES = _kind_modules()
 
 
 @cache
