@@ -146,7 +146,10 @@ def _envelope_problems(doc: Document) -> list[Problem]:
         )
     kind = doc.data.get("kind")
     if not isinstance(kind, str) or kind not in models():
-        out.append(problem("kind", f"unknown kind {kind!r}; known kinds: {', '.join(models())}"))
+        near = difflib.get_close_matches(str(kind), list(models()), n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        known = ", ".join(models())
+        out.append(problem("kind", f"unknown kind {kind!r}; {hint}known kinds: {known}"))
     return out
 
 

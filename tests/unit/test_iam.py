@@ -239,9 +239,9 @@ def test_a_new_call_without_a_scope_fails_loudly(tmp_path: Path) -> None:
     write(
         tmp_path / "pkg",
         "a.py",
-        'def f(c):\n    return c.client("batch").create_scheduling_policy()\n',
+        'def f(c):\n    return c.client("batch").create_quota_share()\n',
     )
-    with pytest.raises(ValueError, match="batch:CreateSchedulingPolicy"):
+    with pytest.raises(ValueError, match="batch:CreateQuotaShare"):
         iam.policy(root=tmp_path / "pkg")
 
 

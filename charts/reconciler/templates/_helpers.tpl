@@ -33,13 +33,12 @@ app.kubernetes.io/part-of: reconciler
 {{- end }}
 {{- end }}
 
-{{/* The reconciler.io resources the operator serves: one per kind (reconciler.models.KINDS). */}}
+{{/* The reconciler.io resources the operator serves: one per generated CRD in crds/ (file
+     <plural>.reconciler.io.yaml), so a new kind needs no edit here. */}}
 {{- define "reconciler.resources" -}}
-- computeenvironments
-- jobqueues
-- jobdefinitions
-- pipelines
-- tasks
+{{- range $path, $_ := .Files.Glob "crds/*.reconciler.io.yaml" }}
+- {{ base $path | trimSuffix ".reconciler.io.yaml" }}
+{{- end }}
 {{- end }}
 
 {{- define "reconciler.statusResources" -}}
