@@ -281,7 +281,9 @@ def test_rbac_covers_every_kind() -> None:
     resources = {r for _, r, _ in rules(one(render({}), "ClusterRole"))}
     assert set(PLURALS) <= resources
     assert {f"{p}/status" for p in PLURALS} <= resources
-    assert "schedulingpolicies" in PLURALS and len(PLURALS) == len(models())  # read from the CRD files
+    assert "schedulingpolicies" in PLURALS and len(PLURALS) == len(
+        models()
+    )  # read from the CRD files
 
 
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:

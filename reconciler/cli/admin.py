@@ -1,0 +1,242 @@
+"""The commands around the reconciler rather than a stack: the sandbox, generated files, the IAM
+policy, the in-cluster operator and shell completion.
+
+Their heavy dependencies (moto, kopf) are imported when the command runs, so that the other
+commands, help and completion do not pay for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.shell_completion import get_completion_class
+
+from reconciler.aws.clients import AwsConfig
+from reconciler.cli.help import ExampleCommand
+from reconciler.cli.options import (
+    debug_option,
+    debugging,
+    endpoint_url_option,
+    err,
+    filename_option,
+    load_resources,
+    max_rps_option,
+    out,
+    output_option,
+    region_option,
+    timeout_option,
+)
+from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
+from reconciler.render import plans as render
+
+PROG = "reconciler"
+COMPLETE_VAR = "_RECONCILER_COMPLETE"
+SHELLS = ("bash", "zsh", "fish")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@click.command(
+    "sandbox",
+    short_help="manage the embedded AWS sandbox",
+    help="Manage the embedded AWS sandbox: a moto server on a loopback port whose state "
+    "survives restarts. ACTION is status (the default), start, stop or reset.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler sandbox",
+        "reconciler sandbox start",
+        "reconciler sandbox reset        # the next command starts an empty account",
+    ],
+)
+@click.argument("action", type=click.Choice(["status", "start", "stop", "reset"]), default="status")
+@output_option("status format: text and yaml are YAML, or json")
+@debug_option
+def sandbox_command(action: str, output: str) -> int:
+    from reconciler.sandbox import manager
+
+    if action == "start":
+        sb = manager.ensure()
+        out(f"sandbox {sb.started} at {sb.endpoint}")
+    elif action == "stop":
+        out("sandbox stopped" if manager.stop() else "sandbox was not running")
+    elif action == "reset":
+        manager.reset()
+        out("sandbox reset: the next command starts an empty account")
+    else:
+        out(render.dump(manager.status(), "yaml" if output == "text" else output).rstrip())
+    return EXIT_OK
+
+
+@click.command(
+    "schema",
+    short_help="write the JSON Schemas or CRDs generated from the models",
+    help="Write the JSON Schemas (WHAT=json, into schemas/) or the CRDs (WHAT=crds, into "
+    "charts/reconciler/crds/) generated from the models, or check that they are current.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler schema",
+        "reconciler schema crds --check",
+        "reconciler schema json --dir /tmp/schemas",
+    ],
+)
+@click.argument("what", type=click.Choice(["json", "crds"]), default="json")
+@click.option(
+    "--dir",
+    "directory",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="where the files go (default: schemas/ or charts/reconciler/crds/)",
+)
+@click.option("--check", is_flag=True, help="write nothing; exit 1 if the files are stale")
+@output_option("has no effect here")
+@debug_option
+def schema_command(what: str, directory: str | None, check: bool, output: str) -> int:
+    from reconciler import crds, schema
+
+    generator = crds if what == "crds" else schema
+    where = Path(directory or ("charts/reconciler/crds" if what == "crds" else "schemas"))
+    if check:
+        stale = generator.stale(where)
+        for name in stale:
+            err(f"{where / name}: stale; run `reconciler schema {what} --dir {where}`")
+        return EXIT_ERROR if stale else EXIT_OK
+    for path in generator.write(where):
+        out(f"wrote {path}")
+    return EXIT_OK
+
+
+@click.command(
+    "iam-policy",
+    short_help="print the least-privilege IAM policy the reconciler needs (-f narrows PassRole)",
+    help="Print the least-privilege IAM policy the reconciler needs, derived from the calls "
+    "the code makes. With -f, iam:PassRole is narrowed to the roles the manifests name.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler iam-policy",
+        "reconciler iam-policy -f stack/ --account 123456789012 > policy.json",
+    ],
+)
+@click.option("--partition", default="aws", help="ARN partition, e.g. aws-cn or aws-us-gov")
+@click.option("--account", default="*", help="account ID in the ARNs")
+@filename_option("manifests whose roles PassRole is narrowed to; repeatable")
+@output_option("has no effect here: the policy is JSON")
+@debug_option
+def iam_policy_command(
+    partition: str, account: str, filenames: tuple[str, ...], output: str
+) -> int:
+    from reconciler.aws import policy as iam
+
+    roles = iam.roles_in(load_resources(filenames).resources) if filenames else None
+    print(iam.render(iam.policy(roles, partition=partition, account=account)), end="")
+    return EXIT_OK
+
+
+@click.command(
+    "operator",
+    short_help="run the in-cluster operator for reconciler.io resources",
+    help="Run the in-cluster operator for reconciler.io resources (the Helm chart runs it). "
+    "Give --namespace (repeatable) or --all-namespaces.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler operator --all-namespaces",
+        "reconciler operator -n batch-prod -n 'batch-*' --standalone",
+        "reconciler operator -A --liveness http://0.0.0.0:8080/healthz --peering reconciler",
+    ],
+)
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NS",
+    help="serve this namespace (repeatable; globs allowed)",
+)
+@click.option("-A", "--all-namespaces", is_flag=True, help="serve every namespace")
+@click.option(
+    "--drift-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    envvar="RECONCILER_DRIFT_INTERVAL",
+    show_envvar=True,
+    default=300.0,
+    help="seconds between drift checks of each resource",
+)
+@click.option(
+    "--liveness",
+    default=None,
+    metavar="URL",
+    help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+)
+@click.option("--peering", default="reconciler", help="KopfPeering/ClusterKopfPeering name")
+@click.option("--standalone", is_flag=True, help="no peering (a single replica)")
+@click.option("--priority", type=int, default=0, help="peering priority")
+@region_option
+@endpoint_url_option("any AWS-compatible endpoint; AWS_ENDPOINT_URL works too")
+@max_rps_option
+@timeout_option
+@click.option("--workers", type=int, default=16, help="engine calls running at once")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    envvar="RECONCILER_LOG_LEVEL",
+    show_envvar=True,
+    default="INFO",
+    help="how much the operator logs (--debug means DEBUG)",
+)
+@output_option("has no effect here: the operator logs")
+@debug_option
+def operator_command(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    drift_interval: float,
+    liveness: str | None,
+    peering: str,
+    standalone: bool,
+    priority: int,
+    region: str | None,
+    endpoint_url: str | None,
+    max_rps: float,
+    timeout: float,
+    workers: int,
+    log_level: str,
+    output: str,
+) -> int:
+    if bool(namespaces) == bool(all_namespaces):
+        raise UsageError("give --namespace NS (repeatable) or --all-namespaces")
+    from reconciler import operator
+
+    operator.run(
+        list(namespaces),
+        all_namespaces,
+        drift_interval,
+        liveness=liveness,
+        peering=peering,
+        standalone=standalone,
+        priority=priority,
+        aws_config=AwsConfig(region=region, endpoint_url=endpoint_url, max_rps=max_rps),
+        workers=workers,
+        options={"wait_timeout": timeout},
+        log_level="DEBUG" if debugging() else log_level,
+    )
+    return EXIT_OK
+
+
+@click.command(
+    "completion",
+    short_help="print the shell completion script for bash, zsh or fish",
+    help="Print the shell completion script for SHELL. Completes commands, options, choices "
+    f"and paths; the shell calls reconciler back with {COMPLETE_VAR} set.",
+    cls=ExampleCommand,
+    examples=[
+        'eval "$(reconciler completion bash)"             # in ~/.bashrc',
+        'eval "$(reconciler completion zsh)"              # in ~/.zshrc',
+        "reconciler completion fish > ~/.config/fish/completions/reconciler.fish",
+    ],
+)
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion_command(shell: str) -> int:
+    root = click.get_current_context().find_root().command
+    complete = get_completion_class(shell)
+    assert complete is not None  # every name in SHELLS is one click ships
+    print(complete(root, {}, PROG, COMPLETE_VAR).source(), end="")
+    return EXIT_OK

@@ -1,0 +1,239 @@
+"""Options shared by several commands, and what the commands build from them.
+
+The AWS target options (account, endpoint, engine knobs) arrive in a command as one `Target`,
+so that every command reaches AWS the same way and the context is built in one place.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import click
+
+from reconciler import manifests
+from reconciler.aws.clients import DEFAULT_MAX_RPS, Aws, AwsConfig
+from reconciler.engine.context import Context, Options
+from reconciler.errors import ManifestError, PlanError
+from reconciler.manifests.validate import ResourceSet
+
+OUTPUTS = ("text", "json", "yaml", "markdown")
+DEBUG_KEY = "reconciler.debug"  # in click's ctx.meta, which every nested context shares
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def out(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# -- options every command has ---------------------------------------------------------------
+
+
+def output_option(help_text: str = "text for people; json or yaml for scripts") -> Decorator:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(OUTPUTS),
+        default="text",
+        help=help_text,
+    )
+
+
+def _record_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    # main() reads it once the command has failed, after the command's context is gone.
+    ctx.meta[DEBUG_KEY] = value
+    return value
+
+
+debug_option = click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    callback=_record_debug,
+    help="show a traceback instead of a one-line error",
+)
+
+
+def debugging() -> bool:
+    return bool(click.get_current_context().meta.get(DEBUG_KEY))
+
+
+def filename_option(
+    help_text: str = "file, directory (recursively) or - for stdin; repeatable",
+) -> Decorator:
+    return click.option(
+        "-f",
+        "--filename",
+        "filenames",
+        multiple=True,
+        metavar="PATH",
+        type=click.Path(allow_dash=True),
+        help=help_text,
+    )
+
+
+# -- the AWS target --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a command talks to AWS, as given on the command line."""
+
+    stack: str
+    region: str | None
+    profile: str | None
+    endpoint_url: str | None
+    sandbox: bool
+    sandbox_url: str | None
+    parallelism: int
+    max_rps: float
+    timeout: float
+    stats: bool
+
+
+region_option = click.option(
+    "--region", default=None, help="AWS region (default: AWS_REGION or the profile's)"
+)
+max_rps_option = click.option(
+    "--max-rps",
+    type=float,
+    default=DEFAULT_MAX_RPS,
+    help="client-side API call budget per second, shared by all work",
+)
+timeout_option = click.option(
+    "--timeout", type=float, default=1800.0, help="seconds to wait for one resource to settle"
+)
+
+
+def endpoint_url_option(help_text: str) -> Decorator:
+    return click.option("--endpoint-url", default=None, metavar="URL", help=help_text)
+
+
+TARGET_OPTIONS: list[Decorator] = [
+    click.option(
+        "--stack",
+        envvar="RECONCILER_STACK",
+        show_envvar=True,
+        default="default",
+        help="ownership scope recorded in tags",
+    ),
+    region_option,
+    click.option(
+        "--profile",
+        default=None,
+        help="named AWS profile (default: AWS_PROFILE or the credentials chain)",
+    ),
+    endpoint_url_option("any AWS-compatible endpoint; AWS_ENDPOINT_URL works too"),
+    click.option(
+        "--sandbox", is_flag=True, help="use the embedded AWS sandbox (started on demand)"
+    ),
+    click.option(
+        "--sandbox-url",
+        default=None,
+        metavar="URL",
+        help="use a sandbox server that is already running at URL",
+    ),
+    click.option("--parallelism", type=int, default=8, help="resources worked on at once"),
+    max_rps_option,
+    timeout_option,
+    click.option("--stats", is_flag=True, help="print API call counts to stderr"),
+]
+TARGET_FIELDS = [f.name for f in fields(Target)]
+
+
+def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds the AWS target options and hands them to the command as one `target`."""
+
+    @functools.wraps(command)
+    def with_target(*args: Any, **kwargs: Any) -> Any:
+        target = Target(**{name: kwargs.pop(name) for name in TARGET_FIELDS})
+        return command(*args, target=target, **kwargs)
+
+    for option in reversed(TARGET_OPTIONS):
+        with_target = option(with_target)
+    return with_target
+
+
+# -- run reports -----------------------------------------------------------------------------
+
+report_option = click.option(
+    "--report",
+    "report_dir",
+    default=os.path.join(".reconciler", "runs"),
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="where run reports go",
+)
+run_timeout_option = click.option(
+    "--run-timeout",
+    type=float,
+    default=24 * 3600.0,
+    help="seconds to follow runs before giving up",
+)
+
+
+# -- what commands build from the options ----------------------------------------------------
+
+
+def load_resources(filenames: tuple[str, ...]) -> ResourceSet:
+    if not filenames:
+        raise ManifestError([])
+    stack = manifests.load_resources(list(filenames))
+    if not stack.resources:
+        raise PlanError("no resources found in " + ", ".join(filenames))
+    return stack
+
+
+def make_context(target: Target, output: str, **options: Any) -> Context:
+    """The engine's context for this command; machine-readable output moves progress to stderr."""
+    endpoint = target.endpoint_url
+    region = target.region
+    credentials: Mapping[str, str] = {}
+    if target.sandbox or target.sandbox_url:
+        from reconciler.sandbox import manager
+
+        region = region or manager.REGION
+        credentials = manager.CREDENTIALS
+        if target.sandbox_url:
+            endpoint = target.sandbox_url
+            err(f"Using the AWS sandbox at {endpoint}")
+        else:
+            sandbox = manager.ensure()
+            endpoint = sandbox.endpoint
+            err(
+                f"Using the embedded AWS sandbox at {endpoint} ({sandbox.started}; state in "
+                f"{manager.state_dir()})"
+            )
+    config = AwsConfig(
+        region=region,
+        profile=target.profile,
+        endpoint_url=endpoint,
+        max_rps=target.max_rps,
+        **credentials,
+    )
+    opts = Options(
+        stack=target.stack,
+        parallelism=target.parallelism,
+        wait_timeout=target.timeout,
+        sandbox=bool(target.sandbox or target.sandbox_url),
+        **options,
+    )
+    log = err if output != "text" else out
+    return Context(aws=Aws(config), options=opts, log=log)
+
+
+def print_stats(ctx: Context, target: Target) -> None:
+    if target.stats:
+        stats = ctx.aws.stats
+        err(f"API calls: {stats.total} ({stats.writes} writes)")
+        for key, n in sorted(stats.calls.items()):
+            err(f"  {key}: {n}")

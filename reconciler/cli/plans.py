@@ -1,0 +1,296 @@
+"""The commands that read manifests and plan against AWS: validate, diff, apply, delete, get."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from reconciler.cli.help import ExampleCommand
+from reconciler.cli.options import (
+    Target,
+    debug_option,
+    err,
+    filename_option,
+    load_resources,
+    make_context,
+    out,
+    output_option,
+    print_stats,
+    report_option,
+    run_timeout_option,
+    target_options,
+)
+from reconciler.cli.runs import follow_runs
+from reconciler.engine.apply import execute
+from reconciler.engine.context import Context
+from reconciler.engine.planner import plan_apply, plan_delete
+from reconciler.engine.types import Plan
+from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PlanError
+from reconciler.registry import kind_for
+from reconciler.render import markdown
+from reconciler.render import plans as render
+
+PLAN_OUTPUT = "text for people; json or yaml for scripts; markdown: a pull-request comment"
+GET_COLUMNS = ["kind", "name", "awsName", "status", "state", "revision", "sync"]
+
+prune_option = click.option(
+    "--prune", is_flag=True, help="also delete what this stack owns and no longer declares"
+)
+adopt_option = click.option(
+    "--adopt", is_flag=True, help="take over same-named resources this stack does not own"
+)
+
+
+def show_plan(plan: Plan, output: str) -> None:
+    if output == "text":
+        for line in render.plan_lines(plan):
+            out(line)
+    elif output == "markdown":
+        print(markdown.plan_markdown(plan), end="")
+    else:
+        out(render.dump(render.plan_data(plan), output).rstrip())
+
+
+def run_plan(ctx: Context, plan: Plan, output: str) -> int:
+    show_plan(plan, output)
+    if plan.blocked:
+        err(f"error: the plan cannot be applied: {len(plan.blocked)} blocked action(s) above")
+        return EXIT_ERROR
+    if not plan.has_changes:
+        return EXIT_OK
+    start = time.monotonic()
+    ctx.log("Applying:")
+    outcomes = execute(ctx, plan, lambda o: ctx.log(render.outcome_line(o)))
+    ctx.log(render.outcome_summary(outcomes, time.monotonic() - start))
+    failed = [o for o in outcomes if o.status != "done"]
+    if failed:
+        ctx.log("Re-run the same command to converge once the cause is fixed.")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+@click.command(
+    "validate",
+    short_help="check manifests; no AWS call",
+    help="Check manifests: every problem at once, as file:line: Kind/name: path: message. "
+    "Makes no AWS call.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler validate -f manifests/examples/",
+        "cat stack.yml | reconciler validate -f -",
+    ],
+)
+@filename_option()
+@output_option()
+@debug_option
+def validate_command(filenames: tuple[str, ...], output: str) -> int:
+    stack = load_resources(filenames)
+    if output == "text":
+        for res in stack.resources:
+            file, line = stack.sources[res.key]
+            out(f"{file}:{line}: {res.KIND}/{res.name}: valid")
+        out(f"{len(stack.resources)} resources valid.")
+    else:
+        rows = [{"kind": r.KIND, "name": r.name} for r in stack.resources]
+        out(render.dump(rows, output).rstrip())
+    return EXIT_OK
+
+
+def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, adopt: bool) -> int:
+    stack = load_resources(filenames)
+    ctx = make_context(target, output, prune=prune, adopt=adopt)
+    plan = plan_apply(ctx, stack)
+    show_plan(plan, output)
+    print_stats(ctx, target)
+    if plan.blocked:
+        return EXIT_ERROR
+    return EXIT_CHANGES if plan.has_changes else EXIT_OK
+
+
+@click.command(
+    "diff",
+    short_help="show the plan; change nothing (exit 0 no changes, 2 changes, 1 error)",
+    help="Show the plan; change nothing. Exits 0 when there are no changes, 2 when there are, "
+    "1 on error (a blocked plan too), so CI can tell them apart.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler diff -f manifests/examples/ --sandbox",
+        "reconciler diff -f stack/ --prune -o markdown > plan.md",
+    ],
+)
+@prune_option
+@adopt_option
+@filename_option()
+@target_options
+@output_option(PLAN_OUTPUT)
+@debug_option
+def diff_command(
+    prune: bool, adopt: bool, filenames: tuple[str, ...], target: Target, output: str
+) -> int:
+    return diff(filenames, target, output, prune, adopt)
+
+
+@click.command(
+    "apply",
+    short_help="show the plan, then converge AWS to it",
+    help="Show the plan, then converge AWS to it, waiting until each resource is ready. "
+    "A failed or interrupted apply converges when the same command is run again.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler apply -f manifests/examples/ --sandbox",
+        "reconciler apply -f stack/ --prune --stack team-a",
+        "reconciler apply -f stack/ --wait --report out/runs",
+    ],
+)
+@prune_option
+@adopt_option
+@click.option("--dry-run", is_flag=True, help="same as diff")
+@click.option("--wait", is_flag=True, help="follow the runs of pipelines and tasks to their end")
+@report_option
+@run_timeout_option
+@filename_option()
+@target_options
+@output_option(PLAN_OUTPUT)
+@debug_option
+def apply_command(
+    prune: bool,
+    adopt: bool,
+    dry_run: bool,
+    wait: bool,
+    report_dir: str,
+    run_timeout: float,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+) -> int:
+    if dry_run:
+        return diff(filenames, target, output, prune, adopt)
+    stack = load_resources(filenames)
+    ctx = make_context(target, output, prune=prune, adopt=adopt)
+    plan = plan_apply(ctx, stack)
+    code = run_plan(ctx, plan, output)
+    if code == EXIT_OK and wait:
+        code = follow_runs(ctx, plan, run_timeout, report_dir)
+    print_stats(ctx, target)
+    return code
+
+
+@click.command(
+    "delete",
+    short_help="delete what the manifests declare and this stack owns",
+    help="Delete what the manifests declare and this stack owns; resources of other stacks "
+    "are left alone. Deleting a queue with unfinished jobs is refused unless --drain or "
+    "--force says what to do with them.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler delete -f manifests/examples/ --sandbox --dry-run",
+        "reconciler delete -f stack/ --drain --drain-timeout 600",
+    ],
+)
+@click.option(
+    "--drain", is_flag=True, help="let a queue's unfinished jobs finish before deleting it"
+)
+@click.option(
+    "--force", is_flag=True, help="delete queues even if that kills their unfinished jobs"
+)
+@click.option(
+    "--drain-timeout",
+    type=float,
+    default=3600.0,
+    help="seconds to wait for a drained queue's jobs to finish",
+)
+@click.option("--dry-run", is_flag=True, help="show the plan only")
+@filename_option()
+@target_options
+@output_option(PLAN_OUTPUT)
+@debug_option
+def delete_command(
+    drain: bool,
+    force: bool,
+    drain_timeout: float,
+    dry_run: bool,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+) -> int:
+    stack = load_resources(filenames)
+    ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
+    plan = plan_delete(ctx, stack)
+    if dry_run:
+        show_plan(plan, output)
+        code = EXIT_ERROR if plan.blocked else EXIT_OK
+    else:
+        code = run_plan(ctx, plan, output)
+    print_stats(ctx, target)
+    return code
+
+
+def selected_rows(rows: list[dict[str, Any]], selectors: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not selectors:
+        return rows
+    keep = []
+    for sel in selectors:
+        kind_text, _, name = sel.partition("/")
+        model = kind_for(kind_text)
+        if model is None:
+            raise PlanError(f"unknown kind {kind_text!r} in {sel!r}")
+        keep += [r for r in rows if r["kind"] == model.KIND and (not name or r["name"] == name)]
+    return keep
+
+
+@click.command(
+    "get",
+    short_help="live state of declared resources: status, ARNs, revision, drift",
+    help="Live state of the declared resources: status, ARNs, revision and drift, for all of "
+    "them or those KIND[/NAME] selects (kinds as kubectl takes them: Kind, plural, short).",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler get -f manifests/examples/ --sandbox",
+        "reconciler get -f stack/ jobqueue computeenvironment/spot -o yaml",
+        "reconciler get -f stack/ pipeline/stress --watch",
+    ],
+)
+@click.argument("selectors", nargs=-1, metavar="[KIND[/NAME]]...")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="follow the runs of the selected pipelines and tasks to their end",
+)
+@report_option
+@run_timeout_option
+@filename_option()
+@target_options
+@output_option()
+@debug_option
+def get_command(
+    selectors: tuple[str, ...],
+    watch: bool,
+    report_dir: str,
+    run_timeout: float,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+) -> int:
+    stack = load_resources(filenames)
+    ctx = make_context(target, output)
+    plan = plan_apply(ctx, stack)
+    rows = selected_rows(render.state_rows(plan), selectors)
+    if output == "text":
+        for line in render.table(rows, GET_COLUMNS):
+            out(line)
+        for row in rows:
+            for change in row["drift"]:
+                out(
+                    f"  {row['kind']}/{row['name']}: {change['path']}: {change['old']!r} -> "
+                    f"{change['new']!r}"
+                )
+    else:
+        out(render.dump(rows, output).rstrip())
+    code = EXIT_OK
+    if watch:
+        code = follow_runs(
+            ctx, plan, run_timeout, report_dir, {(r["kind"], r["name"]) for r in rows}
+        )
+    print_stats(ctx, target)
+    return code

@@ -1,0 +1,174 @@
+"""Pipeline and task runs: following them to their end, their logs, their reports.
+
+`apply --wait` and `get --watch` follow runs through `follow_runs`; `logs` and `report` look at
+one run named on the command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.cli.help import ExampleCommand
+from reconciler.cli.options import (
+    Target,
+    debug_option,
+    err,
+    filename_option,
+    load_resources,
+    make_context,
+    out,
+    output_option,
+    report_option,
+    target_options,
+)
+from reconciler.engine.context import Context
+from reconciler.engine.planner import plan_apply
+from reconciler.engine.runs import is_run_kind, watch_targets
+from reconciler.engine.types import Plan
+from reconciler.errors import EXIT_ERROR, EXIT_OK, PlanError
+from reconciler.registry import kind_for
+from reconciler.runs import logs, report, watch
+from reconciler.runs.watch import Watched
+
+run_option = click.option("--run", default=None, help="a run ID (default: the spec's run)")
+
+
+def follow_runs(
+    ctx: Context,
+    plan: Plan,
+    run_timeout: float,
+    report_dir: str,
+    selected: set[tuple[str, str]] | None = None,
+) -> int:
+    """Follows the runs of the plan's pipelines to their end; writes each run's report."""
+    targets = watch_targets(ctx, plan, selected)
+    if not targets:
+        return EXIT_OK
+    ctx.log("Waiting for runs:")
+    try:
+        watch.follow(ctx, targets, ctx.log, run_timeout)
+    except TimeoutError as exc:
+        err(f"error: {exc}")
+        return EXIT_ERROR
+    failed = [line for t in targets for line in watch.failures(ctx, t)]
+    for t in targets:
+        ctx.log(
+            f"{t.subject}: run {t.run_id} {'SUCCEEDED' if t.succeeded else 'FAILED'}; "
+            f"report: {write_run_report(ctx, t, report_dir)}"
+        )
+    for line in failed:
+        ctx.log(f"  FAILED {line}")
+    return EXIT_OK if all(t.succeeded for t in targets) else EXIT_ERROR
+
+
+def write_run_report(ctx: Context, target: Watched, directory: str) -> str:
+    data = report.build_report(target.subject, target.run_id, watch.task_jobs(ctx, target))
+    _, html_path = report.write_report(
+        data, Path(directory) / target.kind.lower() / target.name / target.run_id
+    )
+    return str(html_path)
+
+
+def one_run(
+    selector: str,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+    run: str | None,
+) -> tuple[Context, Watched, list[str]]:
+    """The run a `KIND/NAME[/TASK]` selector names: the spec's run, or `--run`."""
+    kind_text, _, rest = selector.partition("/")
+    name, _, task = rest.partition("/")
+    model = kind_for(kind_text)
+    if model is None or not is_run_kind(model.KIND) or not name:
+        raise PlanError(f"expected pipeline/NAME or task/NAME, got {selector!r}")
+    stack = load_resources(filenames)
+    if stack.get(model.KIND, name) is None:
+        raise PlanError(f"{model.KIND}/{name} is not in the manifests given with -f")
+    ctx = make_context(target, output)
+    plan = plan_apply(ctx, stack)
+    targets = watch_targets(ctx, plan, {(model.KIND, name)}, run)
+    if not targets:
+        raise PlanError(f"{model.KIND}/{name}: no run {run or 'for this spec'} in AWS yet")
+    watch.poll(ctx, targets)
+    return ctx, targets[0], [task] if task else []
+
+
+@click.command(
+    "logs",
+    short_help="print a task's CloudWatch log stream",
+    help="Print a task's CloudWatch log stream, for the spec's run or the run given with --run. "
+    "TASK may be left out when the run has a single task; an array task needs --index.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler logs -f stack/ pipeline/stress/leader",
+        "reconciler logs -f stack/ pipeline/stress/follower --index 3 --follow",
+        "reconciler logs -f stack/ task/backfill --run 3f9c2e1a",
+    ],
+)
+@click.argument("selector", metavar="pipeline/NAME/TASK")
+@click.option("--index", type=int, default=None, help="the array child to show")
+@click.option("--follow", is_flag=True, help="keep printing until the job ends")
+@run_option
+@filename_option()
+@target_options
+@output_option()
+@debug_option
+def logs_command(
+    selector: str,
+    index: int | None,
+    follow: bool,
+    run: str | None,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+) -> int:
+    ctx, watched, task = one_run(selector, filenames, target, output, run)
+    if not task:
+        task = watched.tasks[:1] if len(watched.tasks) == 1 else []
+    if not task or task[0] not in watched.jobs:
+        raise PlanError(f"name a task: {selector}/TASK, one of {', '.join(watched.tasks)}")
+    job = logs.job_of(ctx, watched.jobs[task[0]], index)
+    printed = 0
+    for line in logs.lines(ctx, job, follow):
+        out(line)
+        printed += 1
+    if not printed:
+        err(
+            f"no log events for {job['jobName']} ({job.get('status')}; stream "
+            f"{logs.stream_name(job) or 'not created yet'})"
+        )
+    return EXIT_OK
+
+
+@click.command(
+    "report",
+    short_help="write a run's report (YAML and HTML) from AWS state",
+    help="Write a run's report (YAML and HTML) from AWS state, for runs started elsewhere or "
+    "before; prints the HTML file's path.",
+    cls=ExampleCommand,
+    examples=[
+        "reconciler report -f stack/ pipeline/stress",
+        "reconciler report -f stack/ pipeline/stress --run 3f9c2e1a --report out/",
+    ],
+)
+@click.argument("selector", metavar="pipeline/NAME")
+@run_option
+@report_option
+@filename_option()
+@target_options
+@output_option()
+@debug_option
+def report_command(
+    selector: str,
+    run: str | None,
+    report_dir: str,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+) -> int:
+    ctx, watched, _ = one_run(selector, filenames, target, output, run)
+    out(write_run_report(ctx, watched, report_dir))
+    return EXIT_OK
