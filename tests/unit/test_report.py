@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import random
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -305,6 +307,33 @@ def test_html_escapes_task_names() -> None:
     assert "<b>bold" not in page and "<i>" not in page
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in page
     assert "p&lt;i&gt;" in page and "r&amp;1" in page
+
+
+def test_html_escapes_markup_injected_by_users_and_aws() -> None:
+    """Task names come from manifests, reasons and log streams from AWS: none may run script."""
+    script = "<script>alert(1)</script>"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    job = {**leader_job(), "status": "FAILED", "statusReason": script}
+    job["attempts"][0]["statusReason"] = script
+    job["attempts"][0]["container"]["logStreamName"] = f"etl/{script}"
+    array = {**follower_job(), "status": '"><script>alert(2)</script>'}
+    children = [{**follower_child(3), "statusReason": script}]
+    tasks = [TaskJobs(script, job), TaskJobs("array", array, children)]
+    page = render_html(build_report(script, script, tasks, now=NOW))
+    assert "<script" not in page.lower()
+    assert f"<title>{escaped} run {escaped}</title>" in page
+    assert f"<b>{escaped}</b>" in page  # the task table and the failures
+    assert f'<span class="reason">{escaped}</span>' in page
+    assert f"<td>etl/{escaped}</td>" in page  # the failed attempt's log stream
+    assert f"<title>{escaped}</title>" in page  # the timeline row's tooltip
+    assert 'class="badge s-__' in page  # the status cannot leave its class attribute
+
+
+def test_importing_the_report_leaves_jinja2_unloaded() -> None:
+    """run_status is imported by the operator and the CLI; only drawing a page needs Jinja2."""
+    code = "import sys, reconciler.runs.report; print('jinja2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_big_array_renders_fast_and_small() -> None:

@@ -1,7 +1,8 @@
 """One pipeline run as a report: plain data, YAML for programs, one HTML page for people.
 
-The data is built from what AWS returned (data.py), written as YAML (yaml_text.py) and drawn as
-a self-contained page (page.py). Callers import from here, so the split stays an inside matter.
+data.py builds the report from what AWS returned; yaml_text.py writes it as YAML; page.py says
+what the page shows, timeline.py lays out its SVG timeline (as shapes.py shapes), and
+templates/report.html.j2 draws both. Callers import from here, so that split stays inside.
 """
 
 from __future__ import annotations
