@@ -50,3 +50,30 @@ def test_only_the_aws_layer_and_the_sandbox_import_boto3():
 
 def test_only_the_operator_imports_kopf():
     assert {p for p in _importers("kopf") if not p.startswith("operator/")} == set()
+
+
+def test_only_the_report_page_imports_jinja2():
+    assert {p for p in _importers("jinja2")} <= {"runs/report/page.py"}
+
+
+def test_every_non_python_file_of_the_package_ships():
+    """A non-editable install carries only the data files that package-data names."""
+    import fnmatch
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = {
+        ROOT.joinpath(*package.split(".")): patterns
+        for package, patterns in setuptools.get("package-data", {}).items()
+    }
+    missing = []
+    for path in (ROOT / "reconciler").rglob("*"):
+        if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+            continue
+        if not any(
+            path.is_relative_to(base)
+            and any(fnmatch.fnmatch(str(path.relative_to(base)), g) for g in patterns)
+            for base, patterns in globs.items()
+        ):
+            missing.append(str(path.relative_to(ROOT)))
+    assert missing == []

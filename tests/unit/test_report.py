@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import random
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from reconciler.runs.report import (
     run_status,
     write_report,
 )
+from reconciler.runs.report.yaml_text import _BlockWriter, ruamel_yaml
 
 T0 = 1714564800000  # 2024-05-01T12:00:00Z, in milliseconds as boto3 returns it
 NOW = datetime(2024, 5, 1, 12, 5, 0, tzinfo=UTC)  # the moment the report is taken
@@ -284,6 +287,84 @@ def test_yaml_round_trips(report: dict[str, Any]) -> None:
     assert "{" not in text.split("\n", 1)[0]  # block style
 
 
+AWKWARD = [
+    "", " ", "a b", " lead", "trail ", "yes", "No", "NULL", "null", "~", "True", "None", "on",
+    "y", "123", "-7", "0x1F", "1.5", "1e3", ".inf", "2024-05-01", "2024-05-01T12:00:00.000Z",
+    "2024-05-01 12:00:00", "12:30", "a: b", "a:", "#x", "a #b", "- x", "-", "?", "?x", "[x]",
+    "{x}", "'q'", '"d"', "a'b", "@x", "`x", "%x", "!x", "&x", "*x", "|", ">", "=", "<<", "---",
+    "...", "é", "日本", "💥", "tab\there", "line\nbreak", "cr\rx", "\x85", "\ufeffbom", "a\\b",
+    "x" * 130, "OutOfMemoryError: Container killed due to memory usage " * 3, "word " * 30,
+    "<script>alert(1)</script>", "etl/default/abc-123", "job-1:0", "a.b", "_x", "a-", "a.",
+    "Essential container in task exited", "Host EC2 (instance i-0a1b2c) terminated.",
+    "OutOfMemoryError: Container killed due to memory usage", "Error:", "a :b", "a::b", "a: b:",
+    "x = 1 + 2, y", "a -b", "a - b", "a ,b", "a (b", "a  b", "a: 'b'", "a: #b", "a: b " * 9,
+    "CannotPullContainerError: pull image manifest has been retried 5 time(s): not found",
+]  # fmt: skip
+
+
+def awkward_tasks(rng: random.Random) -> list[TaskJobs]:
+    """Strings YAML quotes, folds or reads as other types, wherever the report can hold them."""
+
+    def word() -> str:
+        return rng.choice(AWKWARD) if rng.random() < 0.7 else f"w{rng.randrange(99)}"
+
+    tasks = []
+    for n in range(rng.randrange(1, 4)):
+        job = leader_job()
+        job.update(jobId=word(), jobName=word(), statusReason=word(), status=word())
+        job["dependsOn"] = [{"jobId": word()}, {"type": word()}]
+        job["attempts"][0].update(statusReason=word())
+        job["attempts"][1]["container"] = {"exitCode": rng.choice([0, 3, None]), "reason": word()}
+        job["attempts"][0]["container"]["logStreamName"] = word()
+        summary = {rng.choice(["FAILED", "None", "w_1", "x" * 90]): 1, "RUNNING": rng.randrange(5)}
+        job["arrayProperties"] = {"size": 3, "statusSummary": summary}
+        children = [
+            {**follower_child(i), "status": word(), "statusReason": word(), "jobId": word()}
+            for i in range(rng.randrange(3))
+        ]
+        tasks.append(TaskJobs(f"{word()}{n}", job, children))
+    return tasks
+
+
+def test_yaml_is_ruamels_text_byte_for_byte(report: dict[str, Any]) -> None:
+    """The fast writer only copies ruamel: same quoting, folding, empty containers, numbers.
+
+    The writer is called directly, so a fallback to ruamel cannot make this pass.
+    """
+    assert _BlockWriter().document(report) == render_yaml(report) == ruamel_yaml(report)
+    bigger = build_report("etl", "r", [TaskJobs("a", leader_job()), big_array_task(500)], now=NOW)
+    assert _BlockWriter().document(bigger) == ruamel_yaml(bigger)
+    rng = random.Random(7)
+    for _ in range(60):
+        pipeline, run_id = rng.choice(AWKWARD), rng.choice(AWKWARD)
+        awkward = build_report(pipeline, run_id, awkward_tasks(rng), now=NOW)
+        assert _BlockWriter().document(awkward) == ruamel_yaml(awkward)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"nested": [[1, 2], []], "after": 1},  # a list in a list
+        {"a": (shared := {"x": 1}), "b": shared},  # one object twice: an anchor and an alias
+        {"null": 1, "x" * 130: 2, 3: "int key"},  # keys ruamel quotes or writes as '? key'
+        {"when": datetime(2024, 5, 1, tzinfo=UTC), "floats": [0.1, 1e-05, 1e17, float("nan")]},
+        {"deep": {"er": [{"a": {"b": [{"c": "x" * 90 + " y"}]}}]}, "e": {}, "l": [{}, []]},
+    ],
+)
+def test_yaml_shapes_the_fast_writer_hands_to_ruamel(data: dict[Any, Any]) -> None:
+    assert render_yaml(data) == ruamel_yaml(data)
+
+
+def test_yaml_of_a_big_array_is_fast() -> None:
+    """ruamel alone took seconds for 10,000 children; a report is written when a run ends."""
+    report = build_report("etl", "run42", [TaskJobs("leader", leader_job()), big_array_task()])
+    started = time.perf_counter()
+    text = render_yaml(report)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.5, f"written in {elapsed:.2f}s"
+    assert text.count("\n  - index: ") == 10_000
+
+
 # ---------------------------------------------------------------------------------- HTML
 
 
@@ -305,6 +386,33 @@ def test_html_escapes_task_names() -> None:
     assert "<b>bold" not in page and "<i>" not in page
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in page
     assert "p&lt;i&gt;" in page and "r&amp;1" in page
+
+
+def test_html_escapes_markup_injected_by_users_and_aws() -> None:
+    """Task names come from manifests, reasons and log streams from AWS: none may run script."""
+    script = "<script>alert(1)</script>"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    job = {**leader_job(), "status": "FAILED", "statusReason": script}
+    job["attempts"][0]["statusReason"] = script
+    job["attempts"][0]["container"]["logStreamName"] = f"etl/{script}"
+    array = {**follower_job(), "status": '"><script>alert(2)</script>'}
+    children = [{**follower_child(3), "statusReason": script}]
+    tasks = [TaskJobs(script, job), TaskJobs("array", array, children)]
+    page = render_html(build_report(script, script, tasks, now=NOW))
+    assert "<script" not in page.lower()
+    assert f"<title>{escaped} run {escaped}</title>" in page
+    assert f"<b>{escaped}</b>" in page  # the task table and the failures
+    assert f'<span class="reason">{escaped}</span>' in page
+    assert f"<td>etl/{escaped}</td>" in page  # the failed attempt's log stream
+    assert f"<title>{escaped}</title>" in page  # the timeline row's tooltip
+    assert 'class="badge s-__' in page  # the status cannot leave its class attribute
+
+
+def test_importing_the_report_leaves_jinja2_unloaded() -> None:
+    """run_status is imported by the operator and the CLI; only drawing a page needs Jinja2."""
+    code = "import sys, reconciler.runs.report; print('jinja2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_big_array_renders_fast_and_small() -> None:
