@@ -187,10 +187,10 @@ run_timeout_option = click.option(
 def load_resources(filenames: tuple[str, ...]) -> ResourceSet:
     if not filenames:
         raise ManifestError([])
-    stack = manifests.load_resources(list(filenames))
-    if not stack.resources:
+    declared = manifests.load_resources(list(filenames))
+    if not declared.resources:
         raise PlanError("no resources found in " + ", ".join(filenames))
-    return stack
+    return declared
 
 
 def make_context(target: Target, output: str, **options: Any) -> Context:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -23,7 +24,7 @@ from reconciler.cli.options import (
     target_options,
 )
 from reconciler.cli.runs import follow_runs
-from reconciler.engine.apply import execute
+from reconciler.engine.apply import converge, has_work
 from reconciler.engine.context import Context
 from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Plan
@@ -53,16 +54,18 @@ def show_plan(plan: Plan, output: str) -> None:
         out(render.dump(render.plan_data(plan), output).rstrip())
 
 
-def run_plan(ctx: Context, plan: Plan, output: str) -> int:
+def run_plan(
+    ctx: Context, plan: Plan, output: str, replan: Callable[[], Plan] | None = None
+) -> int:
     show_plan(plan, output)
     if plan.blocked:
         err(f"error: the plan cannot be applied: {len(plan.blocked)} blocked action(s) above")
         return EXIT_ERROR
-    if not plan.has_changes:
+    if not has_work(plan):
         return EXIT_OK
     start = time.monotonic()
     ctx.log("Applying:")
-    outcomes = execute(ctx, plan, lambda o: ctx.log(render.outcome_line(o)))
+    _, outcomes = converge(ctx, plan, replan, lambda o: ctx.log(render.outcome_line(o)))
     ctx.log(render.outcome_summary(outcomes, time.monotonic() - start))
     failed = [o for o in outcomes if o.status != "done"]
     if failed:
@@ -85,22 +88,22 @@ def run_plan(ctx: Context, plan: Plan, output: str) -> int:
 @output_option()
 @debug_option
 def validate_command(filenames: tuple[str, ...], output: str) -> int:
-    stack = load_resources(filenames)
+    declared = load_resources(filenames)
     if output == "text":
-        for res in stack.resources:
-            file, line = stack.sources[res.key]
+        for res in declared.resources:
+            file, line = declared.sources[res.key]
             out(f"{file}:{line}: {res.KIND}/{res.name}: valid")
-        out(f"{len(stack.resources)} resources valid.")
+        out(f"{len(declared.resources)} resources valid.")
     else:
-        rows = [{"kind": r.KIND, "name": r.name} for r in stack.resources]
+        rows = [{"kind": r.KIND, "name": r.name} for r in declared.resources]
         out(render.dump(rows, output).rstrip())
     return EXIT_OK
 
 
 def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, adopt: bool) -> int:
-    stack = load_resources(filenames)
+    declared = load_resources(filenames)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
-    plan = plan_apply(ctx, stack)
+    plan = plan_apply(ctx, declared)
     show_plan(plan, output)
     print_stats(ctx, target)
     if plan.blocked:
@@ -166,10 +169,10 @@ def apply_command(
 ) -> int:
     if dry_run:
         return diff(filenames, target, output, prune, adopt)
-    stack = load_resources(filenames)
+    declared = load_resources(filenames)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
-    plan = plan_apply(ctx, stack)
-    code = run_plan(ctx, plan, output)
+    plan = plan_apply(ctx, declared)
+    code = run_plan(ctx, plan, output, replan=lambda: plan_apply(ctx, declared))
     if code == EXIT_OK and wait:
         code = follow_runs(ctx, plan, run_timeout, report_dir)
     print_stats(ctx, target)
@@ -214,9 +217,9 @@ def delete_command(
     target: Target,
     output: str,
 ) -> int:
-    stack = load_resources(filenames)
+    declared = load_resources(filenames)
     ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
-    plan = plan_delete(ctx, stack)
+    plan = plan_delete(ctx, declared)
     if dry_run:
         show_plan(plan, output)
         code = EXIT_ERROR if plan.blocked else EXIT_OK
@@ -272,9 +275,9 @@ def get_command(
     target: Target,
     output: str,
 ) -> int:
-    stack = load_resources(filenames)
+    declared = load_resources(filenames)
     ctx = make_context(target, output)
-    plan = plan_apply(ctx, stack)
+    plan = plan_apply(ctx, declared)
     rows = selected_rows(render.state_rows(plan), selectors)
     if output == "text":
         for line in render.table(rows, GET_COLUMNS):

@@ -84,11 +84,11 @@ def one_run(
     model = kind_for(kind_text)
     if model is None or not is_run_kind(model.KIND) or not name:
         raise PlanError(f"expected pipeline/NAME or task/NAME, got {selector!r}")
-    stack = load_resources(filenames)
-    if stack.get(model.KIND, name) is None:
+    declared = load_resources(filenames)
+    if declared.get(model.KIND, name) is None:
         raise PlanError(f"{model.KIND}/{name} is not in the manifests given with -f")
     ctx = make_context(target, output)
-    plan = plan_apply(ctx, stack)
+    plan = plan_apply(ctx, declared)
     targets = watch_targets(ctx, plan, {(model.KIND, name)}, run)
     if not targets:
         raise PlanError(f"{model.KIND}/{name}: no run {run or 'for this spec'} in AWS yet")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from reconciler.aws.errors import message_of
 from reconciler.backoff import Backoff
 from reconciler.engine.context import Context
-from reconciler.engine.types import Action, Pending, Plan, Step
+from reconciler.engine.types import Action, Pending, Plan, Step, Verb
 
 BACKOFF = Backoff(first=0.2, ceiling=15.0)
 
@@ -136,3 +136,35 @@ def execute(
         # and Ctrl-C must stop at once. What was started is converged by a re-run.
         pool.shutdown(wait=False, cancel_futures=True)
     return outcomes
+
+
+def converge(
+    ctx: Context,
+    plan: Plan,
+    replan: Callable[[], Plan] | None = None,
+    report: Callable[[Outcome], None] = lambda _o: None,
+    rounds: int = 3,
+) -> tuple[Plan, list[Outcome]]:
+    """Carries out `plan`, following pending work to its end. A resource that was busy when
+    planned was waited for, not changed: once everything has run, plan again (from what AWS
+    says now) and carry out what is left, a few rounds at most."""
+    outcomes = last = execute(ctx, plan, report)
+    for _ in range(rounds):
+        waited = [
+            o
+            for o in last
+            if o.status == "done" and o.action.verb is Verb.WAIT and o.action.changes
+        ]
+        if replan is None or not waited or any(o.status != "done" for o in last):
+            break
+        plan = replan()
+        if plan.blocked or not plan.has_changes:
+            break
+        last = execute(ctx, plan, report)
+        outcomes = outcomes + last
+    return plan, outcomes
+
+
+def has_work(plan: Plan) -> bool:
+    """Something to carry out: changes, or busy resources to wait for."""
+    return any(a.verb.runs and a.run is not None for a in plan.actions)
