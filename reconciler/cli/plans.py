@@ -34,7 +34,6 @@ from reconciler.render import markdown
 from reconciler.render import plans as render
 
 PLAN_OUTPUT = "text for people; json or yaml for scripts; markdown: a pull-request comment"
-GET_COLUMNS = ["kind", "name", "awsName", "status", "state", "revision", "sync"]
 
 prune_option = click.option(
     "--prune", is_flag=True, help="also delete what this stack owns and no longer declares"
@@ -280,7 +279,7 @@ def get_command(
     plan = plan_apply(ctx, declared)
     rows = selected_rows(render.state_rows(plan), selectors)
     if output == "text":
-        for line in render.table(rows, GET_COLUMNS):
+        for line in render.kind_tables(rows):
             out(line)
         for row in rows:
             for change in row["drift"]:

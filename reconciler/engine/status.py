@@ -35,6 +35,8 @@ def resource_readiness(kind: str, observed: Observed | None) -> Readiness:
     if observed is None:
         return False, c.UNAVAILABLE, "not found in AWS"
     found = kinds()[kind]
+    if found.runs:
+        return True, c.AVAILABLE, f"run {observed.spec.get('runId')}: {observed.status}"
     status = observed.status or ""
     if status in found.ready_statuses:
         return True, c.AVAILABLE, f"{observed.aws_name} is {status}"

@@ -288,6 +288,12 @@ class PipelineKind(Kind):
             ids = {k: j["jobId"] for k, j in found.jobs.items()} if found else None
         return Watched(res.KIND, res.name, wanted, ids) if ids else None
 
+    def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
+        """The run as planning saw it (no extra AWS call); the operator adds job counts."""
+        if live is None:
+            return {"runId": None, "runStatus": None}
+        return {"runId": live.spec.get("runId"), "runStatus": live.status}
+
     def run_status(self, ctx: Context, res: Any, refs: Refs) -> dict[str, Any]:
         """The run the spec calls for as status shows it: ID, status, job counts by state."""
         target = self.run_target(ctx, res, refs)

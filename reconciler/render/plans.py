@@ -10,7 +10,9 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from reconciler.engine.apply import Outcome
+from reconciler.engine.status import resource_fields, resource_readiness
 from reconciler.engine.types import Action, Plan, Verb
+from reconciler.registry import kinds
 
 COUNT_WORDS = [
     (Verb.CREATE, "to create"),
@@ -111,9 +113,36 @@ def state_rows(plan: Plan) -> list[dict[str, Any]]:
                 "sync": sync,
                 "arn": live.arn if live else None,
                 "drift": [c.as_dict() for c in main.changes] if main else [],
+                "ready": resource_readiness(kind, live)[0],
+                # what the kind declares for `get` and for the custom resource's status
+                "fields": resource_fields(plan, key),
             }
         )
     return rows
+
+
+def kind_tables(rows: list[dict[str, Any]]) -> list[str]:
+    """One table per kind, as `kubectl get a,b` prints them: NAME, the columns the kind
+    declares, READY and SYNC."""
+    lines: list[str] = []
+    registered = kinds()
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        columns = registered[kind].columns
+        cells = [
+            {
+                "name": r["name"],
+                **{c.name: r["fields"].get(c.field) for c in columns},
+                "ready": r["ready"],
+                "sync": r["sync"],
+            }
+            for r in rows
+            if r["kind"] == kind
+        ]
+        if lines:
+            lines.append("")
+        lines.append(f"{kind}:")
+        lines += table(cells, ["name", *(c.name for c in columns), "ready", "sync"])
+    return lines
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:

@@ -273,3 +273,20 @@ def test_outcome_lines() -> None:
         "Apply complete: 1 done, 0 failed, 0 skipped in 1.0s."
     )
     assert render.outcome_summary([done, failed], 2.0).startswith("Apply FAILED: 1 done, 1 failed")
+
+
+def test_get_prints_one_table_per_kind_with_the_columns_it_declares() -> None:
+    plan = Plan(stack="default", region="us-east-1")
+    plan.desired = {r.key: r for r in (ce("c1"), jd("d1"))}
+    plan.add(Action(id=f"{CE}/c1", kind=CE, name="c1", verb=Verb.NOOP))
+    plan.add(Action(id=f"{JD}/d1", kind=JD, name="d1", verb=Verb.NOOP))
+    plan.observed[(JD, "d1")] = Observed(
+        kind=JD, aws_name="d1", arn="arn:d1:7", spec={}, owner=None, status="ACTIVE", revision=7
+    )
+    lines = render.kind_tables(render.state_rows(plan))
+    assert lines[0] == "ComputeEnvironment:"
+    assert lines[1].split() == ["NAME", "AWS", "NAME", "STATUS", "STATE", "READY", "SYNC"]
+    assert lines[2].split() == ["c1", "-", "-", "-", "False", "in", "sync"]
+    d1 = lines.index("JobDefinition:")
+    assert "REVISION" in lines[d1 + 1]
+    assert lines[d1 + 2].split() == ["d1", "d1", "ACTIVE", "7", "True", "in", "sync"]
