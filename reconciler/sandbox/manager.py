@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -28,6 +27,8 @@ from types import MappingProxyType
 
 import boto3
 
+from reconciler.backoff import Backoff, poll
+from reconciler.errors import RetryableError, TerminalError
 from reconciler.sandbox.seed import SEED, seed_account
 
 REGION = "us-east-1"
@@ -107,11 +108,19 @@ def _spawn(directory: Path) -> tuple[str, int]:
             start_new_session=True,
         )
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not alive(endpoint):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the sandbox server did not start; see {directory / SERVER_LOG}")
-        time.sleep(0.1)
+    failed = TerminalError(f"the sandbox server did not start; see {directory / SERVER_LOG}")
+    try:
+        up = poll(
+            lambda: alive(endpoint) or (False if proc.poll() is None else None),
+            lambda state: state is not False,  # up, or the process has exited
+            60.0,
+            "the sandbox server to start",
+            Backoff(first=0.05, ceiling=0.5),
+        )
+    except RetryableError:
+        raise failed from None
+    if not up:
+        raise failed
     return endpoint, proc.pid
 
 
