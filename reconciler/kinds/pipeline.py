@@ -21,7 +21,7 @@ from reconciler.aws.tags import Owner
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
-from reconciler.engine.types import Observed, Verb, Work
+from reconciler.engine.types import Observed, Pending, Step, Verb, Work
 from reconciler.kinds.base import Column, Kind, Permission, spec_dict
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
@@ -30,11 +30,12 @@ from reconciler.models.pipeline import Pipeline, Task
 from reconciler.models.submission import PipelineTask
 from reconciler.runs import identity, preflight
 from reconciler.runs.report import run_status
-from reconciler.runs.state import FINISHED, STATES, RunState, counts, read_runs
+from reconciler.runs.state import FINISHED, STATES, RunState, counts, describe, read_runs
 from reconciler.runs.submit import barrier_count, expand, submit_run
 from reconciler.runs.watch import Watched, poll
 
 REASON = "cancelled by reconciler"
+DRAIN_POLL = 5.0  # seconds between looks at a draining run's jobs
 MAX_TASKS_IN_STATUS = 200  # a status must stay far below etcd's object size limit
 
 
@@ -251,13 +252,33 @@ class PipelineKind(Kind):
         unfinished = sum(
             1 for r in runs for j in r.jobs.values() if j.get("status") not in FINISHED
         )
+        names = ", ".join(r.run_id for r in runs)
+        if ctx.options.drain:
+            # --drain: the user wants the work to finish, not to be killed.
+            return Work(
+                summary=f"let {unfinished} unfinished job(s) of run {names} finish (--drain)",
+                run=self._draining(runs),
+                suffix="#delete",
+                aws_name=live.aws_name,
+            )
         return Work(
-            summary=f"cancel or terminate {unfinished} unfinished job(s) of run "
-            f"{', '.join(r.run_id for r in runs)}",
+            summary=f"cancel or terminate {unfinished} unfinished job(s) of run {names}",
             run=lambda c: f"{stop_jobs(c, runs, REASON + ' (' + why + ')')} job(s) stopped",
             suffix="#delete",
             aws_name=live.aws_name,
         )
+
+    def _draining(self, runs: list[RunState]) -> Any:
+        ids = [j["jobId"] for r in runs for j in r.jobs.values() if j.get("status") not in FINISHED]
+
+        def step(ctx: Context) -> Step:
+            left = [j for j in describe(ctx, ids).values() if j.get("status") not in FINISHED]
+            if not left:
+                return f"{len(ids)} job(s) finished"
+            patience = ctx.options.drain_timeout + ctx.options.wait_timeout
+            return Pending(f"draining: {len(left)} job(s) unfinished", step, DRAIN_POLL, patience)
+
+        return step
 
     def _submit(
         self,

@@ -131,6 +131,23 @@ def test_delete_cancels_and_terminates_unfinished_jobs(srun, write, aws, monkeyp
     assert all("cancelled by reconciler" in j["statusReason"] for j in jobs)
 
 
+def test_delete_with_drain_lets_the_runs_jobs_finish(srun, write, aws, monkeypatch):
+    """--drain means the work finishes: the run's jobs are waited for, not terminated."""
+    monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "1")
+    monkeypatch.setattr("reconciler.kinds.pipeline.DRAIN_POLL", 0.2)
+    path = write(stack(infra(), pipeline()))
+    assert srun("apply", "-f", path).code == 0
+    ids = [j["jobId"] for j in _jobs(aws)]
+    deleted = srun("delete", "-f", path, "--drain")
+    assert deleted.code == 0, deleted.out + deleted.err
+    assert "let 2 unfinished job(s) of run" in deleted.out and "finish (--drain)" in deleted.out
+    assert deleted.calls.get("batch:TerminateJob", 0) == 0
+    jobs = client(aws).describe_jobs(jobs=ids)["jobs"]
+    assert sorted(j["status"] for j in jobs) == ["SUCCEEDED", "SUCCEEDED"]
+    queues = client(aws).describe_job_queues(jobQueues=["main-queue"])["jobQueues"]
+    assert all(q["status"] == "DELETED" for q in queues), "the queue went after its jobs"
+
+
 def test_new_job_definition_revision_is_used_by_the_run_in_the_same_apply(srun, write, aws):
     assert srun("apply", "-f", write(stack(infra(), pipeline())), "--wait").code == 0
     changed = srun("apply", "-f", write(stack(infra(image="busybox:2"), pipeline())))
