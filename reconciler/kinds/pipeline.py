@@ -35,7 +35,6 @@ from reconciler.runs.submit import barrier_count, expand, submit_run
 from reconciler.runs.watch import Watched, poll
 
 REASON = "cancelled by reconciler"
-DRAIN_POLL = 5.0  # seconds between looks at a draining run's jobs
 MAX_TASKS_IN_STATUS = 200  # a status must stay far below etcd's object size limit
 
 
@@ -276,7 +275,7 @@ class PipelineKind(Kind):
             if not left:
                 return f"{len(ids)} job(s) finished"
             patience = ctx.options.drain_timeout + ctx.options.wait_timeout
-            return Pending(f"draining: {len(left)} job(s) unfinished", step, DRAIN_POLL, patience)
+            return Pending(f"draining: {len(left)} job(s) unfinished", step, None, patience)
 
         return step
 
