@@ -94,9 +94,13 @@ def _operations(service: str) -> dict[str, str]:
     return {xform_name(op): op for op in model.operation_names}
 
 
+# Services whose IAM prefix is not their signing name.
+IAM_PREFIXES = {"resourcegroupstaggingapi": "tag"}
+
+
 @cache
 def _prefix(service: str) -> str:
-    return get_session().get_service_model(service).signing_name
+    return IAM_PREFIXES.get(service) or get_session().get_service_model(service).signing_name
 
 
 def action_of(service: str, method: str) -> str:
@@ -298,6 +302,8 @@ def policy(
         [f"arn:{partition}:iam::{account}:role/aws-service-role/*"],
         Condition={"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED)}},
     )
+    # What a stack owns is read by its tags; GetResources supports no resource-level scope.
+    add("TaggedReads", (f"tag:{a}" for a in by_service.pop("tag", set())), ["*"])
     iam_actions = by_service.pop("iam", set())
     if iam_actions:
         raise ValueError(f"iam actions need a scope: {sorted(iam_actions)}")

@@ -15,6 +15,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from reconciler.aws import tags
 from reconciler.aws.tags import owner_of, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.decide import tags_only
@@ -33,6 +34,8 @@ from reconciler.kinds.base import (
 )
 from reconciler.models.job_definition import JobDefinition, JobDefinitionSpec
 
+BATCH = 100  # job definitions per DescribeJobDefinitions
+BY_NAME_AT_MOST = 10  # more names not found by tags: list the account's ACTIVE definitions
 SPEC_FIELDS = (
     "type",
     "parameters",
@@ -44,6 +47,10 @@ SPEC_FIELDS = (
     "propagateTags",
     "schedulingPriority",
 )
+
+
+def _revision(arn: str) -> int:
+    return int(arn.rsplit(":", 1)[-1])
 
 
 def _group(raws: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -76,41 +83,107 @@ class JobDefinitionKind(Kind):
     )
 
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
+        """The ACTIVE revisions of the declared names (of every owned name if `everything`).
+
+        What this stack owns is found by its tags (Resource Groups Tagging API, 100 ARNs a
+        page) and read by ARN (DescribeJobDefinitions, 100 a call), so a no-op re-apply costs
+        a few calls whatever else the account holds. Names not found that way (new, or owned by
+        someone else: a conflict to report) are read by name, or by listing the account's
+        ACTIVE definitions when there are many of them.
+        """
+        names = {r.name for r in declared}
+        owned = self._owned_revisions(ctx)
+        if not everything:
+            owned = {n: arns for n, arns in owned.items() if n in names}
+        raws = self._by_arn(ctx, owned)
+        found = {d["jobDefinitionName"] for d in raws}
+        missing = sorted(names - found)
+        if missing:
+            raws += self._by_name(ctx, missing)
+        unique = {d["jobDefinitionArn"]: d for d in raws}
+        active = [d for d in unique.values() if d.get("status") == "ACTIVE"]
+        return [self.from_aws(revs) for revs in _group(active).values()]
+
+    def _owned_revisions(self, ctx: Context) -> dict[str, list[str]]:
+        """Name -> ARNs of every revision tagged as this stack's (deregistered ones too)."""
+        pages = ctx.aws.client("resourcegroupstaggingapi").get_paginator("get_resources")
+        filters = [
+            {"Key": tags.MANAGED_BY, "Values": [tags.TOOL]},
+            {"Key": tags.STACK, "Values": [ctx.stack]},
+        ]
+        out: dict[str, list[str]] = defaultdict(list)
+        for page in pages.paginate(
+            TagFilters=filters,
+            ResourceTypeFilters=["batch:job-definition"],
+            ResourcesPerPage=100,
+        ):
+            for item in page.get("ResourceTagMappingList") or []:
+                name, _, _rev = item["ResourceARN"].rsplit("/", 1)[-1].partition(":")
+                out[name].append(item["ResourceARN"])
+        return out
+
+    def _by_arn(self, ctx: Context, owned: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """The owned revisions, read 100 at a time. The tagging index may lag behind a revision
+        registered moments ago, so each name's next revision is asked for too: found, it is
+        read (and the one after), so the current revision is never missed."""
+        batch = ctx.aws.client("batch")
+        latest = {n: max(_revision(a) for a in arns) for n, arns in owned.items()}
+        todo = [a for arns in owned.values() for a in arns]
+        todo += [f"{n}:{r + 1}" for n, r in latest.items()]
+        out: list[dict[str, Any]] = []
+        while todo:
+            chunk, todo = todo[:BATCH], todo[BATCH:]
+            found = batch.describe_job_definitions(jobDefinitions=chunk).get("jobDefinitions")
+            for d in found or []:
+                out.append(d)
+                name, rev = d["jobDefinitionName"], d["revision"]
+                if rev > latest.get(name, rev):
+                    latest[name] = rev
+                    todo.append(f"{name}:{rev + 1}")
+        return out
+
+    def _by_name(self, ctx: Context, names: list[str]) -> list[dict[str, Any]]:
         pages = ctx.aws.client("batch").get_paginator("describe_job_definitions")
-        if everything:
-            raws = [
+        if len(names) > BY_NAME_AT_MOST:
+            wanted = set(names)
+            return [
                 d
                 for p in pages.paginate(status="ACTIVE", PaginationConfig={"PageSize": 100})
-                for d in p["jobDefinitions"]
+                for d in p.get("jobDefinitions") or []
+                if d["jobDefinitionName"] in wanted
             ]
-        else:
 
-            def read(name: str) -> list[dict[str, Any]]:
-                return [
-                    d
-                    for p in pages.paginate(jobDefinitionName=name, status="ACTIVE")
-                    for d in p["jobDefinitions"]
-                ]
+        def read(name: str) -> list[dict[str, Any]]:
+            return [
+                d
+                for p in pages.paginate(jobDefinitionName=name, status="ACTIVE")
+                for d in p.get("jobDefinitions") or []
+            ]
 
-            names = [r.name for r in declared]
-            with ThreadPoolExecutor(max_workers=ctx.options.parallelism) as pool:
-                raws = [d for found in pool.map(read, names) for d in found]
-        return [self.from_aws(revs) for revs in _group(raws).values()]
+        with ThreadPoolExecutor(max_workers=ctx.options.parallelism) as pool:
+            return [d for found in pool.map(read, names) for d in found]
 
     def from_aws(self, revisions: list[dict[str, Any]]) -> Observed:
         revisions = sorted(revisions, key=lambda d: d["revision"])
         latest = revisions[-1]
         spec = {k: latest.get(k) for k in SPEC_FIELDS}
         spec["tags"] = user_tags(latest.get("tags"))
+        # A revision registered by hand on top of ours carries no ownership tags: the
+        # definition is still ours (its latest owned revision says so); the hand-made revision
+        # is drift, and the next apply registers ours on top of it.
+        owners = [o for d in reversed(revisions) if (o := owner_of(d.get("tags")))]
         return Observed(
             kind=self.name,
             aws_name=latest["jobDefinitionName"],
             arn=latest["jobDefinitionArn"],
             spec=spec,
-            owner=owner_of(latest.get("tags")),
+            owner=owners[0] if owners else None,
             status=latest.get("status"),
             revision=latest["revision"],
-            extra={"revisions": [(d["revision"], d["jobDefinitionArn"]) for d in revisions]},
+            extra={
+                "revisions": [(d["revision"], d["jobDefinitionArn"]) for d in revisions],
+                "foreign": owners and owner_of(latest.get("tags")) is None,
+            },
         )
 
     def desired(self, ctx: Context, res: JobDefinition, refs: Refs) -> dict[str, Any]:
@@ -145,11 +218,17 @@ class JobDefinitionKind(Kind):
                 run=lambda c: self._retag(c, current, desired),
                 summary=f"tags of revision {current.revision}",
             )
-        return Work(
+        work = Work(
             run=lambda c: self._register(c, res.name, desired),
             summary=f"new revision after {current.revision}",
             verb=Verb.REVISION,
         )
+        if current.extra.get("foreign"):
+            work.notes.append(
+                f"revision {current.revision} was registered outside reconciler: "
+                "registering the declared spec on top of it"
+            )
+        return work
 
     def unchanged(self, ctx: Context, res: JobDefinition, current: Observed) -> Work:
         return Work(summary=f"revision {current.revision}")

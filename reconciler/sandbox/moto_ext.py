@@ -6,6 +6,8 @@ call it. It returns the `Extensions` that own everything the patches keep betwee
 (settings, the job scheduler and its thread, what queues let go of): nothing of that is a
 module global. The patches themselves are in
 - `reconciler.sandbox.resource_patches`: compute environments and job queues;
+- `reconciler.sandbox.tagging_patches`: the Resource Groups Tagging API lists Batch resources;
+- `reconciler.sandbox.definition_patches`: job definitions asked for as `name:revision`;
 - `reconciler.sandbox.job_patches`: the job API, on top of `job_scheduler` (AWS's job states,
   dependencies, arrays, retries, timeouts) and `job_runner` (commands run as local processes).
 """
@@ -17,11 +19,13 @@ from dataclasses import dataclass
 from moto.batch import models as batch_models
 
 from reconciler.sandbox.config import SandboxConfig
+from reconciler.sandbox.definition_patches import DefinitionPatches
 from reconciler.sandbox.job_patches import JobPatches
 from reconciler.sandbox.job_runner import LocalRunner
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher, owner_of
 from reconciler.sandbox.resource_patches import ResourcePatches
+from reconciler.sandbox.tagging_patches import TaggingPatches
 
 # A method every installation replaces: whoever replaced it owns the installation.
 _PROBE = (batch_models.BatchBackend, "list_jobs")
@@ -35,6 +39,8 @@ class Extensions:
     scheduler: JobScheduler
     resources: ResourcePatches
     jobs: JobPatches
+    tagging: TaggingPatches
+    definitions: DefinitionPatches
 
 
 def installed() -> Extensions | None:
@@ -51,8 +57,12 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     config = config or SandboxConfig()
     scheduler = JobScheduler(LocalRunner())
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)
-    extensions = Extensions(config, scheduler, resources, jobs)
+    extensions = Extensions(
+        config, scheduler, resources, jobs, TaggingPatches(), DefinitionPatches()
+    )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)
     extensions.jobs.install(patcher)
+    extensions.tagging.install(patcher)
+    extensions.definitions.install(patcher)
     return extensions

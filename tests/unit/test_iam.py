@@ -76,10 +76,12 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires() -> Non
         assert statement["Effect"] == "Allow"
         assert all("*" not in a and "?" not in a for a in statement["Action"])
         if "*" in statement["Resource"]:
-            # Batch's and EC2's Describe*/List* support no resource-level permissions.
+            # Batch's and EC2's Describe*/List*, and tag:GetResources, support no
+            # resource-level permissions.
             assert statement["Resource"] == ["*"]
             names = [a.split(":", 1)[1] for a in statement["Action"]]
-            assert all(n.startswith(("Describe", "List")) for n in names), statement
+            assert all(n.startswith(("Describe", "List", "Get")) for n in names), statement
+            assert all(a.startswith(("batch:", "ec2:", "tag:")) for a in statement["Action"])
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     assert set(by_sid) == {
         "BatchRead",
@@ -90,7 +92,9 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires() -> Non
         "JobLogs",
         "PassRolesToBatch",
         "ServiceLinkedRoles",
+        "TaggedReads",
     }
+    assert by_sid["TaggedReads"]["Action"] == ["tag:GetResources"]
     assert by_sid["BatchJobs"]["Resource"] == [
         "arn:aws:batch:*:*:job-queue/*",
         "arn:aws:batch:*:*:job-definition/*",
