@@ -26,15 +26,30 @@ class Resolver:
         self.aws = aws
         self._cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
+        self._computing: dict[Any, threading.Lock] = {}
 
     def _cached(self, key: Any, compute: Any) -> Any:
+        """Single-flight: threads asking for one key at once wait for one call, not make one
+        each (eight concurrent plans of compute environments made eight GetCallerIdentity)."""
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        value = compute()
-        with self._lock:
-            self._cache[key] = value
-        return value
+            lock = self._computing.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            value = compute()
+            with self._lock:
+                self._cache[key] = value
+            return value
+
+    def learn_account(self, arn: str) -> None:
+        """Takes the account ID from an ARN already read, saving a GetCallerIdentity."""
+        parts = arn.split(":")
+        if len(parts) > 4 and parts[4].isdigit():
+            with self._lock:
+                self._cache.setdefault("account", parts[4])
 
     @property
     def account_id(self) -> str:
@@ -53,11 +68,27 @@ class Resolver:
     def instance_profile_arn(self, ref: str | None) -> str | None:
         return None if ref is None else self._arn("instance-profile", ref)
 
+    def _default_subnets(self) -> list[dict[str, Any]]:
+        """The default VPC's default subnets: one call answers both `{defaultVpc}` subnets and,
+        through their VpcId, which VPC is the default one."""
+
+        def find() -> list[dict[str, Any]]:
+            pages = self.aws.client("ec2").get_paginator("describe_subnets")
+            flt = [{"Name": "default-for-az", "Values": ["true"]}]
+            return [s for p in pages.paginate(Filters=flt) for s in p.get("Subnets") or []]
+
+        return list(self._cached("default-subnets", find))
+
     def default_vpc(self) -> str:
         def find() -> str:
-            vpcs = self.aws.client("ec2").describe_vpcs(
-                Filters=[{"Name": "is-default", "Values": ["true"]}]
-            )["Vpcs"]
+            subnets = self._default_subnets()
+            if subnets:
+                return str(subnets[0]["VpcId"])
+            vpcs = (
+                self.aws.client("ec2")
+                .describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
+                .get("Vpcs")
+            )
             if not vpcs:
                 raise PlanError("lookup defaultVpc: this account and region have no default VPC")
             return str(vpcs[0]["VpcId"])
@@ -84,6 +115,11 @@ class Resolver:
             key = ("subnets", repr(sorted(ref.items())))
 
             def find(ref: dict[str, Any] = ref) -> list[str]:
+                if set(ref) == {"defaultVpc"} and ref["defaultVpc"]:
+                    found = sorted(s["SubnetId"] for s in self._default_subnets())
+                    if not found:
+                        raise PlanError(f"subnet lookup {ref} matched no subnet")
+                    return found
                 filters = self._filters(ref, "tag:Name")
                 if ref.get("defaultVpc") and not ref.get("tags") and not ref.get("name"):
                     filters.append({"Name": "default-for-az", "Values": ["true"]})

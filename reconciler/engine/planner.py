@@ -36,7 +36,12 @@ def observe(ctx: Context, declared: ResourceSet, everything: bool) -> dict[str, 
 
     registered = list(kinds().values())
     with ThreadPoolExecutor(max_workers=len(registered)) as pool:
-        return dict(pool.map(read, registered))
+        found = dict(pool.map(read, registered))
+    for live in found.values():
+        for o in live[:1]:
+            if o.arn:
+                ctx.resolver.learn_account(o.arn)
+    return found
 
 
 def owner_text(live: Observed) -> str:

@@ -319,13 +319,18 @@ class ComputeEnvironmentKind(Kind):
     def _deleting(self, name: str) -> Any:
         """One observation-driven step at a time: wait until settled, disable, delete, wait
         until gone. Each call takes the next step, so a re-plan resumes where it was."""
-        seen = -1
+        seen, held = -1, False
 
         def step(ctx: Context) -> Step:
-            nonlocal seen
-            desc, seen = _poller(ctx).read(name, seen)
+            nonlocal seen, held
+            poller = _poller(ctx)
+            if not held:  # from now on, every poll of the kind reads this one too
+                poller.hold(name)
+                held = True
+            desc, seen = poller.read(name, seen)
             status = (desc or {}).get("status")
             if desc is None or status == "DELETED":
+                poller.release(name)
                 return f"{name} deleted"
             if status in BUSY:
                 return Pending(f"compute environment {name} is {status}", step)

@@ -37,6 +37,8 @@ from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_queue import JobQueue, JobQueueSpec
 
 UNFINISHED = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+# A job-name prefix filter that matches every job: with a filter, ListJobs returns all statuses.
+EVERY_JOB = {"name": "JOB_NAME", "values": ["*"]}
 
 
 def _poller(ctx: Context) -> StatusPoller:
@@ -65,15 +67,20 @@ def _valid(name: str) -> Any:
 def unfinished_jobs(ctx: Context, queue: str, limit: int = 100) -> int:
     """How many jobs deleting the queue would kill (counting stops near `limit`).
 
-    ListJobs takes one status at a time. The statuses are read one after another in the order
-    jobs move through them: a job that moves on between two reads is then seen in a later
-    status (perhaps twice), never missed, as it could be with concurrent reads.
+    One ListJobs with a name filter returns jobs in every status, so a queue with at most one
+    page of jobs costs one call. A busier queue is counted status by status (ListJobs takes one
+    at a time), read in the order jobs move through them: a job that moves on between two
+    reads is then seen in a later status (perhaps twice), never missed.
     """
     batch = ctx.aws.client("batch")
+    page = batch.list_jobs(jobQueue=queue, filters=[EVERY_JOB], maxResults=limit)
+    if not page.get("nextToken"):
+        summaries = page.get("jobSummaryList") or []
+        return sum(1 for j in summaries if j.get("status") in UNFINISHED)
     total = 0
     for status in UNFINISHED:
         page = batch.list_jobs(jobQueue=queue, jobStatus=status, maxResults=limit)
-        total += len(page["jobSummaryList"])
+        total += len(page.get("jobSummaryList") or [])
         if total >= limit:
             break
     return min(limit, total)
@@ -222,13 +229,18 @@ class JobQueueKind(Kind):
     def _deleting(self, name: str) -> Any:
         """One observation-driven step at a time: settle, disable, drain (with --drain),
         delete, wait until gone; a re-plan resumes where it was."""
-        seen = -1
+        seen, held = -1, False
 
         def step(ctx: Context) -> Step:
-            nonlocal seen
-            desc, seen = _poller(ctx).read(name, seen)
+            nonlocal seen, held
+            poller = _poller(ctx)
+            if not held:  # from now on, every poll of the kind reads this one too
+                poller.hold(name)
+                held = True
+            desc, seen = poller.read(name, seen)
             status = (desc or {}).get("status")
             if desc is None or status == "DELETED":
+                poller.release(name)
                 return f"{name} deleted"
             if status in BUSY:
                 return Pending(f"job queue {name} is {status}", step)

@@ -46,6 +46,13 @@ class StatusPoller:
                 self._poll(name)
             return self._latest.get(name), self._polled_at[name]
 
+    def hold(self, name: str) -> None:
+        """Counts `name` in every poll until `release`: for step functions that read it often."""
+        self._hold(name)
+
+    def release(self, name: str) -> None:
+        self._release(name)
+
     def _hold(self, name: str) -> None:
         with self._lock:
             self._waiting[name] = self._waiting.get(name, 0) + 1

@@ -35,6 +35,15 @@ class TaggingPatches:
         self._original = patcher.replace(
             ResourceGroupsTaggingAPIBackend, "_get_resources_generator", self.resources
         )
+        self._page = patcher.replace(ResourceGroupsTaggingAPIBackend, "get_resources", self.page)
+
+    def page(self, backend: ResourceGroupsTaggingAPIBackend, **kwargs: Any) -> Any:
+        # AWS: a page is bounded by ResourcesPerPage or by TagsPerPage, not both; moto applies
+        # its default tag bound (100) to every page, so 100 resources of 4 tags came back 25 a
+        # page. A page that asks for a resource count gets that count.
+        if kwargs.get("resources_per_page", 50) != 50 and kwargs.get("tags_per_page") == 100:
+            kwargs["tags_per_page"] = 10**9
+        return self._page(backend, **kwargs)
 
     def resources(
         self,
