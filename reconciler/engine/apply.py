@@ -43,6 +43,29 @@ class _Waiting:
     delay: float
 
 
+def _chain_lengths(actions: list[Action], runnable: set[str]) -> dict[str, int]:
+    """For each action, the length of the longest chain of actions that wait for it."""
+    waiting: dict[str, list[str]] = {a.id: [] for a in actions}
+    for a in actions:
+        for dep in a.after & runnable:
+            waiting.setdefault(dep, []).append(a.id)
+    lengths: dict[str, int] = {}
+
+    def length(action_id: str, seen: frozenset[str] = frozenset()) -> int:
+        if action_id in lengths:
+            return lengths[action_id]
+        if action_id in seen:  # a cycle: the executor reports it; any number will do
+            return 0
+        inner = seen | {action_id}
+        value = 1 + max((length(w, inner) for w in waiting.get(action_id, [])), default=0)
+        lengths[action_id] = value
+        return value
+
+    for a in actions:
+        length(a.id)
+    return lengths
+
+
 def _step(ctx: Context, run: Callable[[Context], Step | None]) -> Step:
     return run(ctx) or ""
 
@@ -69,7 +92,9 @@ def execute(
         (done if outcome.status == "done" else stopped).add(outcome.action.id)
         report(outcome)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, ctx.options.parallelism))
+    priority = _chain_lengths(plan.actions, runnable)
+    # Room for the actions and for the checks of pending work, which are short reads.
+    pool = ThreadPoolExecutor(max_workers=max(1, ctx.options.parallelism) + 4)
     running: dict[Future[Step], tuple[Action, _Waiting | None]] = {}
     try:
         while todo or running or timers:
@@ -77,17 +102,22 @@ def execute(
             while progressed:  # skipping one action may unblock (or skip) another
                 progressed = False
                 for action_id, action in list(todo.items()):
-                    deps = action.after & runnable
-                    blocked = deps & stopped
+                    blocked = action.after & runnable & stopped
                     if blocked:
                         del todo[action_id]
                         finish(Outcome(action, "skipped", f"after {', '.join(sorted(blocked))}"))
                         progressed = True
-                    elif deps <= done:
-                        del todo[action_id]
-                        started[action_id] = time.monotonic()
-                        assert action.run is not None
-                        running[pool.submit(_step, ctx, action.run)] = (action, None)
+            # The critical path first: of the actions ready to start, those with the longest
+            # chain of actions waiting behind them (a queue before 200 independent job
+            # definitions), up to the parallelism, so nothing queues up behind the rest.
+            ready = [a for a in todo.values() if a.after & runnable <= done]
+            ready.sort(key=lambda a: -priority[a.id])
+            free = max(1, ctx.options.parallelism) - sum(1 for _, w in running.values() if not w)
+            for action in ready[: max(0, free)]:
+                del todo[action.id]
+                started[action.id] = time.monotonic()
+                assert action.run is not None
+                running[pool.submit(_step, ctx, action.run)] = (action, None)
             now = time.monotonic()
             while timers and timers[0][0] <= now:
                 _, _, waiting = heapq.heappop(timers)

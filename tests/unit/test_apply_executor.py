@@ -196,3 +196,26 @@ def test_transitively_skipped_action_names_its_dependency_not_a_cycle(ctx: Conte
     outcomes = by_id(execute(ctx, plan))
     assert outcomes["queue"] == ("skipped", "after ce-create")
     assert outcomes["ce-delete"] == ("skipped", "after queue")
+
+
+def test_the_critical_path_starts_first() -> None:
+    """One worker, five independent actions listed first, and a chain of two: the chain's head
+    runs first, so its dependent is not left waiting behind the independent ones."""
+    ctx = Context(
+        aws=Aws(AwsConfig(region="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")),
+        options=Options(parallelism=1),
+    )
+    order: list[str] = []
+
+    def note(name: str) -> Run:
+        def run(_ctx: Context) -> str:
+            order.append(name)
+            return name
+
+        return run
+
+    independent = [action(f"jd{i}", note(f"jd{i}")) for i in range(5)]
+    chain = [action("ce", note("ce")), action("jq", note("jq"), after={"ce"})]
+    execute(ctx, make_plan(*independent, *chain))
+    assert order[0] == "ce"
+    assert sorted(order) == sorted(["ce", "jq", *(f"jd{i}" for i in range(5))])
