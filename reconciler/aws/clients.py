@@ -21,7 +21,13 @@ from botocore.config import Config
 from reconciler.aws.errors import translate
 
 READ_PREFIXES = ("Describe", "List", "Get")
-DEFAULT_MAX_RPS = 20.0  # well under Batch's ~50 calls/s per account, shared with other tools
+# AWS Batch allows an account 50 calls a second across all its API calls, SubmitJob and the
+# Describe* reads included (one fixed quota, not per operation): reads and writes share it, so
+# they share one bucket. 40 leaves a fifth of the account's rate to other clients (the console,
+# a pipeline's own jobs, other tools). Other services have quotas of their own and their own,
+# gentler bucket.
+DEFAULT_MAX_RPS = 40.0
+OTHER_SERVICES_RPS = 20.0
 
 
 class RateLimiter:
@@ -99,7 +105,8 @@ class Aws:
     def __init__(self, config: AwsConfig, stats: CallStats | None = None):
         self.config = config
         self.stats = stats or CallStats()
-        self.limiter = RateLimiter(config.max_rps)
+        self.limiters = {"batch": RateLimiter(config.max_rps)}
+        self._other_rate = OTHER_SERVICES_RPS if config.max_rps > 0 else 0.0
         self._session = boto3.session.Session(
             profile_name=config.profile,
             region_name=config.region,
@@ -130,7 +137,8 @@ class Aws:
             service, region_name=self.region, endpoint_url=self.config.endpoint_url, config=cfg
         )
         client.meta.events.register("before-call", self._count(service))
-        client.meta.events.register("before-send", self._throttle)
+        limiter = self.limiters.setdefault(service, RateLimiter(self._other_rate))
+        client.meta.events.register("before-send", lambda **_: limiter.acquire())
         return Client(client)
 
     def _count(self, service: str) -> Any:
@@ -138,9 +146,6 @@ class Aws:
             self.stats.record(service, model.name)
 
         return handler
-
-    def _throttle(self, **_: Any) -> None:
-        self.limiter.acquire()
 
 
 class Client:

@@ -107,7 +107,7 @@ max_rps_option = click.option(
     "--max-rps",
     type=float,
     default=DEFAULT_MAX_RPS,
-    help="client-side API call budget per second, shared by all work",
+    help="AWS Batch calls per second, reads and writes together (the account allows 50)",
 )
 timeout_option = click.option(
     "--timeout", type=float, default=1800.0, help="seconds to wait for one resource to settle"
