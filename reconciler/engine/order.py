@@ -105,3 +105,31 @@ def link(plan: Plan, kinds: dict[str, Any]) -> None:
         using = users.get((a.kind, a.aws_name), set()) | users.get((a.kind, a.name), set())
         for user in using - {(a.kind, a.name)}:
             a.after.update(b.id for b in by_key.get(user, ()))
+
+
+def refuse_deleting_what_others_use(plan: Plan, kinds: dict[str, Any], force: bool) -> None:
+    """A delete of something a resource outside this plan's deletes still uses (an unowned
+    queue on our compute environment) is refused in the plan, before any write: deleting it
+    would starve that resource, or fail half-way after disabling it. `--force` lets it go."""
+    deleting = {(a.kind, a.aws_name): a for a in plan.actions if a.verb is Verb.DELETE}
+    if not deleting or force:
+        return
+    users: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for kind_name, live in plan.observed_all.items():
+        kind = kinds.get(kind_name)
+        if kind is None:
+            continue
+        for o in live:
+            if (kind_name, o.aws_name) in deleting and o.owned_by(plan.stack):
+                continue  # deleted in this plan too: the order takes care of it
+            owner = "unowned" if o.owner is None else f"stack {o.owner.stack!r}"
+            for used in kind.observed_refs(o):
+                users[used].append(f"{kind_name} {o.aws_name} ({owner})")
+    for key, action in deleting.items():
+        if users.get(key) and action.verb is Verb.DELETE:
+            action.verb = Verb.REFUSED
+            action.run = None
+            action.summary = (
+                f"still used by {', '.join(sorted(users[key]))}: deleting it would starve "
+                "them; remove that use first, or use --force"
+            )

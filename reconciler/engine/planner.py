@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.engine.context import Context
 from reconciler.engine.decide import Decision, decide
 from reconciler.engine.diff import diff
-from reconciler.engine.order import link, topological
+from reconciler.engine.order import link, refuse_deleting_what_others_use, topological
 from reconciler.engine.refs import Refs
 from reconciler.engine.types import Action, Observed, Plan, Verb, Work
 from reconciler.manifests.validate import ResourceSet
@@ -239,6 +239,7 @@ def plan_apply(ctx: Context, declared: ResourceSet) -> Plan:
     if ctx.options.prune:
         for kind in kinds().values():
             planner.prune(kind)
+    refuse_deleting_what_others_use(planner.plan, kinds(), ctx.options.force)
     link(planner.plan, kinds())
     return planner.plan
 
@@ -258,5 +259,6 @@ def plan_delete(ctx: Context, declared: ResourceSet) -> Plan:
         same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, res.name)]
         note = f"{owner_text(same[0])}: left alone" if same else "does not exist"
         plan.add(Action.of(res.KIND, res.name, Verb.NOOP, summary=note))
+    refuse_deleting_what_others_use(plan, kinds(), ctx.options.force)
     link(plan, kinds())
     return plan

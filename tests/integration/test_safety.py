@@ -184,3 +184,23 @@ def test_drain_waits_for_jobs_then_deletes(run, running_job, aws):
     assert time.monotonic() - started >= 1.0
     assert "draining them first" in drained.out
     assert client(aws).describe_job_queues()["jobQueues"] == []
+
+
+def test_deleting_what_an_unowned_queue_uses_is_refused_before_any_write(run, write, aws):
+    path = write(ce())
+    assert run("apply", "-f", path).code == 0
+    arn = client(aws).describe_compute_environments(computeEnvironments=["spot-ce"])[
+        "computeEnvironments"
+    ][0]["computeEnvironmentArn"]
+    client(aws).create_job_queue(
+        jobQueueName="their-queue",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": arn}],
+    )
+    refused = run("delete", "-f", path)
+    assert refused.code == 1
+    assert "still used by JobQueue their-queue (unowned)" in refused.out
+    assert refused.writes == 0, refused.calls
+    env = client(aws).describe_compute_environments(computeEnvironments=["spot-ce"])
+    assert env["computeEnvironments"][0]["state"] == "ENABLED", "nothing was disabled"
