@@ -7,17 +7,26 @@ cover. Each test pins one place where plain moto answers differently from AWS.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from reconciler.sandbox import manager
 from reconciler.sandbox.config import COMMANDS_ENV, RUN_ENV, STEP_ENV
 from tests.conftest import client
 
+EXAMPLES = str(Path(__file__).resolve().parents[2] / "manifests" / "examples")
 ACCOUNT = "123456789012"
+SERVER = b"reconciler.sandbox.server"  # in the command line of every sandbox server process
 
 
 @dataclass
@@ -264,3 +273,66 @@ def test_what_batch_cannot_build_is_created_invalid_with_the_reason(
         ):
             wrong.append(f"{case}: {status} ({reason}), expected INVALID naming {missing}")
     assert wrong == []
+
+
+# --- 6. A damaged recording -----------------------------------------------------------------
+
+
+def _servers_of(directory: Path) -> list[int]:
+    """Live sandbox server processes whose recording is in `directory` (ours only)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if SERVER in cmdline and str(directory).encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=180
+    )
+
+
+@pytest.fixture
+def sandbox_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    directory = tmp_path / "sandbox"
+    monkeypatch.setenv("RECONCILER_SANDBOX_DIR", str(directory))
+    yield directory
+    manager.stop()
+    for pid in _servers_of(directory):  # whatever a failing version of the code left behind
+        os.killpg(pid, signal.SIGTERM)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds server processes through /proc")
+def test_a_damaged_recording_is_a_clear_error_leaves_no_server_and_reset_recovers(
+    sandbox_dir: Path,
+) -> None:
+    assert _cli("sandbox", "start").returncode == 0
+    assert _cli("sandbox", "stop").returncode == 0
+    recording = sandbox_dir / manager.RECORDING
+    lines = recording.read_text().splitlines(keepends=True)
+    lines.insert(2, '{"method": "POST", "url": "http://127.0.0.1:1/x", "head\n')  # cut short
+    recording.write_text("".join(lines))
+
+    for _ in range(2):  # every command says the same, and none leaves a server behind
+        got = _cli("get", "-f", EXAMPLES, "--sandbox")
+        assert got.returncode == 1, got.stdout + got.stderr
+        assert "Traceback" not in got.stderr and "HTTP Error" not in got.stderr, got.stderr
+        assert got.stderr.startswith("error: the sandbox cannot be restored"), got.stderr
+        assert f"{recording} is damaged (line 3:" in got.stderr, got.stderr
+        assert "reconciler sandbox reset" in got.stderr
+        assert _servers_of(sandbox_dir) == []
+        assert manager.status()["running"] is False
+
+    reset = _cli("sandbox", "reset")
+    assert reset.returncode == 0, reset.stderr
+    started = _cli("sandbox", "start")
+    assert started.returncode == 0 and "sandbox new at" in started.stdout, started.stderr
+    assert len(_servers_of(sandbox_dir)) == 1
