@@ -9,7 +9,8 @@ API adds around that:
   waits for the whole array; N_TO_N between arrays of one size pairs child i with child i;
   SEQUENTIAL runs an array's children in order.
 - Array children are `<parentId>:<index>`; the parent shows arrayProperties.statusSummary and
-  size. ListJobs by queue shows parents, not children.
+  size. ListJobs by queue shows parents, not children; without jobStatus (and without filters)
+  it lists RUNNING jobs only.
 - retryStrategy (SubmitJob's, else the job definition's; evaluateOnExit honoured) and
   timeout.attemptDurationSeconds (SubmitJob's, else the definition's; the 60 s minimum is not
   enforced) are taken over by the scheduler.
@@ -334,6 +335,10 @@ class JobPatches:
         job_status: str | None = None,
         filters: list[dict[str, Any]] | None = None,
     ) -> list[Any]:
+        if job_status is None and filters is None:
+            # AWS: without a status (and without filters, which list every status), only RUNNING
+            # jobs are listed (moto lists every status).
+            job_status = "RUNNING"
         with self.scheduler.lock:
             jobs = list(self._list_jobs(backend, job_queue_name, array_job_id, job_status, filters))
         if array_job_id:

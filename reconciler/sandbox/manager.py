@@ -6,10 +6,17 @@ directory (`RECONCILER_SANDBOX_DIR`, default `~/.reconciler/sandbox`). Every req
 recorded; when the server is gone (a reboot, `sandbox stop`), the next command starts a new
 one and replays the recording, whose first request fixes moto's random seed, so IDs match.
 A file lock keeps two first invocations from starting two servers.
+
+A server is written to `server.json` as soon as it runs, marked ready only once it is seeded or
+restored: whatever fails in between (a damaged recording, an interrupted start), the server is
+stopped, and `stop`/`reset` can always find it. A recording moto cannot replay is a clear error
+that says how to recover (`reconciler sandbox reset`), not an HTTP 500 from the server.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import fcntl
 import json
@@ -24,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -40,6 +48,8 @@ SERVER_INFO = "server.json"  # the running server's endpoint and pid
 RECORDING = "recording.jsonl"  # every request, replayed by a new server
 SERVER_LOG = "server.log"
 LOCK = "lock"
+SERVER_MODULE = "reconciler.sandbox.server"
+STOP_WAIT = 10.0  # seconds a stopped server has to exit before it is killed
 
 
 def state_dir() -> Path:
@@ -91,7 +101,41 @@ def _read_info(directory: Path) -> dict[str, object] | None:
         return None
 
 
-def _spawn(directory: Path) -> tuple[str, int]:
+def _write_info(directory: Path, endpoint: str, pid: int, ready: bool) -> None:
+    info = {"endpoint": endpoint, "pid": pid, "ready": ready}
+    (directory / SERVER_INFO).write_text(json.dumps(info))
+
+
+def _is_server(pid: int) -> bool:
+    """The process is a sandbox server (a stale pid may belong to anything else by now)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no procfs to ask: trust server.json, as before
+        return True
+    try:
+        return SERVER_MODULE.encode() in (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.killpg(pid, sig)  # the server and any job processes it started
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    """Stops a server this process started, and waits for it: it must not outlive a failure."""
+    _signal(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(STOP_WAIT)
+    except subprocess.TimeoutExpired:
+        _signal(proc.pid, signal.SIGKILL)
+        proc.wait(STOP_WAIT)
+
+
+def _spawn(directory: Path) -> tuple[str, subprocess.Popen[bytes]]:
     port = _free_port()
     env = {
         **os.environ,
@@ -100,7 +144,7 @@ def _spawn(directory: Path) -> tuple[str, int]:
     }
     with open(directory / SERVER_LOG, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.sandbox.server", "--port", str(port)],
+            [sys.executable, "-m", SERVER_MODULE, "--port", str(port)],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
@@ -117,11 +161,66 @@ def _spawn(directory: Path) -> tuple[str, int]:
             "the sandbox server to start",
             Backoff(first=0.05, ceiling=0.5),
         )
-    except RetryableError:
-        raise failed from None
+    except BaseException as exc:
+        _terminate(proc)
+        if isinstance(exc, RetryableError):
+            raise failed from None
+        raise
     if not up:
+        _terminate(proc)
         raise failed
-    return endpoint, proc.pid
+    return endpoint, proc
+
+
+def _damaged(recording: Path, detail: str) -> TerminalError:
+    return TerminalError(
+        f"the sandbox cannot be restored: its recording {recording} is damaged ({detail}). "
+        "`reconciler sandbox reset` discards it, and the next command starts an empty sandbox "
+        "(what was created in the sandbox is lost); or repair the file and run the command again"
+    )
+
+
+def _line_problem(raw: bytes) -> str | None:
+    """What would make moto's replay fail on this recorded request, or None."""
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return f"not a JSON request ({exc})"
+    if not isinstance(entry, dict):
+        return "not a JSON object"
+    url, body = entry.get("url"), entry.get("body")
+    if not isinstance(entry.get("method"), str) or not isinstance(entry.get("headers"), dict):
+        return "no method or headers"
+    if not isinstance(url, str) or not urlsplit(url).path.startswith("/"):
+        return f"no usable url ({url!r})"
+    if entry.get("body_encoded"):
+        try:
+            base64.b64decode(str(body), validate=True)
+        except (binascii.Error, ValueError):
+            return "its body is not base64"
+    elif body is not None and not isinstance(body, str):
+        return "its body is not text"
+    return None
+
+
+def check_recording(recording: Path) -> None:
+    """Raises a TerminalError naming the first request of the recording moto cannot replay."""
+    try:
+        with recording.open("rb") as lines:
+            for number, raw in enumerate(lines, 1):
+                problem = _line_problem(raw)
+                if problem is not None:
+                    raise _damaged(recording, f"line {number}: {problem}")
+    except OSError as exc:
+        raise _damaged(recording, str(exc)) from None
+
+
+def _replay(endpoint: str, directory: Path) -> None:
+    recording = directory / RECORDING
+    try:
+        _post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=600)
+    except OSError as exc:  # HTTP 500 and the like: the traceback is in the server's log
+        raise _damaged(recording, f"{exc}; see {directory / SERVER_LOG}") from None
 
 
 def prepare_new(endpoint: str) -> None:
@@ -135,39 +234,51 @@ def prepare_new(endpoint: str) -> None:
 
 
 def ensure() -> Sandbox:
+    """The running sandbox, else a new server, restored from the recording or seeded.
+
+    Under the lock, so that two first commands start one server. A server that fails to start
+    or to restore is stopped before the error is raised: one left running would be found by
+    no later `stop` or `reset`, and each command would leave another.
+    """
     directory = state_dir()
     with _locked(directory):
         info = _read_info(directory)
-        if info and alive(str(info["endpoint"])):
-            pid = info.get("pid")
-            return Sandbox(
-                str(info["endpoint"]), int(pid) if isinstance(pid, int) else None, "running"
-            )
+        pid = info.get("pid") if info else None
+        pid = pid if isinstance(pid, int) else None
+        if info and info.get("ready", True) and alive(str(info["endpoint"])):
+            return Sandbox(str(info["endpoint"]), pid, "running")
+        if info and not info.get("ready", True) and pid is not None and _is_server(pid):
+            _signal(pid, signal.SIGTERM)  # its start was interrupted: it is in no known state
         recording = directory / RECORDING
-        endpoint, pid = _spawn(directory)
-        if recording.exists() and recording.stat().st_size > 0:
-            _post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=600)
-            started = "restored"
-        else:
-            prepare_new(endpoint)
-            started = "new"
-        (directory / SERVER_INFO).write_text(json.dumps({"endpoint": endpoint, "pid": pid}))
-        return Sandbox(endpoint, pid, started)
+        restore = recording.exists() and recording.stat().st_size > 0
+        if restore:
+            check_recording(recording)  # before a server is started that would then fail
+        endpoint, proc = _spawn(directory)
+        _write_info(directory, endpoint, proc.pid, ready=False)  # so that stop() finds it
+        try:
+            if restore:
+                _replay(endpoint, directory)
+            else:
+                prepare_new(endpoint)
+        except BaseException:
+            _terminate(proc)  # a server that failed to start is no one's: no orphans
+            (directory / SERVER_INFO).unlink(missing_ok=True)
+            raise
+        _write_info(directory, endpoint, proc.pid, ready=True)
+        return Sandbox(endpoint, proc.pid, "restored" if restore else "new")
 
 
 def stop() -> bool:
+    """Stops the server in server.json, if its pid is still a sandbox server (after a reboot the
+    pid may belong to any process)."""
     directory = state_dir()
     with _locked(directory):
         info = _read_info(directory)
         (directory / SERVER_INFO).unlink(missing_ok=True)
         pid = info.get("pid") if info else None
-        if not isinstance(pid, int):
+        if not isinstance(pid, int) or not _is_server(pid):
             return False
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return False
-        return True
+        return _signal(pid, signal.SIGTERM)
 
 
 def reset() -> None:
@@ -179,7 +290,7 @@ def status() -> dict[str, object]:
     directory = state_dir()
     info = _read_info(directory) or {}
     recording = directory / RECORDING
-    requests = sum(1 for _ in recording.open()) if recording.exists() else 0
+    requests = sum(1 for _ in recording.open("rb")) if recording.exists() else 0  # damaged too
     endpoint = info.get("endpoint")
     return {
         "stateDir": str(directory),

@@ -5,7 +5,8 @@ sandbox server (`reconciler.sandbox.server`) and the tests' moto fixture (tests/
 call it. It returns the `Extensions` that own everything the patches keep between requests
 (settings, the job scheduler and its thread, what queues let go of): nothing of that is a
 module global. The patches themselves are in
-- `reconciler.sandbox.resource_patches`: compute environments and job queues;
+- `reconciler.sandbox.resource_patches`: compute environments and job queues, with
+  `compute_checks` (what CreateComputeEnvironment refuses, and what leaves it INVALID);
 - `reconciler.sandbox.tagging_patches`: the Resource Groups Tagging API lists Batch resources;
 - `reconciler.sandbox.definition_patches`: job definitions asked for as `name:revision`;
 - `reconciler.sandbox.job_patches`: the job API, on top of `job_scheduler` (AWS's job states,
