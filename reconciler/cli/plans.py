@@ -279,14 +279,8 @@ def get_command(
     plan = plan_apply(ctx, declared)
     rows = selected_rows(render.state_rows(plan), selectors)
     if output == "text":
-        for line in render.kind_tables(rows):
+        for line in render.kind_tables(rows) + render.drift_lines(rows):
             out(line)
-        for row in rows:
-            for change in row["drift"]:
-                out(
-                    f"  {row['kind']}/{row['name']}: {change['path']}: {change['old']!r} -> "
-                    f"{change['new']!r}"
-                )
     else:
         out(render.dump(rows, output).rstrip())
     code = EXIT_OK
