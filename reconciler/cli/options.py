@@ -184,12 +184,17 @@ run_timeout_option = click.option(
 # -- what commands build from the options ----------------------------------------------------
 
 
-def load_resources(filenames: tuple[str, ...]) -> ResourceSet:
+def load_resources(filenames: tuple[str, ...], warn: bool = False) -> ResourceSet:
+    """The validated manifests; with `warn`, what deserves a second look goes to stderr once
+    (validate, diff and apply warn; get and delete, which change no spec, do not repeat it)."""
     if not filenames:
         raise ManifestError([])
     declared = manifests.load_resources(list(filenames))
     if not declared.resources:
         raise PlanError("no resources found in " + ", ".join(filenames))
+    if warn:
+        for problem in declared.warnings:
+            err(f"warning: {problem}")
     return declared
 
 

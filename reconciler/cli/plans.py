@@ -87,7 +87,7 @@ def run_plan(
 @output_option()
 @debug_option
 def validate_command(filenames: tuple[str, ...], output: str) -> int:
-    declared = load_resources(filenames)
+    declared = load_resources(filenames, warn=True)
     if output == "text":
         for res in declared.resources:
             file, line = declared.sources[res.key]
@@ -100,7 +100,7 @@ def validate_command(filenames: tuple[str, ...], output: str) -> int:
 
 
 def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, adopt: bool) -> int:
-    declared = load_resources(filenames)
+    declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
     plan = plan_apply(ctx, declared)
     show_plan(plan, output)
@@ -168,7 +168,7 @@ def apply_command(
 ) -> int:
     if dry_run:
         return diff(filenames, target, output, prune, adopt)
-    declared = load_resources(filenames)
+    declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
     plan = plan_apply(ctx, declared)
     code = run_plan(ctx, plan, output, replan=lambda: plan_apply(ctx, declared))
@@ -279,14 +279,8 @@ def get_command(
     plan = plan_apply(ctx, declared)
     rows = selected_rows(render.state_rows(plan), selectors)
     if output == "text":
-        for line in render.kind_tables(rows):
+        for line in render.kind_tables(rows) + render.drift_lines(rows):
             out(line)
-        for row in rows:
-            for change in row["drift"]:
-                out(
-                    f"  {row['kind']}/{row['name']}: {change['path']}: {change['old']!r} -> "
-                    f"{change['new']!r}"
-                )
     else:
         out(render.dump(rows, output).rstrip())
     code = EXIT_OK

@@ -4,12 +4,18 @@ Both sides are first brought into one canonical form: AWS's extra fields dropped
 onto the model), empty values dropped, set-like lists sorted or keyed, service-managed and
 local fields dropped, and late-initialised fields the user left unset dropped from the actual
 side. Only then does deepdiff compare them, so formatting and AWS defaults never show as drift.
-Changes inside a list are reported as a change of the whole list: what users read in a plan.
+Changes inside a list are reported as a change of the whole list: what users read in a plan;
+inside a list keyed by name (an environment), as a change of the one item.
+
+Secrets are compared like any value, so a changed one is detected and applied, but they never
+leave this module: a `Change` holds `(sensitive value)` in their place (models/sensitive.py
+says which values are secrets), so no renderer, present or future, can print one.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +23,39 @@ from deepdiff import DeepDiff
 from pydantic import BaseModel
 
 from reconciler.models.fields import Semantics, _nested_models, semantics_of
+from reconciler.models.sensitive import SENSITIVE, Path, hidden, mask, secret_paths
 
 
 @dataclass(frozen=True)
 class Change:
+    """One changed path, as every output shows it.
+
+    `sensitive`: the value is a secret. Whatever `old` and `new` were given, only the
+    placeholder `(sensitive value)` is kept (or None for absent: absence is no secret), so
+    text, JSON, YAML, markdown and events all show the change and none can show the value.
+    Secrets nested in a larger value (an added environment entry) are masked by the diff.
+    """
+
     path: str
     old: Any
     new: Any
+    sensitive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sensitive:
+            object.__setattr__(self, "old", None if self.old is None else SENSITIVE)
+            object.__setattr__(self, "new", None if self.new is None else SENSITIVE)
 
     def __str__(self) -> str:
+        if self.sensitive and self.old is not None and self.new is not None:
+            return f"{self.path}: (sensitive value changed)"
         return f"{self.path}: {_fmt(self.old)} -> {_fmt(self.new)}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "old": self.old, "new": self.new}
+        """JSON-ready; `sensitive: true` only on a secret's change, so other changes keep the
+        shape scripts already read."""
+        out = {"path": self.path, "old": self.old, "new": self.new}
+        return {**out, "sensitive": True} if self.sensitive else out
 
 
 _ABSENT = "(unset)"
@@ -145,21 +171,63 @@ def diff(
     actual: dict[str, Any],
     model: type[BaseModel],
     ignore: frozenset[str] = frozenset(),
+    flags: Mapping[Path, bool] | None = None,
 ) -> list[Change]:
-    """Changes that would turn `actual` into `desired`, as dotted paths with old and new values."""
+    """Changes that would turn `actual` into `desired`, as dotted paths with old and new values.
+
+    `flags` are the `sensitive` flags the declared spec sets (models/sensitive.py
+    `sensitivity_flags`): local fields, absent from `desired`, that still decide which values
+    are secrets, on both sides.
+    """
     table = semantics_of(model)
     want = canonical(project(model, desired), table, drop=ignore)
     have = _drop_unset_late_init(canonical(project(model, actual), table, drop=ignore), want, table)
+    secret = secret_paths(want, model, flags or {}) | secret_paths(have, model, flags or {})
     tree = DeepDiff(have, want, view="tree")
     paths: dict[str, list[Any]] = {}
     for items in tree.values():
         for item in items:
             parts = item.path(output_format="list")
             cut = next((i for i, p in enumerate(parts) if isinstance(p, int)), len(parts))
-            parts = parts[:cut]
-            paths.setdefault(".".join(str(p) for p in parts), parts)
-    changes = [Change(path, _get(have, parts), _get(want, parts)) for path, parts in paths.items()]
+            for sub in _per_item(tuple(parts[:cut]), have, want, table):
+                paths.setdefault(".".join(str(p) for p in sub), sub)
+    changes = [_change(path, parts, have, want, secret) for path, parts in paths.items()]
     return sorted(changes, key=lambda c: c.path)
+
+
+def _per_item(parts: Path, have: Any, want: Any, table: dict[str, Semantics]) -> list[Path]:
+    """A change of a whole keyed list (or of a map of named values) as one change per item
+    that differs: each named by its key, and each shown or hidden on its own, so a secret
+    entry never takes its neighbours down with it, nor they it."""
+    schema: list[str] = []
+    keyed = False
+    for part in parts:
+        if keyed:  # an item's key, not a field: items share their list's semantics
+            keyed = False
+            continue
+        schema.append(str(part))
+        s = table.get(".".join(schema))
+        keyed = s is not None and s.set_key is not None
+    s = table.get(".".join(schema))
+    old, new = _get(have, list(parts)), _get(want, list(parts))
+    splits = s is not None and (keyed or (s.secret_by_name is not None and not s.set_key))
+    if not splits or not isinstance(old or {}, dict) or not isinstance(new or {}, dict):
+        return [parts]
+    old, new = old or {}, new or {}
+    return [(*parts, k) for k in sorted({*old, *new}) if old.get(k) != new.get(k)] or [parts]
+
+
+def _change(path: str, parts: Path, have: Any, want: Any, secret: set[Path]) -> Change:
+    """The change at `parts`: all of it sensitive if it lies in a secret, else with the
+    secrets inside its values masked. Masked values that look alike differ in secrets only:
+    the change is then a sensitive one, not an unreadable "x -> x"."""
+    old, new = _get(have, list(parts)), _get(want, list(parts))
+    if hidden(parts, secret):
+        return Change(path, old, new, sensitive=True)
+    shown_old, shown_new = mask(old, parts, secret), mask(new, parts, secret)
+    if shown_old == shown_new:
+        return Change(path, old, new, sensitive=True)
+    return Change(path, shown_old, shown_new)
 
 
 def canonical_of(data: dict[str, Any], model: type[BaseModel]) -> Any:

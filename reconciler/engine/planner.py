@@ -21,6 +21,7 @@ from reconciler.engine.refs import Refs
 from reconciler.engine.types import Action, Observed, Plan, Verb, Work
 from reconciler.manifests.validate import ResourceSet
 from reconciler.models.common import Resource
+from reconciler.models.sensitive import Path, sensitivity_flags
 from reconciler.registry import kinds
 
 GONE = ("DELETED",)
@@ -81,6 +82,12 @@ def _delete(ctx: Context, plan: Plan, kind: Any, name: str, live: Observed, why:
     return plan.add(action_of(kind.name, name, Verb.DELETE, work, aws_name=live.aws_name))
 
 
+def _flags(res: Resource, kind: Any) -> dict[Path, bool]:
+    """The spec's `sensitive` flags, when what is compared is the spec itself (a run kind
+    compares a view of its run: nothing of the spec's values reaches its diff)."""
+    return sensitivity_flags(res.spec) if isinstance(res.spec, kind.spec_model) else {}
+
+
 def plan_resource(
     ctx: Context,
     plan: Plan,
@@ -94,7 +101,11 @@ def plan_resource(
     refs = Refs(plan)
     first = len(plan.actions)
     desired = kind.desired(ctx, res, refs) if desired is None else desired
-    changes = diff(desired, current.spec, kind.spec_model, kind.ignored(res)) if current else []
+    changes = (
+        diff(desired, current.spec, kind.spec_model, kind.ignored(res), _flags(res, kind))
+        if current
+        else []
+    )
     decision = decide(kind, current, desired, changes)
     main = _carry_out(ctx, plan, refs, kind, res, current, desired, decision)
     if adopting and main.verb is Verb.UPDATE:

@@ -25,7 +25,7 @@ from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Verb, Work
 from reconciler.models.common import Resource
-from reconciler.models.fields import local_fields, semantics_of
+from reconciler.models.fields import drop_local, semantics_of
 
 BUSY = ("CREATING", "UPDATING", "DELETING")
 
@@ -190,11 +190,11 @@ def desired_tags(res: Resource, stack: str, spec_tags: dict[str, str] | None) ->
 
 
 def spec_dict(res: Resource) -> dict[str, Any]:
-    """The spec as plain JSON data, without unset and local fields."""
-    data = res.spec.model_dump(mode="json", exclude_none=True)
-    for path in local_fields(type(res.spec)):
-        if "." not in path:
-            data.pop(path, None)
+    """The spec as plain JSON data, without unset and local fields (at any depth: an
+    environment entry's `sensitive` flag is ours, and AWS would reject it)."""
+    data: dict[str, Any] = drop_local(
+        res.spec.model_dump(mode="json", exclude_none=True), type(res.spec)
+    )
     return data
 
 

@@ -19,6 +19,7 @@ from reconciler.errors import ManifestError, Problem
 from reconciler.manifests.loader import Document, printable, read_paths
 from reconciler.models.common import Resource
 from reconciler.models.fields import _nested_models
+from reconciler.models.sensitive import plain_secrets
 from reconciler.registry import models
 
 
@@ -28,6 +29,8 @@ class ResourceSet:
 
     resources: list[Resource]
     sources: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    # Not errors: what deserves a second look (a secret written in clear), located the same way.
+    warnings: list[Problem] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[Any]:
         return [r for r in self.resources if kind == r.KIND]
@@ -178,6 +181,16 @@ def _cross_problems(
     return out
 
 
+def _secret_warnings(doc: Document, res: Resource) -> list[Problem]:
+    """One warning per value that looks secret and is written in clear, where it is written."""
+    out = []
+    for found in plain_secrets(res.spec):
+        loc = ["spec", *found.loc]
+        path = ".".join(str(p) for p in loc)
+        out.append(printable(Problem(doc.file, doc.line_of(loc), doc.subject, path, found.message)))
+    return out
+
+
 def validate_documents(docs: list[Document]) -> ResourceSet:
     problems: list[Problem] = []
     declared = ResourceSet(resources=[])
@@ -210,6 +223,7 @@ def validate_documents(docs: list[Document]) -> ResourceSet:
         by_key[res.key] = doc
         declared.resources.append(res)
         declared.sources[res.key] = (doc.file, doc.line)
+        declared.warnings += _secret_warnings(doc, res)
     problems.extend(_cross_problems(declared, by_key, invalid))
     if problems:
         raise ManifestError([printable(p) for p in problems])

@@ -3,16 +3,35 @@ overrides, retry strategy and timeout), so that the two kinds of document agree 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from reconciler.models.common import Quantity, Strict
+from reconciler.models.fields import SENSITIVITY, secret_by_name
+
+# Where a secret belongs instead of a plain value: Batch hands the container the secret's
+# value at start, and plans, manifests and DescribeJobDefinitions show only the reference.
+SECRETS_INSTEAD = (
+    "a secrets entry of the job definition whose valueFrom is the ARN of a Secrets Manager "
+    "secret or an SSM Parameter Store parameter"
+)
+# A job's parameters are substituted into its command, where any process can read them.
+PARAMETERS = secret_by_name(f"an environment variable from {SECRETS_INSTEAD}")
+SENSITIVE_DOC = (
+    "Whether the value is a secret, never shown in plans, get or events: true hides it although "
+    "its name does not look secret, false shows one whose name does (and silences the warning); "
+    "unset: the name decides. Ours: never sent to AWS."
+)
 
 
 class KeyValue(Strict):
+    """An environment variable. Its value is hidden from every output when its name looks like
+    a secret's or `sensitive` says so (models/sensitive.py); the diff still compares it."""
+
     name: str = Field(min_length=1)
-    value: str = ""
+    value: Annotated[str, secret_by_name(SECRETS_INSTEAD)] = ""
+    sensitive: Annotated[bool | None, SENSITIVITY, Field(description=SENSITIVE_DOC)] = None
 
 
 class ResourceRequirement(Strict):

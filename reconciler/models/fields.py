@@ -1,9 +1,10 @@
 """Field semantics, declared next to the fields they describe.
 
 The diff engine never hard-codes a field name: it asks this table whether a change at a path
-forces a replacement, is moved by AWS itself, is filled in by AWS when left unset, or is a list
-whose order does not matter. Kinds attach these markers with `Annotated[...]`; `semantics_of`
-walks a model and returns them keyed by dotted path (list items share their list's path).
+forces a replacement, is moved by AWS itself, is filled in by AWS when left unset, is a list
+whose order does not matter, or may hold a secret that no output may show. Kinds attach these
+markers with `Annotated[...]`; `semantics_of` walks a model and returns them keyed by dotted
+path (list items share their list's path).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import types
 import typing
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -24,20 +26,39 @@ class Semantics:
     set_key: str | None = None  # list whose order does not matter, items keyed by this field
     set_of_values: bool = False  # list of scalars whose order does not matter
     local: bool = False  # ours, never sent to AWS (revisionHistoryLimit)
+    # A value stored under a name the user chose (a map's key, an item's `name`): secret when
+    # the name looks like a secret's (models/sensitive.py). The text says where such a value
+    # belongs instead, for the warning about a secret written in clear.
+    secret_by_name: str | None = None
+    sensitivity: bool = False  # an item's own say on whether its values are secret (local)
 
 
 IMMUTABLE = Semantics(immutable=True)
 SERVICE_MANAGED = Semantics(service_managed=True)
 LATE_INIT = Semantics(late_init=True)
 LOCAL = Semantics(local=True)
+# The local flag an item carries to declare its values secret (true) or not (false), whatever
+# its name suggests; never sent to AWS, never compared.
+SENSITIVITY = Semantics(local=True, sensitivity=True)
 
 
 def set_by(key: str, **kw: bool) -> Semantics:
     return Semantics(set_key=key, **kw)
 
 
+def secret_by_name(instead: str) -> Semantics:
+    """Values kept under names the user chooses: hidden from every output when the name looks
+    like a secret's; `instead` is where a secret belongs (for the warning)."""
+    return Semantics(secret_by_name=instead)
+
+
 def value_set(**kw: bool) -> Semantics:
     return Semantics(set_of_values=True, **kw)
+
+
+def markers_of(metadata: list[Any]) -> Semantics:
+    """One field's markers, merged (a field may carry several)."""
+    return _merge([m for m in metadata if isinstance(m, Semantics)])
 
 
 def _merge(markers: list[Semantics]) -> Semantics:
@@ -78,6 +99,24 @@ def semantics_of(model: type[BaseModel], prefix: str = "") -> dict[str, Semantic
 
 def local_fields(model: type[BaseModel]) -> set[str]:
     return {path for path, s in semantics_of(model).items() if s.local}
+
+
+def drop_local(data: Any, model: type[BaseModel], path: str = "") -> Any:
+    """JSON data of `model` without its local fields, at any depth: what AWS may be sent. A
+    local field inside a list item (an environment entry's `sensitive`) goes too, not only the
+    top-level ones such as revisionHistoryLimit."""
+    table = semantics_of(model)
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            sub = f"{path}.{key}" if path else key
+            s = table.get(sub)
+            if s is None or not s.local:
+                out[key] = drop_local(value, model, sub)
+        return out
+    if isinstance(data, list):
+        return [drop_local(v, model, path) for v in data]
+    return data
 
 
 @cache

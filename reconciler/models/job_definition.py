@@ -11,13 +11,14 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.models.batch_shapes import (
+    PARAMETERS,
     KeyValue,
     ResourceRequirement,
     RetryStrategy,
     Timeout,
 )
 from reconciler.models.common import Resource, RoleRef, Strict, Tags
-from reconciler.models.fields import LATE_INIT, LOCAL, set_by, value_set
+from reconciler.models.fields import LATE_INIT, LOCAL, secret_by_name, set_by, value_set
 
 
 class Secret(Strict):
@@ -49,7 +50,14 @@ class Volume(Strict):
 
 class LogConfiguration(Strict):
     logDriver: str
-    options: dict[str, str] | None = None
+    # A log driver's credentials (splunk-token) belong in secretOptions.
+    options: Annotated[
+        dict[str, str] | None,
+        secret_by_name(
+            "secretOptions, whose valueFrom is the ARN of a Secrets Manager secret or an SSM "
+            "Parameter Store parameter"
+        ),
+    ] = None
     secretOptions: Annotated[list[Secret] | None, set_by("name")] = None
 
 
@@ -101,7 +109,7 @@ class ContainerProperties(Strict):
 
 class JobDefinitionSpec(Strict):
     type: Literal["container", "multinode"] = "container"
-    parameters: dict[str, str] | None = None
+    parameters: Annotated[dict[str, str] | None, PARAMETERS] = None
     containerProperties: ContainerProperties | None = None
     nodeProperties: dict[str, Any] | None = None
     retryStrategy: RetryStrategy | None = None

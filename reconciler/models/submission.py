@@ -6,11 +6,17 @@ Not a kind of its own: the shapes of SubmitJob that several kinds use.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from reconciler.models.batch_shapes import KeyValue, ResourceRequirement, RetryStrategy, Timeout
+from reconciler.models.batch_shapes import (
+    PARAMETERS,
+    KeyValue,
+    ResourceRequirement,
+    RetryStrategy,
+    Timeout,
+)
 from reconciler.models.common import Strict, Tags
 
 MAX_DEPENDENCIES = 20  # AWS: a job may depend on at most 20 jobs
@@ -60,7 +66,7 @@ class Submission(Strict):
         "external one as name:revision or ARN.",
     )
     jobQueue: str | None = Field(default=None, description="Overrides the pipeline's queue.")
-    parameters: dict[str, str] | None = None
+    parameters: Annotated[dict[str, str] | None, PARAMETERS] = None
     containerOverrides: ContainerOverrides | None = None
     arrayProperties: ArrayProperties | None = None
     retryStrategy: RetryStrategy | None = None

@@ -2,7 +2,8 @@
 
 Destructive actions (replacements, deletions) and blocked ones (conflicts, refusals) are called
 out at the top, where a reviewer looks first; then a count per action, then one section per
-resource with its field changes as a table. Every value from manifests or AWS is escaped.
+resource with its field changes as a table. Every value from manifests or AWS is escaped;
+secrets never reach here (a `Change` holds `(sensitive value)` in their place).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from reconciler import __version__
 from reconciler.engine.diff import Change, _fmt
 from reconciler.engine.types import Action, Plan, Verb
+from reconciler.models.sensitive import SENSITIVE
 from reconciler.render.plans import COUNT_WORDS, summary_line
 
 MARKER = "<!-- reconciler:plan -->"  # lets a workflow find (and replace) its earlier comment
@@ -46,6 +48,8 @@ def value(v: Any) -> str:
     """A value for a table cell: (unset) for absent, JSON for structures, cut when long."""
     if v is None:
         return "*(unset)*"
+    if v == SENSITIVE:
+        return f"*{SENSITIVE}*"
     text = _fmt(v)  # as the text plan shows it
     if len(text) > MAX_VALUE:
         text = text[: MAX_VALUE - 1] + "…"

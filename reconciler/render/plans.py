@@ -10,6 +10,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from reconciler.engine.apply import Outcome
+from reconciler.engine.diff import Change
 from reconciler.engine.status import resource_fields, resource_readiness
 from reconciler.engine.types import Action, Plan, Verb
 from reconciler.registry import kinds
@@ -119,6 +120,15 @@ def state_rows(plan: Plan) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def drift_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """`get`'s drift, one line per changed field, formatted as plans are (secrets hidden)."""
+    return [
+        f"  {row['kind']}/{row['name']}: {Change(**change)}"
+        for row in rows
+        for change in row["drift"]
+    ]
 
 
 def kind_tables(rows: list[dict[str, Any]]) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.aws.tags import MANAGED_BY, NAME, STACK, TOOL
 from reconciler.models.common import Resource
+from reconciler.models.fields import drop_local
 
 RUN = "reconciler.io/run"
 TASK = "reconciler.io/task"
@@ -25,8 +26,10 @@ NAME_BUDGET = 50  # job names are at most 128 characters
 
 
 def run_id(res: Resource, definitions: dict[str, Any]) -> str:
-    """Stable for one spec; `definitions` maps in-stack job definition names to their specs."""
-    spec = res.spec.model_dump(mode="json", exclude_none=True)
+    """Stable for one spec; `definitions` maps in-stack job definition names to their specs.
+    Local fields (an environment entry's `sensitive` flag) shape no job: they are left out,
+    so setting one starts no new run."""
+    spec = drop_local(res.spec.model_dump(mode="json", exclude_none=True), type(res.spec))
     used = sorted({t.jobDefinition for t in res.task_list()})  # type: ignore[attr-defined]
     payload = {"kind": res.KIND, "spec": spec, "definitions": {n: definitions.get(n) for n in used}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]

@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.aws.tags import ownership_tags
 from reconciler.engine.context import Context
 from reconciler.models.common import Resource
+from reconciler.models.fields import drop_local
 from reconciler.models.submission import MAX_DEPENDENCIES, PipelineTask
 from reconciler.runs import identity
 
@@ -117,7 +118,7 @@ def _request(
     body = task.model_dump(
         mode="json", exclude_none=True, exclude={"name", "dependsOn", "jobQueue", "sandbox", "tags"}
     )
-    request.update(body)
+    request.update(drop_local(body, PipelineTask))  # an entry's `sensitive` flag is ours
     request["tags"] = {**(task.tags or {}), **tags}
     if ctx.options.sandbox and task.sandbox and task.sandbox.outcome == "fail":
         request["tags"][identity.SANDBOX_OUTCOME] = "fail"

@@ -10,6 +10,7 @@ import json
 import socket
 import time
 import urllib.request
+from collections.abc import Mapping
 
 from tests import stacks
 from tests.conftest import client, tags_of
@@ -152,6 +153,50 @@ def test_drift_made_by_hand_is_corrected_by_the_timer(start_operator, aws):
     assert "Drift" in reasons  # Synced=False was written while correcting
 
 
+def test_drift_of_a_secret_is_reported_without_its_value(start_operator, aws):
+    """Events and conditions name the drifted field; neither the declared secret nor the one
+    set by hand in AWS appears in them."""
+    declared, by_hand = "declared-s3cr3t", "by-hand-s3cr3t"
+    op = start_operator(drift_interval=1.0)
+    jd = manifest(stacks.jd("leader"))
+    jd["spec"]["containerProperties"]["environment"].append(
+        {"name": "AWS_SECRET_ACCESS_KEY", "value": declared}
+    )
+    op.client.create(NAMESPACE, jd)
+    op.wait_condition("JobDefinition", "leader", "Ready", "True")
+
+    batch = client(aws)
+    current = batch.describe_job_definitions(jobDefinitionName="leader", status="ACTIVE")
+    live = current["jobDefinitions"][0]
+    env = [
+        {**e, "value": by_hand} if e["name"] == "AWS_SECRET_ACCESS_KEY" else e
+        for e in live["containerProperties"]["environment"]
+    ]
+    batch.register_job_definition(
+        jobDefinitionName="leader",
+        type="container",
+        containerProperties={**live["containerProperties"], "environment": env},
+        tags=live["tags"],
+    )
+    drift = wait_for("a Drift event", lambda: op.events("Drift"), timeout=15)
+    assert "containerProperties.environment.AWS_SECRET_ACCESS_KEY.value" in drift[0]["message"]
+
+    def corrected() -> bool:
+        found = batch.describe_job_definitions(jobDefinitionName="leader", status="ACTIVE")
+        latest = max(found["jobDefinitions"], key=lambda d: d["revision"])
+        values = {e["name"]: e["value"] for e in latest["containerProperties"]["environment"]}
+        return values["AWS_SECRET_ACCESS_KEY"] == declared
+
+    wait_for("the declared secret back in AWS", corrected)
+    obj = op.wait_condition("JobDefinition", "leader", "Synced", "True")
+    history = op.cluster.k8s.objects[
+        "reconciler.io/v1alpha1/jobdefinitions", NAMESPACE, "leader"
+    ].history
+    written = json.dumps([_plain(dict(v).get("status")) for v in history if v is not None])
+    said = json.dumps(_plain(op.events())) + written + json.dumps(_plain(obj.get("status")))
+    assert declared not in said and by_hand not in said
+
+
 def test_waiting_queue_is_woken_when_its_environment_becomes_ready(start_operator, aws):
     op = start_operator(drift_interval=60.0)  # the timer cannot be what wakes it
     op.client.create(NAMESPACE, manifest(stacks.jq()))
@@ -266,6 +311,15 @@ def test_liveness_probe_is_served(start_operator):
             return None
 
     assert "awsCalls" in wait_for("the liveness probe", probe, timeout=10)
+
+
+def _plain(value):  # type: ignore[no-untyped-def]
+    """The emulator's stored versions as plain JSON data."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _writes(op) -> int:
