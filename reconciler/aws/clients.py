@@ -114,6 +114,7 @@ class Aws:
             aws_secret_access_key=config.aws_secret_access_key,
         )
         self._clients: dict[str, Any] = {}
+        self.memo: dict[str, Any] = {}  # facts about the account learnt once per process
         self._lock = threading.Lock()
 
     @property

@@ -302,6 +302,16 @@ def policy(
         [f"arn:{partition}:iam::{account}:role/aws-service-role/*"],
         Condition={"StringEquals": {"iam:AWSServiceName": list(SERVICE_LINKED)}},
     )
+    # The stack lock (aws/lock.py): one table, made on first use. Tags given to CreateTable
+    # are authorised as dynamodb:TagResource.
+    dynamodb = by_service.pop("dynamodb", set())
+    if "CreateTable" in dynamodb:
+        dynamodb.add("TagResource")
+    add(
+        "StackLocks",
+        (f"dynamodb:{a}" for a in dynamodb),
+        [_arn(partition, "dynamodb", "table/reconciler-locks", region, account)],
+    )
     # What a stack owns is read by its tags; GetResources supports no resource-level scope.
     add("TaggedReads", (f"tag:{a}" for a in by_service.pop("tag", set())), ["*"])
     iam_actions = by_service.pop("iam", set())

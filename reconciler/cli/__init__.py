@@ -35,6 +35,7 @@ from reconciler.cli.plans import (
     delete_command,
     diff_command,
     get_command,
+    unlock_command,
     validate_command,
 )
 from reconciler.cli.runs import logs_command, report_command
@@ -56,7 +57,10 @@ SECTIONS: list[tuple[str, list[click.Command]]] = [
     ),
     ("Runs", [logs_command, report_command]),
     ("Cluster", [operator_command]),
-    ("Tools", [sandbox_command, schema_command, iam_policy_command, completion_command]),
+    (
+        "Tools",
+        [sandbox_command, schema_command, iam_policy_command, unlock_command, completion_command],
+    ),
 ]
 INTERRUPTED = "interrupted: re-run the same command to converge"
 

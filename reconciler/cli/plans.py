@@ -26,15 +26,23 @@ from reconciler.cli.options import (
 from reconciler.cli.runs import follow_runs
 from reconciler.engine.apply import converge, has_work
 from reconciler.engine.context import Context
+from reconciler.engine.locking import force_unlock, holding_stack
 from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Plan
-from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PlanError
+from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PlanError, UsageError
 from reconciler.registry import kind_for
 from reconciler.render import markdown
 from reconciler.render import plans as render
 
 PLAN_OUTPUT = "text for people; json or yaml for scripts; markdown: a pull-request comment"
 
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="seconds to wait for another apply or delete of the stack to finish (0: fail at once)",
+)
 prune_option = click.option(
     "--prune", is_flag=True, help="also delete what this stack owns and no longer declares"
 )
@@ -148,6 +156,7 @@ def diff_command(
 @prune_option
 @adopt_option
 @click.option("--dry-run", is_flag=True, help="same as diff")
+@lock_timeout_option
 @click.option("--wait", is_flag=True, help="follow the runs of pipelines and tasks to their end")
 @report_option
 @run_timeout_option
@@ -159,6 +168,7 @@ def apply_command(
     prune: bool,
     adopt: bool,
     dry_run: bool,
+    lock_timeout: float,
     wait: bool,
     report_dir: str,
     run_timeout: float,
@@ -170,8 +180,9 @@ def apply_command(
         return diff(filenames, target, output, prune, adopt)
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
-    plan = plan_apply(ctx, declared)
-    code = run_plan(ctx, plan, output, replan=lambda: plan_apply(ctx, declared))
+    with holding_stack(ctx, "apply", lock_timeout):
+        plan = plan_apply(ctx, declared)
+        code = run_plan(ctx, plan, output, replan=lambda: plan_apply(ctx, declared))
     if code == EXIT_OK and wait:
         code = follow_runs(ctx, plan, run_timeout, report_dir)
     print_stats(ctx, target)
@@ -203,6 +214,7 @@ def apply_command(
     help="seconds to wait for a drained queue's jobs to finish",
 )
 @click.option("--dry-run", is_flag=True, help="show the plan only")
+@lock_timeout_option
 @filename_option()
 @target_options
 @output_option(PLAN_OUTPUT)
@@ -212,18 +224,20 @@ def delete_command(
     force: bool,
     drain_timeout: float,
     dry_run: bool,
+    lock_timeout: float,
     filenames: tuple[str, ...],
     target: Target,
     output: str,
 ) -> int:
     declared = load_resources(filenames)
     ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
-    plan = plan_delete(ctx, declared)
     if dry_run:
+        plan = plan_delete(ctx, declared)
         show_plan(plan, output)
         code = EXIT_ERROR if plan.blocked else EXIT_OK
     else:
-        code = run_plan(ctx, plan, output)
+        with holding_stack(ctx, "delete", lock_timeout):
+            code = run_plan(ctx, plan_delete(ctx, declared), output)
     print_stats(ctx, target)
     return code
 
@@ -290,3 +304,28 @@ def get_command(
         )
     print_stats(ctx, target)
     return code
+
+
+@click.command(
+    "unlock",
+    short_help="free a stack whose apply or delete died holding its lock",
+    help="Free the stack's lock, whoever holds it, like `terraform force-unlock`. Only for a "
+    "holder that is gone: the lease also ends by itself a minute after its holder stops "
+    "renewing it.",
+    cls=ExampleCommand,
+    examples=["reconciler unlock --force --stack prod --region eu-west-1"],
+)
+@click.option("--force", is_flag=True, help="required: confirms the holder is really gone")
+@target_options
+@output_option("has no effect here")
+@debug_option
+def unlock_command(force: bool, target: Target, output: str) -> int:
+    if not force:
+        raise UsageError("unlock frees a lock someone may hold: pass --force to confirm")
+    ctx = make_context(target, output)
+    holder = force_unlock(ctx.aws, ctx.stack)
+    if holder is None:
+        out(f"stack {ctx.stack!r} was not locked")
+    else:
+        out(f"stack {ctx.stack!r} unlocked; it was held by {holder.describe(time.time())}")
+    return EXIT_OK
