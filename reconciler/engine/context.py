@@ -21,6 +21,7 @@ class Options:
     wait_timeout: float = 1800.0
     drain_timeout: float = 3600.0
     parallelism: int = 8
+    lock_timeout: float = 30.0  # seconds to wait for the stack's lease (one-resource reconciles)
     sandbox: bool = False  # the embedded sandbox: sandbox-only task behaviour is honoured
 
 

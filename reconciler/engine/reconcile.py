@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from reconciler.engine.apply import Outcome, execute
 from reconciler.engine.context import Context
+from reconciler.engine.locking import holding_stack
 from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Action, Plan
 from reconciler.manifests.validate import ResourceSet
@@ -67,12 +68,17 @@ def _run_own(ctx: Context, plan: Plan, key: Key, dry_run: bool) -> Result:
 
 
 def reconcile(ctx: Context, declared: ResourceSet, key: Key, dry_run: bool = False) -> Result:
-    """Converges the resource `key` of `declared`; the other resources only give context."""
-    return _run_own(ctx, plan_apply(ctx, declared), key, dry_run)
+    """Converges the resource `key` of `declared`; the other resources only give context.
+    Writing holds the stack's lease, as the CLI's apply does; a dry run takes none."""
+    if dry_run:
+        return _run_own(ctx, plan_apply(ctx, declared), key, dry_run)
+    with holding_stack(ctx, "operator", ctx.options.lock_timeout):
+        return _run_own(ctx, plan_apply(ctx, declared), key, dry_run)
 
 
 def remove(ctx: Context, declared: ResourceSet, key: Key) -> Result:
     """Deletes the AWS side of `key` (only if this stack owns it)."""
     res = declared.get(*key)
     only = ResourceSet(resources=[res] if res else [], sources=dict(declared.sources))
-    return _run_own(ctx, plan_delete(ctx, only), key, dry_run=False)
+    with holding_stack(ctx, "operator", ctx.options.lock_timeout):
+        return _run_own(ctx, plan_delete(ctx, only), key, dry_run=False)
