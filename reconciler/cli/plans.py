@@ -26,7 +26,7 @@ from reconciler.cli.options import (
 from reconciler.cli.runs import follow_runs
 from reconciler.engine.apply import converge, has_work
 from reconciler.engine.context import Context
-from reconciler.engine.locking import force_unlock, holding_stack
+from reconciler.engine.locking import force_unlock, leased_plan
 from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Plan
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PlanError, UsageError
@@ -180,8 +180,7 @@ def apply_command(
         return diff(filenames, target, output, prune, adopt)
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
-    with holding_stack(ctx, "apply", lock_timeout):
-        plan = plan_apply(ctx, declared)
+    with leased_plan(ctx, "apply", lock_timeout, lambda: plan_apply(ctx, declared)) as plan:
         code = run_plan(ctx, plan, output, replan=lambda: plan_apply(ctx, declared))
     if code == EXIT_OK and wait:
         code = follow_runs(ctx, plan, run_timeout, report_dir)
@@ -236,8 +235,8 @@ def delete_command(
         show_plan(plan, output)
         code = EXIT_ERROR if plan.blocked else EXIT_OK
     else:
-        with holding_stack(ctx, "delete", lock_timeout):
-            code = run_plan(ctx, plan_delete(ctx, declared), output)
+        with leased_plan(ctx, "delete", lock_timeout, lambda: plan_delete(ctx, declared)) as plan:
+            code = run_plan(ctx, plan, output)
     print_stats(ctx, target)
     return code
 

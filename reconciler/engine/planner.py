@@ -27,12 +27,22 @@ from reconciler.registry import kinds
 GONE = ("DELETED",)
 
 
-def observe(ctx: Context, declared: ResourceSet, everything: bool) -> dict[str, list[Observed]]:
-    """Every kind's live state, read concurrently; read-only."""
+def _uses_others(kind: Any) -> bool:
+    """Whether the kind's resources can use others': its model declares references."""
+    return kind.model.references is not Resource.references
+
+
+def observe(
+    ctx: Context, declared: ResourceSet, everything: bool, users: bool = False
+) -> dict[str, list[Observed]]:
+    """Every kind's live state, read concurrently; read-only. With `users`, kinds whose
+    resources can use others (queues use environments) are read even when none is declared:
+    a delete must see who still uses what it deletes."""
 
     def read(kind: Any) -> tuple[str, list[Observed]]:
         mine = declared.of_kind(kind.name)
-        live = kind.observe(ctx, mine, everything) if mine or everything else []
+        wanted = mine or everything or (users and _uses_others(kind))
+        live = kind.observe(ctx, mine, everything) if wanted else []
         return kind.name, [o for o in live if o.status not in GONE]
 
     registered = list(kinds().values())
@@ -202,11 +212,11 @@ def _replace(
 class Planner:
     """Plans one apply or delete: observes every kind once, then resource by resource."""
 
-    def __init__(self, ctx: Context, declared: ResourceSet, everything: bool):
+    def __init__(self, ctx: Context, declared: ResourceSet, everything: bool, users: bool = False):
         self.ctx = ctx
         self.plan = Plan(stack=ctx.stack, region=ctx.aws.region)
         self.plan.desired = {r.key: r for r in declared.resources}
-        self.plan.observed_all = observe(ctx, declared, everything)
+        self.plan.observed_all = observe(ctx, declared, everything, users)
         self.declared = declared
 
     def apply(self, res: Resource) -> None:
@@ -257,7 +267,7 @@ def plan_apply(ctx: Context, declared: ResourceSet) -> Plan:
 
 def plan_delete(ctx: Context, declared: ResourceSet) -> Plan:
     """Deletes what the manifests declare and this stack owns; leaves everything else alone."""
-    planner = Planner(ctx, declared, everything=False)
+    planner = Planner(ctx, declared, everything=False, users=True)
     plan = planner.plan
     for res in declared.resources:
         kind = kinds()[res.KIND]

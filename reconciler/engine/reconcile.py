@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from reconciler.engine.apply import Outcome, execute
 from reconciler.engine.context import Context
-from reconciler.engine.locking import holding_stack
+from reconciler.engine.locking import leased_plan
 from reconciler.engine.planner import plan_apply, plan_delete
 from reconciler.engine.types import Action, Plan
 from reconciler.manifests.validate import ResourceSet
@@ -72,13 +72,15 @@ def reconcile(ctx: Context, declared: ResourceSet, key: Key, dry_run: bool = Fal
     Writing holds the stack's lease, as the CLI's apply does; a dry run takes none."""
     if dry_run:
         return _run_own(ctx, plan_apply(ctx, declared), key, dry_run)
-    with holding_stack(ctx, "operator", ctx.options.lock_timeout):
-        return _run_own(ctx, plan_apply(ctx, declared), key, dry_run)
+    timeout = ctx.options.lock_timeout
+    with leased_plan(ctx, "operator", timeout, lambda: plan_apply(ctx, declared)) as plan:
+        return _run_own(ctx, plan, key, dry_run)
 
 
 def remove(ctx: Context, declared: ResourceSet, key: Key) -> Result:
     """Deletes the AWS side of `key` (only if this stack owns it)."""
     res = declared.get(*key)
     only = ResourceSet(resources=[res] if res else [], sources=dict(declared.sources))
-    with holding_stack(ctx, "operator", ctx.options.lock_timeout):
-        return _run_own(ctx, plan_delete(ctx, only), key, dry_run=False)
+    timeout = ctx.options.lock_timeout
+    with leased_plan(ctx, "operator", timeout, lambda: plan_delete(ctx, only)) as plan:
+        return _run_own(ctx, plan, key, dry_run=False)

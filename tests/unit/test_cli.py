@@ -35,8 +35,15 @@ RUNS = {"--report", "--run-timeout"}
 FLAGS = {
     "validate": COMMON | MANIFESTS,
     "diff": COMMON | MANIFESTS | TARGET | {"--prune", "--adopt"},
-    "apply": COMMON | MANIFESTS | TARGET | RUNS | {"--prune", "--adopt", "--dry-run", "--wait"},
-    "delete": COMMON | MANIFESTS | TARGET | {"--drain", "--force", "--drain-timeout", "--dry-run"},
+    "apply": COMMON
+    | MANIFESTS
+    | TARGET
+    | RUNS
+    | {"--prune", "--adopt", "--dry-run", "--wait", "--lock-timeout"},
+    "delete": COMMON
+    | MANIFESTS
+    | TARGET
+    | {"--drain", "--force", "--drain-timeout", "--dry-run", "--lock-timeout"},
     "get": COMMON | MANIFESTS | TARGET | RUNS | {"--watch"},
     "logs": COMMON | MANIFESTS | TARGET | {"--index", "--follow", "--run"},
     "report": COMMON | MANIFESTS | TARGET | {"--run", "--report"},
@@ -48,6 +55,7 @@ FLAGS = {
     "sandbox": COMMON,
     "schema": COMMON | {"--dir", "--check"},
     "completion": {"-h", "--help"},
+    "unlock": COMMON | TARGET | {"--force"},
 }
 
 TARGET_DEFAULTS = {
@@ -69,11 +77,26 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "diff": ([], {**PLANS, "prune": False, "adopt": False}),
     "apply": (
         [],
-        {**PLANS, **RUN_DEFAULTS, "prune": False, "adopt": False, "dry_run": False, "wait": False},
+        {
+            **PLANS,
+            **RUN_DEFAULTS,
+            "prune": False,
+            "adopt": False,
+            "dry_run": False,
+            "wait": False,
+            "lock_timeout": 600.0,
+        },
     ),
     "delete": (
         [],
-        {**PLANS, "drain": False, "force": False, "drain_timeout": 3600.0, "dry_run": False},
+        {
+            **PLANS,
+            "drain": False,
+            "force": False,
+            "drain_timeout": 3600.0,
+            "dry_run": False,
+            "lock_timeout": 600.0,
+        },
     ),
     "get": ([], {**PLANS, **RUN_DEFAULTS, "selectors": (), "watch": False}),
     "logs": (
@@ -106,12 +129,13 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "iam-policy": ([], {"output": "text", "filenames": (), "partition": "aws", "account": "*"}),
     "sandbox": ([], {"output": "text", "action": "status"}),
     "schema": ([], {"output": "text", "what": "json", "directory": None, "check": False}),
+    "unlock": ([], {**{k: v for k, v in PLANS.items() if k != "filenames"}, "force": False}),
 }
 SECTIONS = {
     "Plan and apply": ["validate", "diff", "apply", "delete", "get"],
     "Runs": ["logs", "report"],
     "Cluster": ["operator"],
-    "Tools": ["sandbox", "schema", "iam-policy", "completion"],
+    "Tools": ["sandbox", "schema", "iam-policy", "unlock", "completion"],
 }
 
 
