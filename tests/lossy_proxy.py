@@ -24,10 +24,10 @@ class LossyProxy:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 proxy.forward(self)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 proxy.forward(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -121,15 +121,20 @@ class Aws:
     def region(self) -> str:
         return self._session.region_name or "us-east-1"
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, retries: bool = True) -> Any:
+        """A client of `service`. `retries=False` for non-idempotent writes (aws/once.py): the
+        SDK must not send them again after a lost reply; the caller checks first."""
+        key = service if retries else f"{service}/once"
         with self._lock:
-            if service not in self._clients:
-                self._clients[service] = self._make(service)
-            return self._clients[service]
+            if key not in self._clients:
+                self._clients[key] = self._make(service, retries)
+            return self._clients[key]
 
-    def _make(self, service: str) -> Any:
+    def _make(self, service: str, retries: bool = True) -> Any:
+        # total_max_attempts counts the first attempt; max_attempts would count only retries.
+        attempts = self.config.max_attempts if retries else 1
         cfg = Config(
-            retries={"mode": "adaptive", "max_attempts": self.config.max_attempts},
+            retries={"mode": "adaptive", "total_max_attempts": attempts},
             max_pool_connections=32,
             connect_timeout=10,
             read_timeout=60,

@@ -13,9 +13,9 @@ from botocore.exceptions import (
     ClientError,
     ConnectionError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
-    ReadTimeoutError,
 )
 
 from reconciler.errors import (
@@ -82,7 +82,9 @@ def translate(exc: BaseException) -> BaseException:
         return TerminalError(text, **kw)
     if isinstance(exc, NoCredentialsError | NoRegionError):
         return TerminalError(f"{exc} (configure AWS credentials and a region, or use --sandbox)")
-    if isinstance(exc, EndpointConnectionError | ConnectionError | ReadTimeoutError):
+    # A dropped connection or a lost reply (ConnectionClosedError, ReadTimeoutError, ...): the
+    # request may or may not have been carried out; retrying is the caller's call (aws/once.py).
+    if isinstance(exc, EndpointConnectionError | ConnectionError | HTTPClientError):
         return RetryableError(str(exc), TRANSIENT_DELAY)
     if isinstance(exc, BotoCoreError):
         return TerminalError(str(exc))

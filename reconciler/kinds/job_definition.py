@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reconciler.aws import tags
+from reconciler.aws.once import write_once
 from reconciler.aws.tags import owner_of, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.decide import tags_only
-from reconciler.engine.diff import Change
+from reconciler.engine.diff import Change, diff
 from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Verb, Work
 from reconciler.kinds.base import (
@@ -201,7 +202,7 @@ class JobDefinitionKind(Kind):
     def create(
         self, ctx: Context, res: JobDefinition, desired: dict[str, Any], aws_name: str, refs: Refs
     ) -> Work:
-        return Work(run=lambda c: self._register(c, aws_name, desired), summary="revision 1")
+        return Work(run=lambda c: self._register(c, aws_name, desired, 0), summary="revision 1")
 
     def update(
         self,
@@ -219,7 +220,7 @@ class JobDefinitionKind(Kind):
                 summary=f"tags of revision {current.revision}",
             )
         work = Work(
-            run=lambda c: self._register(c, res.name, desired),
+            run=lambda c: self._register(c, res.name, desired, current.revision or 0),
             summary=f"new revision after {current.revision}",
             verb=Verb.REVISION,
         )
@@ -262,9 +263,27 @@ class JobDefinitionKind(Kind):
             aws_name=live.aws_name,
         )
 
-    def _register(self, ctx: Context, name: str, desired: dict[str, Any]) -> str:
-        out = ctx.aws.client("batch").register_job_definition(
-            jobDefinitionName=name, tags=desired["tags"], **request_of(desired)
+    def _register(self, ctx: Context, name: str, desired: dict[str, Any], after: int) -> str:
+        """Registers a revision after `after`. RegisterJobDefinition is not idempotent: a lost
+        reply is checked (is there a newer revision with exactly this spec?) before sending
+        again, so it never leaves an extra revision."""
+        once = ctx.aws.client("batch", retries=False)
+
+        def registered() -> dict[str, Any] | None:
+            pages = ctx.aws.client("batch").get_paginator("describe_job_definitions")
+            for p in pages.paginate(jobDefinitionName=name, status="ACTIVE"):
+                for d in p.get("jobDefinitions") or []:
+                    spec = {k: d.get(k) for k in SPEC_FIELDS}
+                    spec["tags"] = user_tags(d.get("tags"))
+                    if d["revision"] > after and not diff(desired, spec, self.spec_model):
+                        return {"revision": d["revision"]}
+            return None
+
+        out = write_once(
+            lambda: once.register_job_definition(
+                jobDefinitionName=name, tags=desired["tags"], **request_of(desired)
+            ),
+            registered,
         )
         return f"{name}:{out['revision']} registered"
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.aws.once import write_once
 from reconciler.aws.tags import ownership_tags
 from reconciler.engine.context import Context
 from reconciler.models.common import Resource
@@ -138,6 +139,17 @@ def ensure_barrier_definition(ctx: Context) -> None:
         )
 
 
+def _submitted(ctx: Context, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The job a SubmitJob whose reply was lost made, if it made one: job names are unique to a
+    run and a task, and ListJobs with a name filter sees every status."""
+    page = ctx.aws.client("batch").list_jobs(
+        jobQueue=request["jobQueue"],
+        filters=[{"name": "JOB_NAME", "values": [request["jobName"]]}],
+    )
+    found = [j for j in page.get("jobSummaryList") or [] if j.get("jobName") == request["jobName"]]
+    return {"jobId": found[0]["jobId"]} if found else None
+
+
 def submit_run(
     ctx: Context,
     res: Resource,
@@ -151,11 +163,13 @@ def submit_run(
     job_ids = dict(existing)
     if any(u.task is None and u.key not in job_ids for u in units):
         ensure_barrier_definition(ctx)
-    batch = ctx.aws.client("batch")
+    once = ctx.aws.client("batch", retries=False)
 
     def submit(unit: Unit) -> tuple[str, str]:
         queue = queue_of[unit.task.name if unit.task else unit.key.split(BARRIER_MARK)[0]]
-        out = batch.submit_job(**_request(ctx, res, run, unit, queue, job_ids))
+        request = _request(ctx, res, run, unit, queue, job_ids)
+        # SubmitJob is not idempotent: a lost reply must not become a second job.
+        out = write_once(lambda: once.submit_job(**request), lambda: _submitted(ctx, request))
         return unit.key, out["jobId"]
 
     with ThreadPoolExecutor(max_workers=max(1, ctx.options.parallelism)) as pool:
