@@ -122,9 +122,15 @@ def refuse_deleting_what_others_use(plan: Plan, kinds: dict[str, Any], force: bo
         for o in live:
             if (kind_name, o.aws_name) in deleting and o.owned_by(plan.stack):
                 continue  # deleted in this plan too: the order takes care of it
+            declared = plan.desired.get((kind_name, o.owner.name)) if o.owner else None
+            keeps: set[tuple[str, str]] | None = None
+            if declared is not None and o.owned_by(plan.stack):
+                # Ours and declared: it ends up using what its spec names (after the plan).
+                keeps = {(k, plan.targets.get((k, n), n)) for k, n, _ in declared.references()}
             owner = "unowned" if o.owner is None else f"stack {o.owner.stack!r}"
             for used in kind.observed_refs(o):
-                users[used].append(f"{kind_name} {o.aws_name} ({owner})")
+                if keeps is None or used in keeps:
+                    users[used].append(f"{kind_name} {o.aws_name} ({owner})")
     for key, action in deleting.items():
         if users.get(key) and action.verb is Verb.DELETE:
             action.verb = Verb.REFUSED
