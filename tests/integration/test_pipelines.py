@@ -133,7 +133,7 @@ def test_delete_cancels_and_terminates_unfinished_jobs(srun, write, aws, monkeyp
 
 def test_delete_with_drain_lets_the_runs_jobs_finish(srun, write, aws, monkeypatch):
     """--drain means the work finishes: the run's jobs are waited for, not terminated."""
-    monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "1")
+    monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "5")  # still running at the delete
     path = write(stack(infra(), pipeline()))
     assert srun("apply", "-f", path).code == 0
     ids = [j["jobId"] for j in _jobs(aws)]

@@ -59,7 +59,8 @@ def test_the_policy_allows_the_critical_actions() -> None:
 
 def test_nothing_beyond_the_scan_but_the_roles() -> None:
     extra = iam.actions(iam.policy()) - iam.scanned_actions()
-    assert extra == {"iam:PassRole", "iam:CreateServiceLinkedRole"}
+    # dynamodb:TagResource: CreateTable's tags (the stack lock's table) are authorised so.
+    assert extra == {"iam:PassRole", "iam:CreateServiceLinkedRole", "dynamodb:TagResource"}
 
 
 def test_get_caller_identity_is_called_but_needs_no_permission() -> None:
@@ -92,8 +93,10 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires() -> Non
         "JobLogs",
         "PassRolesToBatch",
         "ServiceLinkedRoles",
+        "StackLocks",
         "TaggedReads",
     }
+    assert by_sid["StackLocks"]["Resource"] == ["arn:aws:dynamodb:*:*:table/reconciler-locks"]
     assert by_sid["TaggedReads"]["Action"] == ["tag:GetResources"]
     assert by_sid["BatchJobs"]["Resource"] == [
         "arn:aws:batch:*:*:job-queue/*",
