@@ -4,6 +4,10 @@ Every client made here retries throttling adaptively (botocore's `adaptive` mode
 attempt first takes a token from one process-wide bucket, so that concurrent work never pushes
 the account past Batch's API rate. The counters are what `--stats`, the tests and the
 benchmarks read: a no-op re-apply must show zero write calls.
+
+boto3 and botocore are imported when the first `Aws` is made, not with this module: the command
+line reads `DEFAULT_MAX_RPS` and `AwsConfig` for every verb, and `validate` and `--help` must not
+pay the ~0.2 s that importing boto3 costs.
 """
 
 from __future__ import annotations
@@ -14,11 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import boto3
-from botocore.config import Config
-
-from reconciler.aws.errors import translate
 
 READ_PREFIXES = ("Describe", "List", "Get")
 DEFAULT_MAX_RPS = 20.0  # well under Batch's ~50 calls/s per account, shared with other tools
@@ -100,6 +99,8 @@ class Aws:
         self.config = config
         self.stats = stats or CallStats()
         self.limiter = RateLimiter(config.max_rps)
+        import boto3.session  # here, not at the top: see the module's docstring
+
         self._session = boto3.session.Session(
             profile_name=config.profile,
             region_name=config.region,
@@ -120,6 +121,8 @@ class Aws:
             return self._clients[service]
 
     def _make(self, service: str) -> Any:
+        from botocore.config import Config
+
         cfg = Config(
             retries={"mode": "adaptive", "max_attempts": self.config.max_attempts},
             max_pool_connections=32,
@@ -166,6 +169,8 @@ class _Paginator:
         self._paginator = paginator
 
     def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        from reconciler.aws.errors import translate  # imports botocore: see the docstring
+
         pages = iter(self._paginator.paginate(**kwargs))
         while True:
             try:
@@ -181,6 +186,8 @@ class _Paginator:
 
 
 def _mapped(call: Callable[..., Any]) -> Callable[..., Any]:
+    from reconciler.aws.errors import translate  # imports botocore: see the docstring
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return call(*args, **kwargs)
