@@ -406,16 +406,16 @@ def print_pair(ours: Run, peer: Run) -> None:
 
 def markdown_table(pairs: list[tuple[Run, Run]]) -> list[str]:
     lines = [
-        "| N | latency | phase | calls (ours / beagle) | writes | wall s | peak RSS MiB "
+        "| N | latency | phase | calls | writes | wall s | CPU s | peak RSS MiB "
         "| ratio calls | ratio writes | ratio wall | ratio RSS | ok |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for ours, peer in pairs:
         ok = not (ours.problems or peer.problems or ours.exit_code or peer.exit_code)
         lines.append(
             f"| {ours.size} | {ours.latency * 1000:.0f} ms | {ours.phase} "
             f"| {ours.total} / {peer.total} | {ours.writes} / {peer.writes} "
-            f"| {ours.wall_s:.2f} / {peer.wall_s:.2f} "
+            f"| {ours.wall_s:.2f} / {peer.wall_s:.2f} | {ours.cpu_s:.2f} / {peer.cpu_s:.2f} "
             f"| {ours.maxrss_mib:.0f} / {peer.maxrss_mib:.0f} "
             f"| {ratio(ours.total, peer.total)} | {ratio(ours.writes, peer.writes)} "
             f"| {ratio(ours.wall_s, peer.wall_s)} | {ratio(ours.maxrss_mib, peer.maxrss_mib)} "
@@ -555,7 +555,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
     out()
-    out(f"## Summary (reconciler max-rps {rps}; ratios are reconciler / batchbeagle)")
+    out(
+        f"## Summary (reconciler max-rps {rps}; each cell is reconciler / batchbeagle, "
+        "and so is each ratio)"
+    )
     out()
     for line in markdown_table(pairs):
         out(line)
