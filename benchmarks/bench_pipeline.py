@@ -62,8 +62,8 @@ from reconciler.aws.clients import DEFAULT_MAX_RPS, Aws, AwsConfig, CallStats
 from reconciler.engine.apply import Outcome, execute
 from reconciler.engine.context import Context, Options
 from reconciler.engine.planner import plan_apply
-from reconciler.engine.types import Plan
 from reconciler.engine.runs import watch_targets
+from reconciler.engine.types import Plan
 from reconciler.manifests import load_paths, validate_documents
 from reconciler.manifests.validate import ResourceSet
 from reconciler.runs import watch

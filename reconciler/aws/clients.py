@@ -4,6 +4,10 @@ Every client made here retries throttling adaptively (botocore's `adaptive` mode
 attempt first takes a token from one process-wide bucket, so that concurrent work never pushes
 the account past Batch's API rate. The counters are what `--stats`, the tests and the
 benchmarks read: a no-op re-apply must show zero write calls.
+
+boto3 and botocore are imported when the first `Aws` is made, not with this module: the command
+line reads `DEFAULT_MAX_RPS` and `AwsConfig` for every verb, and `validate` and `--help` must not
+pay the ~0.2 s that importing boto3 costs.
 """
 
 from __future__ import annotations
@@ -14,11 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import boto3
-from botocore.config import Config
-
-from reconciler.aws.errors import translate
 
 READ_PREFIXES = ("Describe", "List", "Get")
 # AWS Batch allows an account 50 calls a second across all its API calls, SubmitJob and the
@@ -107,6 +106,8 @@ class Aws:
         self.stats = stats or CallStats()
         self.limiters = {"batch": RateLimiter(config.max_rps)}
         self._other_rate = OTHER_SERVICES_RPS if config.max_rps > 0 else 0.0
+        import boto3.session  # here, not at the top: see the module's docstring
+
         self._session = boto3.session.Session(
             profile_name=config.profile,
             region_name=config.region,
@@ -131,6 +132,8 @@ class Aws:
             return self._clients[key]
 
     def _make(self, service: str, retries: bool = True) -> Any:
+        from botocore.config import Config
+
         # total_max_attempts counts the first attempt; max_attempts would count only retries.
         attempts = self.config.max_attempts if retries else 1
         cfg = Config(
@@ -177,6 +180,8 @@ class _Paginator:
         self._paginator = paginator
 
     def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        from reconciler.aws.errors import translate  # imports botocore: see the docstring
+
         pages = iter(self._paginator.paginate(**kwargs))
         while True:
             try:
@@ -192,6 +197,8 @@ class _Paginator:
 
 
 def _mapped(call: Callable[..., Any]) -> Callable[..., Any]:
+    from reconciler.aws.errors import translate  # imports botocore: see the docstring
+
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return call(*args, **kwargs)

@@ -1,8 +1,8 @@
 """The commands around the reconciler rather than a stack: the sandbox, generated files, the IAM
 policy, the in-cluster operator and shell completion.
 
-Their heavy dependencies (moto, kopf) are imported when the command runs, so that the other
-commands, help and completion do not pay for them.
+Their dependencies (the sandbox's manager, kopf, boto3, the renderers) are imported when the
+command runs, so that the other commands, help and completion do not pay for them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from reconciler.aws.clients import AwsConfig
 from reconciler.cli.help import ExampleCommand
 from reconciler.cli.options import (
     debug_option,
@@ -28,7 +27,6 @@ from reconciler.cli.options import (
     timeout_option,
 )
 from reconciler.errors import EXIT_ERROR, EXIT_OK, UsageError
-from reconciler.render import plans as render
 
 PROG = "reconciler"
 COMPLETE_VAR = "_RECONCILER_COMPLETE"
@@ -52,6 +50,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 @output_option("status format: text and yaml are YAML, or json")
 @debug_option
 def sandbox_command(action: str, output: str) -> int:
+    from reconciler.render import plans as render
     from reconciler.sandbox import manager
 
     if action == "start":
@@ -204,6 +203,7 @@ def operator_command(
     if bool(namespaces) == bool(all_namespaces):
         raise UsageError("give --namespace NS (repeatable) or --all-namespaces")
     from reconciler import operator
+    from reconciler.aws.clients import AwsConfig
 
     operator.run(
         list(namespaces),

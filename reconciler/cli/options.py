@@ -2,6 +2,10 @@
 
 The AWS target options (account, endpoint, engine knobs) arrive in a command as one `Target`,
 so that every command reaches AWS the same way and the context is built in one place.
+
+Every command's options are built when the CLI is imported, for `--help` and completion as much
+as for `validate`; so this module imports only what declaring them needs. The manifests, the
+engine and boto3 are imported by the functions that use them (tests/unit/test_startup.py).
 """
 
 from __future__ import annotations
@@ -11,15 +15,16 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import manifests
-from reconciler.aws.clients import DEFAULT_MAX_RPS, Aws, AwsConfig
-from reconciler.engine.context import Context, Options
+from reconciler.aws.clients import DEFAULT_MAX_RPS  # stdlib only: boto3 comes with `Aws`
 from reconciler.errors import ManifestError, PlanError
-from reconciler.manifests.validate import ResourceSet
+
+if TYPE_CHECKING:
+    from reconciler.engine.context import Context
+    from reconciler.manifests.validate import ResourceSet
 
 OUTPUTS = ("text", "json", "yaml", "markdown")
 DEBUG_KEY = "reconciler.debug"  # in click's ctx.meta, which every nested context shares
@@ -189,6 +194,8 @@ def load_resources(filenames: tuple[str, ...], warn: bool = False) -> ResourceSe
     (validate, diff and apply warn; get and delete, which change no spec, do not repeat it)."""
     if not filenames:
         raise ManifestError([])
+    from reconciler import manifests
+
     declared = manifests.load_resources(list(filenames))
     if not declared.resources:
         raise PlanError("no resources found in " + ", ".join(filenames))
@@ -200,6 +207,9 @@ def load_resources(filenames: tuple[str, ...], warn: bool = False) -> ResourceSe
 
 def make_context(target: Target, output: str, **options: Any) -> Context:
     """The engine's context for this command; machine-readable output moves progress to stderr."""
+    from reconciler.aws.clients import Aws, AwsConfig
+    from reconciler.engine.context import Context, Options
+
     endpoint = target.endpoint_url
     region = target.region
     credentials: Mapping[str, str] = {}

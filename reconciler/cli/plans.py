@@ -1,10 +1,15 @@
-"""The commands that read manifests and plan against AWS: validate, diff, apply, delete, get."""
+"""The commands that read manifests and plan against AWS: validate, diff, apply, delete, get.
+
+The engine, the renderers and the registry are imported inside the commands that use them:
+importing this module only declares the commands, so that `--help`, completion and `validate`
+do not load boto3 and deepdiff (tests/unit/test_startup.py).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,15 +29,11 @@ from reconciler.cli.options import (
     target_options,
 )
 from reconciler.cli.runs import follow_runs
-from reconciler.engine.apply import converge, has_work
-from reconciler.engine.context import Context
-from reconciler.engine.locking import force_unlock, leased_plan
-from reconciler.engine.planner import plan_apply, plan_delete
-from reconciler.engine.types import Plan
 from reconciler.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PlanError, UsageError
-from reconciler.registry import kind_for
-from reconciler.render import markdown
-from reconciler.render import plans as render
+
+if TYPE_CHECKING:
+    from reconciler.engine.context import Context
+    from reconciler.engine.types import Plan
 
 PLAN_OUTPUT = "text for people; json or yaml for scripts; markdown: a pull-request comment"
 
@@ -52,6 +53,9 @@ adopt_option = click.option(
 
 
 def show_plan(plan: Plan, output: str) -> None:
+    from reconciler.render import markdown
+    from reconciler.render import plans as render
+
     if output == "text":
         for line in render.plan_lines(plan):
             out(line)
@@ -64,6 +68,9 @@ def show_plan(plan: Plan, output: str) -> None:
 def run_plan(
     ctx: Context, plan: Plan, output: str, replan: Callable[[], Plan] | None = None
 ) -> int:
+    from reconciler.engine.apply import converge, has_work
+    from reconciler.render import plans as render
+
     show_plan(plan, output)
     if plan.blocked:
         err(f"error: the plan cannot be applied: {len(plan.blocked)} blocked action(s) above")
@@ -101,13 +108,17 @@ def validate_command(filenames: tuple[str, ...], output: str) -> int:
             file, line = declared.sources[res.key]
             out(f"{file}:{line}: {res.KIND}/{res.name}: valid")
         out(f"{len(declared.resources)} resources valid.")
-    else:
+    else:  # the renderers import the engine: only machine-readable output pays for that
+        from reconciler.render import plans as render
+
         rows = [{"kind": r.KIND, "name": r.name} for r in declared.resources]
         out(render.dump(rows, output).rstrip())
     return EXIT_OK
 
 
 def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, adopt: bool) -> int:
+    from reconciler.engine.planner import plan_apply
+
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
     plan = plan_apply(ctx, declared)
@@ -178,6 +189,9 @@ def apply_command(
 ) -> int:
     if dry_run:
         return diff(filenames, target, output, prune, adopt)
+    from reconciler.engine.locking import leased_plan
+    from reconciler.engine.planner import plan_apply
+
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
     with leased_plan(ctx, "apply", lock_timeout, lambda: plan_apply(ctx, declared)) as plan:
@@ -228,6 +242,9 @@ def delete_command(
     target: Target,
     output: str,
 ) -> int:
+    from reconciler.engine.locking import leased_plan
+    from reconciler.engine.planner import plan_delete
+
     declared = load_resources(filenames)
     ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
     if dry_run:
@@ -244,6 +261,8 @@ def delete_command(
 def selected_rows(rows: list[dict[str, Any]], selectors: tuple[str, ...]) -> list[dict[str, Any]]:
     if not selectors:
         return rows
+    from reconciler.registry import kind_for
+
     keep = []
     for sel in selectors:
         kind_text, _, name = sel.partition("/")
@@ -287,6 +306,9 @@ def get_command(
     target: Target,
     output: str,
 ) -> int:
+    from reconciler.engine.planner import plan_apply
+    from reconciler.render import plans as render
+
     declared = load_resources(filenames)
     ctx = make_context(target, output)
     plan = plan_apply(ctx, declared)
@@ -321,6 +343,8 @@ def get_command(
 def unlock_command(force: bool, target: Target, output: str) -> int:
     if not force:
         raise UsageError("unlock frees a lock someone may hold: pass --force to confirm")
+    from reconciler.engine.locking import force_unlock
+
     ctx = make_context(target, output)
     holder = force_unlock(ctx.aws, ctx.stack)
     if holder is None:

@@ -1,12 +1,14 @@
 """Pipeline and task runs: following them to their end, their logs, their reports.
 
 `apply --wait` and `get --watch` follow runs through `follow_runs`; `logs` and `report` look at
-one run named on the command line.
+one run named on the command line. The engine and `reconciler.runs` (boto3, the report's
+renderer) are imported by the functions that use them, as in cli/plans.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,14 +25,12 @@ from reconciler.cli.options import (
     report_option,
     target_options,
 )
-from reconciler.engine.context import Context
-from reconciler.engine.planner import plan_apply
-from reconciler.engine.runs import is_run_kind, watch_targets
-from reconciler.engine.types import Plan
 from reconciler.errors import EXIT_ERROR, EXIT_OK, PlanError
-from reconciler.registry import kind_for
-from reconciler.runs import logs, report, watch
-from reconciler.runs.watch import Watched
+
+if TYPE_CHECKING:
+    from reconciler.engine.context import Context
+    from reconciler.engine.types import Plan
+    from reconciler.runs.watch import Watched
 
 run_option = click.option("--run", default=None, help="a run ID (default: the spec's run)")
 
@@ -43,6 +43,9 @@ def follow_runs(
     selected: set[tuple[str, str]] | None = None,
 ) -> int:
     """Follows the runs of the plan's pipelines to their end; writes each run's report."""
+    from reconciler.engine.runs import watch_targets
+    from reconciler.runs import watch
+
     targets = watch_targets(ctx, plan, selected)
     if not targets:
         return EXIT_OK
@@ -64,6 +67,8 @@ def follow_runs(
 
 
 def write_run_report(ctx: Context, target: Watched, directory: str) -> str:
+    from reconciler.runs import report, watch
+
     data = report.build_report(target.subject, target.run_id, watch.task_jobs(ctx, target))
     _, html_path = report.write_report(
         data, Path(directory) / target.kind.lower() / target.name / target.run_id
@@ -79,6 +84,11 @@ def one_run(
     run: str | None,
 ) -> tuple[Context, Watched, list[str]]:
     """The run a `KIND/NAME[/TASK]` selector names: the spec's run, or `--run`."""
+    from reconciler.engine.planner import plan_apply
+    from reconciler.engine.runs import is_run_kind, watch_targets
+    from reconciler.registry import kind_for
+    from reconciler.runs import watch
+
     kind_text, _, rest = selector.partition("/")
     name, _, task = rest.partition("/")
     model = kind_for(kind_text)
@@ -125,6 +135,8 @@ def logs_command(
     target: Target,
     output: str,
 ) -> int:
+    from reconciler.runs import logs
+
     ctx, watched, task = one_run(selector, filenames, target, output, run)
     if not task:
         task = watched.tasks[:1] if len(watched.tasks) == 1 else []

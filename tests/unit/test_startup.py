@@ -1,0 +1,102 @@
+"""What a command imports before it does anything: startup time is mostly imports.
+
+`reconciler validate` and `reconciler --help` must start fast (issue #9: under 0.25 s), and
+boto3, botocore and deepdiff alone take longer than that to import. So the verbs that make no AWS
+call must not import them, nor the operator's kopf, the sandbox server's moto or the report's
+Jinja2. Each check runs in a new interpreter, because this test process has imported everything
+already. Times are not asserted here (they depend on the machine); `benchmarks/bench_startup.py`
+measures them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = str(ROOT / "manifests" / "examples")
+HEAVY = ("boto3", "botocore", "s3transfer", "deepdiff", "kopf", "moto", "jinja2")
+
+# Runs one command line in this interpreter and prints the top-level packages it imported.
+RUN_AND_LIST = """
+import contextlib, io, json, sys
+from reconciler.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def imported_by(*argv: str) -> tuple[int, set[str]]:
+    """The exit code of `reconciler ARGV...` and the top-level packages it imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["code"], set(result["modules"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--help"], id="help"),
+        pytest.param(["validate", "--help"], id="validate-help"),
+        pytest.param(["apply", "--help"], id="apply-help"),
+        pytest.param(["validate", "-f", EXAMPLES], id="validate"),
+        pytest.param(
+            ["validate", "-f", EXAMPLES, "-o", "json"],
+            id="validate-json",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="render.plans.dump comes with the engine (deepdiff, botocore): only text "
+                "output is light until dump lives in a module of its own",
+            ),
+        ),
+        pytest.param(["validate", "-f", "{bad}"], id="validate-bad"),
+        pytest.param(["completion", "bash"], id="completion"),
+        pytest.param(["schema", "json", "--dir", "{tmp}"], id="schema"),
+    ],
+)
+def test_commands_without_aws_import_none_of_the_heavy_packages(
+    argv: list[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"  # a manifest with problems: the error path must stay light too
+    bad.write_text(
+        "apiVersion: reconciler.io/v1alpha1\nkind: JobQueue\nmetadata: {name: q}\n"
+        "spec: {priorty: 1}\n"
+    )
+    code, modules = imported_by(*(a.format(bad=bad, tmp=tmp_path) for a in argv))
+    assert code == (1 if "{bad}" in argv else 0)
+    assert sorted(modules.intersection(HEAVY)) == []
+
+
+def test_the_check_sees_what_a_command_that_reaches_aws_imports() -> None:
+    """The same check on `iam-policy`, which imports the policy module (and so botocore)."""
+    code = "import sys, reconciler.aws.errors; print('botocore' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+def test_a_sandbox_client_does_not_import_moto() -> None:
+    """`--sandbox` and `--sandbox-url` talk to the server over HTTP: only the server imports moto.
+
+    The context is built as the CLI builds it, boto3 clients included; nothing is sent."""
+    code = """
+import sys
+from reconciler.cli.options import Target, make_context
+target = Target(stack="s", region=None, profile=None, endpoint_url=None, sandbox=False,
+    sandbox_url="http://127.0.0.1:9", parallelism=1, max_rps=0, timeout=1.0, stats=False)
+ctx = make_context(target, "json")
+ctx.aws.client("batch")
+print(sorted(m for m in ("boto3", "moto", "kopf", "jinja2") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['boto3']"
