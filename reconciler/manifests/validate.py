@@ -175,7 +175,8 @@ def _cross_problems(
                 )
     for res in declared.resources:
         doc = docs[res.key]
-        for path, message in res.cross_problems(declared.get):
+        found = [*res.cross_problems(declared.get), *res.request_problems()]
+        for path, message in found:
             out.append(Problem(doc.file, doc.line_of(path.split(".")), doc.subject, path, message))
     return out
 

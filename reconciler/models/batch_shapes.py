@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from reconciler.limits import EVALUATE_ON_EXIT_PATTERN_MAX, INT32_MAX
 from reconciler.models.common import Quantity, Strict
 
 
@@ -22,9 +23,9 @@ class ResourceRequirement(Strict):
 
 class EvaluateOnExit(Strict):
     action: Literal["RETRY", "EXIT", "retry", "exit"]
-    onStatusReason: str | None = None
-    onReason: str | None = None
-    onExitCode: str | None = None
+    onStatusReason: str | None = Field(default=None, max_length=EVALUATE_ON_EXIT_PATTERN_MAX)
+    onReason: str | None = Field(default=None, max_length=EVALUATE_ON_EXIT_PATTERN_MAX)
+    onExitCode: str | None = Field(default=None, max_length=EVALUATE_ON_EXIT_PATTERN_MAX)
 
 
 class RetryStrategy(Strict):
@@ -33,4 +34,4 @@ class RetryStrategy(Strict):
 
 
 class Timeout(Strict):
-    attemptDurationSeconds: int = Field(ge=60)
+    attemptDurationSeconds: int = Field(ge=60, le=INT32_MAX)
