@@ -41,10 +41,16 @@ OWN_TAGS_BYTES = 512
 ROLE_ARN_PREFIX_BYTES = len("arn:aws-us-gov:iam::123456789012:role/")
 
 
-def _unreserved(key: str) -> str:
-    if key.lower().startswith(RESERVED_TAG_PREFIXES) or key.startswith(RESERVED_TAG_PREFIX):
+def _not_aws(key: str) -> str:
+    if key.lower().startswith(RESERVED_TAG_PREFIXES):
         raise ValueError(f"tag key {key!r} uses a reserved prefix")
     return key
+
+
+def _unreserved(key: str) -> str:
+    if key.startswith(RESERVED_TAG_PREFIX):
+        raise ValueError(f"tag key {key!r} uses a reserved prefix")
+    return _not_aws(key)
 
 
 TAG_KEY = Annotated[str, Field(min_length=1, max_length=TAG_KEY_MAX)]
@@ -54,6 +60,11 @@ TAG_VALUE = Annotated[str, Field(max_length=TAG_VALUE_MAX)]
 # so that every bad one is reported.
 Tags = Annotated[
     dict[Annotated[TAG_KEY, AfterValidator(_unreserved)], TAG_VALUE], Field(max_length=MAX_TAGS)
+]
+# Tags for what AWS launches (a compute environment's instances): the tool does not own those,
+# so only AWS's prefix is reserved (the sandbox reads reconciler.io/ ones there).
+InstanceTags = Annotated[
+    dict[Annotated[TAG_KEY, AfterValidator(_not_aws)], TAG_VALUE], Field(max_length=MAX_TAGS)
 ]
 Int32 = Annotated[int, Field(le=INT32_MAX)]  # the API's Integer, for counts without a range
 

@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.models.common import (
+    InstanceTags,
     Int32,
     Resource,
     RoleRef,
@@ -81,7 +82,7 @@ class ComputeResources(Strict):
     securityGroupIds: Annotated[list[SecurityGroupRef] | None, value_set(), INFRA] = None
     ec2KeyPair: Annotated[str | None, INFRA] = None
     instanceRole: Annotated[RoleRef | None, INFRA] = None
-    tags: Annotated[Tags | None, INFRA] = None
+    tags: Annotated[InstanceTags | None, INFRA] = None
     placementGroup: Annotated[str | None, IMMUTABLE] = None
     bidPercentage: Annotated[int | None, Field(ge=0, le=100), INFRA] = None
     spotIamFleetRole: Annotated[RoleRef | None, IMMUTABLE] = None
