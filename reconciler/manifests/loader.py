@@ -20,6 +20,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, merge_attrib
 from ruamel.yaml.composer import Composer, ComposerError
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLWarning
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode
 from ruamel.yaml.reader import ReaderError
 
 from reconciler.errors import ManifestError, Problem
@@ -109,11 +111,19 @@ class _Unplain(Exception):
     """A tree that has no plain form: a recursive alias (located at the alias), or too many
     nodes once expanded (located at the document: the node is shared by many aliases)."""
 
-    def __init__(self, node: Any, message: str, *, budget: bool = False, total: bool = False):
+    def __init__(
+        self,
+        node: Any,
+        message: str,
+        *,
+        budget: bool = False,
+        total: bool = False,
+        line: int | None = None,
+    ):
         super().__init__(message)
-        self.line = _root_line(node, 1)
+        self.line = line or _root_line(node, 1)
+        self.at_document = budget and line is None  # located by the caller, at the document
         self.message = message
-        self.budget = budget
         self.total = total  # the budget of all documents, not this one's, is spent
 
 
@@ -128,22 +138,24 @@ def plain(node: Any, budget: Budget | None = None) -> Any:
         budget.nodes -= min(MAX_NODES_PER_DOCUMENT, budget.nodes) - max(left[0], 0)
 
 
+def _too_many(whole: bool, line: int | None = None) -> _Unplain:
+    if whole:
+        return _Unplain(
+            None,
+            f"more than {MAX_NODES} values in all once aliases are expanded; nothing after "
+            "this was read",
+            budget=True,
+            total=True,
+            line=line,
+        )
+    message = f"more than {MAX_NODES_PER_DOCUMENT} values once aliases are expanded"
+    return _Unplain(None, message, budget=True, line=line)
+
+
 def _plain(node: Any, active: set[int], left: list[int], whole: bool) -> Any:
     left[0] -= 1
     if left[0] < 0:
-        if whole:
-            raise _Unplain(
-                node,
-                f"more than {MAX_NODES} values in all once aliases are expanded; nothing after "
-                "this was read",
-                budget=True,
-                total=True,
-            )
-        raise _Unplain(
-            node,
-            f"more than {MAX_NODES_PER_DOCUMENT} values once aliases are expanded",
-            budget=True,
-        )
+        raise _too_many(whole)
     if not isinstance(node, dict | list):
         return node
     if id(node) in active:
@@ -223,9 +235,20 @@ def _bad_value(node: Any) -> ConstructorError:
 
 class _Composer(Composer):
     """Refuses collections nested deeper than MAX_DEPTH, at the line where that happens: ruamel
-    composes them recursively, and Python's recursion limit would only say "somewhere"."""
+    composes them recursively, and Python's recursion limit would only say "somewhere".
+
+    Also counts a document's values as they are parsed (aliases not expanded yet, keys not
+    counted, as `plain` counts them): a document past the budget stops the parser there, not
+    after it has parsed megabytes of `[1, 1, 1, ...]` at the pure-Python parser's pace."""
 
     nesting = 0  # not `depth`: ruamel's own composer counts in that (from 0.18.x, differently)
+    values = 0
+    document_line = 1
+
+    def compose_document(self) -> Any:
+        self.values = 0
+        self.document_line = self.parser.peek_event().start_mark.line + 1
+        return super().compose_document()
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self.nesting += 1
@@ -233,13 +256,23 @@ class _Composer(Composer):
             if self.nesting > MAX_DEPTH:
                 mark = self.parser.peek_event().start_mark
                 raise ComposerError(None, None, f"nested more than {MAX_DEPTH} deep", mark)
+            key = isinstance(parent, MappingNode) and index is None
+            if not key and not self.parser.check_event(AliasEvent):
+                self._count()
             return super().compose_node(parent, index)
         finally:
             self.nesting -= 1
 
+    def _count(self) -> None:
+        self.values += 1
+        budget: Budget = getattr(self.loader, "reconciler_budget", None) or Budget()
+        if self.values > min(MAX_NODES_PER_DOCUMENT, budget.nodes):
+            raise _too_many(budget.nodes < MAX_NODES_PER_DOCUMENT, self.document_line)
 
-def _yaml() -> YAML:
+
+def _yaml(budget: Budget | None = None) -> YAML:
     y = YAML(typ="rt")
+    y.reconciler_budget = budget  # type: ignore[attr-defined]  # read by _Composer
     y.Composer = _Composer
     y.Constructor = _Constructor
     y.allow_duplicate_keys = False
@@ -253,7 +286,7 @@ def load_text(text: str, file: str, budget: Budget | None = None) -> list[Docume
     docs: list[Document] = []
     line = 1
     try:
-        y = _yaml()
+        y = _yaml(budget)
         with warnings.catch_warnings():
             # Multi-line notes on stderr (a reused anchor is legal YAML): never mixed in errors.
             warnings.simplefilter("ignore", YAMLWarning)
@@ -279,7 +312,7 @@ def load_text(text: str, file: str, budget: Budget | None = None) -> list[Docume
         what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ManifestError([Problem(file, 1, "", "", f"invalid YAML: {what}")]) from None
     except _Unplain as exc:
-        where = line if exc.budget else exc.line
+        where = line if exc.at_document else exc.line
         problem = Problem(file, where, "", "", f"invalid YAML: {exc.message}")
         if exc.total:
             raise Exhausted(problem, docs) from None

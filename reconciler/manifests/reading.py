@@ -140,6 +140,8 @@ def read_bytes(path: Path, limit: int, fifo_wait: float) -> bytes:
         raise Unreadable(_problem(name, "no such file or directory")) from None
     except OSError as exc:
         raise Unreadable(_problem(name, f"cannot read: {exc.strerror or exc}")) from None
+    except ValueError as exc:  # a path the OS cannot even take ("embedded null byte")
+        raise Unreadable(_problem(name, f"cannot read: {exc}")) from None
     if len(data) > limit:
         raise _too_big(name, limit)
     return data
@@ -239,6 +241,9 @@ class Reader:
         """The sources `path` names, or the problems reading them, in order."""
         if path == "-":
             yield self._one(STDIN, lambda: read_stdin(self._limit()))
+            return
+        if not path:  # Path("") is the working directory: never read it by accident
+            yield _problem("''", "an empty path: give a file, a directory or - for stdin")
             return
         files, problems = expand(path)
         yield from problems

@@ -318,3 +318,28 @@ def test_huge_keys_and_values_are_shortened_in_messages(
 def test_limits_are_what_the_readme_says() -> None:
     assert MAX_FILE_BYTES == 4 * MIB
     assert reading.MAX_INPUT_BYTES == 16 * MIB
+
+
+def test_an_empty_path_is_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here.yaml").write_text(QUEUE % 1, encoding="utf-8")  # would be read from "."
+    code, problems = validate(capsys, "")
+    assert code == 1
+    assert problems == ["'':0: an empty path: give a file, a directory or - for stdin"]
+
+
+def test_a_flat_document_stops_the_parser_at_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Counted while parsing, not after: 400,000 values take the parser seconds to reach, and
+    it stops at the 100,001st."""
+    path = tmp_path / "flat.yaml"
+    path.write_text("kind: JobQueue\nvalues: [" + "1, " * 400_000 + "1]\n", encoding="utf-8")
+    start = time.monotonic()
+    code, problems = validate(capsys, str(path))
+    assert code == 1
+    message = "invalid YAML: more than 100000 values once aliases are expanded"
+    assert problems == [f"{path}:1: {message}"]
+    assert time.monotonic() - start < 30
