@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from reconciler.cli import values
 from reconciler.cli.help import ExampleCommand
 from reconciler.cli.options import (
+    OUTPUTS,
     Target,
     debug_option,
     err,
@@ -125,7 +127,7 @@ def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, a
 @adopt_option
 @filename_option()
 @target_options
-@output_option(PLAN_OUTPUT)
+@output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def diff_command(
     prune: bool, adopt: bool, filenames: tuple[str, ...], target: Target, output: str
@@ -153,7 +155,7 @@ def diff_command(
 @run_timeout_option
 @filename_option()
 @target_options
-@output_option(PLAN_OUTPUT)
+@output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def apply_command(
     prune: bool,
@@ -198,14 +200,14 @@ def apply_command(
 )
 @click.option(
     "--drain-timeout",
-    type=float,
+    type=values.Seconds(min=0),
     default=3600.0,
     help="seconds to wait for a drained queue's jobs to finish",
 )
 @click.option("--dry-run", is_flag=True, help="show the plan only")
 @filename_option()
 @target_options
-@output_option(PLAN_OUTPUT)
+@output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def delete_command(
     drain: bool,
@@ -253,7 +255,7 @@ def selected_rows(rows: list[dict[str, Any]], selectors: tuple[str, ...]) -> lis
         "reconciler get -f stack/ pipeline/stress --watch",
     ],
 )
-@click.argument("selectors", nargs=-1, metavar="[KIND[/NAME]]...")
+@click.argument("selectors", nargs=-1, metavar="[KIND[/NAME]]...", callback=values.kind_selectors)
 @click.option(
     "--watch",
     is_flag=True,

@@ -63,7 +63,7 @@ def alive(endpoint: str) -> bool:
     try:
         # Idempotent, and never recorded: a probe that changes nothing.
         return _post(f"{endpoint}/moto-api/recorder/start-recording") == 200
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, ValueError):  # ValueError: not a URL at all
         return False
 
 
@@ -86,9 +86,10 @@ def _free_port() -> int:
 
 def _read_info(directory: Path) -> dict[str, object] | None:
     try:
-        return dict(json.loads((directory / SERVER_INFO).read_text()))
+        info = json.loads((directory / SERVER_INFO).read_text())
     except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None  # a file edited or cut short: no server
 
 
 def _spawn(directory: Path) -> tuple[str, int]:
@@ -138,7 +139,7 @@ def ensure() -> Sandbox:
     directory = state_dir()
     with _locked(directory):
         info = _read_info(directory)
-        if info and alive(str(info["endpoint"])):
+        if info and alive(str(info.get("endpoint"))):
             pid = info.get("pid")
             return Sandbox(
                 str(info["endpoint"]), int(pid) if isinstance(pid, int) else None, "running"
@@ -161,13 +162,26 @@ def stop() -> bool:
         info = _read_info(directory)
         (directory / SERVER_INFO).unlink(missing_ok=True)
         pid = info.get("pid") if info else None
-        if not isinstance(pid, int):
+        if not isinstance(pid, int) or not _is_server(pid, str((info or {}).get("endpoint"))):
             return False
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             return False
         return True
+
+
+def _is_server(pid: int, endpoint: str) -> bool:
+    """Whether `pid` is still the server this directory started. After a reboot, or with a
+    server.json edited by hand, the pid may belong to anything (pid 1 is init): stop signals
+    only a live sandbox endpoint's own process, never a process group it cannot vouch for."""
+    if pid <= 1 or pid == os.getpgrp() or not alive(endpoint):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): the live endpoint recorded with the pid vouches for it
+    return b"reconciler.sandbox.server" in command
 
 
 def reset() -> None:
