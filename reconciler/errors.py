@@ -7,6 +7,8 @@ operator to a retry or to a permanent failure.
     ├── PlanError            the plan cannot be carried out as asked (conflict, refused delete)
     └── ProviderError        AWS said no, or did not converge
         ├── RetryableError   worth trying again after `delay` seconds (throttling, 5xx, busy)
+        │   └── MalformedReplyError   a reply without what the API promises (empty, cut short,
+        │                             not AWS's): named by operation and place, never a KeyError
         └── TerminalError    will not get better by waiting (validation, access denied)
             └── NotFoundError   what must exist does not
 
@@ -75,6 +77,15 @@ class RetryableError(ProviderError):
     def __init__(self, message: str, delay: float = 5.0, *, code: str = "", operation: str = ""):
         super().__init__(message, code=code, operation=operation)
         self.delay = delay
+
+
+class MalformedReplyError(RetryableError):
+    """A reply that lacks what the API promises or cannot be parsed: an empty or truncated
+    body, a proxy's page, an endpoint that is not AWS. Retryable: a reply cut short in transit
+    may come whole the next time; the message says what was missing, and where."""
+
+    def __init__(self, message: str, delay: float = 10.0, *, operation: str = ""):
+        super().__init__(message, delay, code="MalformedReply", operation=operation)
 
 
 class TerminalError(ProviderError):

@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.aws.replies import reply
+from reconciler.errors import TerminalError
+
 READ_PREFIXES = ("Describe", "List", "Get")
 # AWS Batch allows an account 50 calls a second across all its API calls, SubmitJob and the
 # Describe* reads included (one fixed quota, not per operation): reads and writes share it, so
@@ -108,12 +111,15 @@ class Aws:
         self._other_rate = OTHER_SERVICES_RPS if config.max_rps > 0 else 0.0
         import boto3.session  # here, not at the top: see the module's docstring
 
-        self._session = boto3.session.Session(
-            profile_name=config.profile,
-            region_name=config.region,
-            aws_access_key_id=config.aws_access_key_id,
-            aws_secret_access_key=config.aws_secret_access_key,
-        )
+        try:  # a missing profile, a malformed config file: the project's errors, not botocore's
+            self._session = boto3.session.Session(
+                profile_name=config.profile,
+                region_name=config.region,
+                aws_access_key_id=config.aws_access_key_id,
+                aws_secret_access_key=config.aws_secret_access_key,
+            )
+        except Exception as exc:
+            raise _setup_error(exc, "cannot use the AWS configuration") from exc
         self._clients: dict[str, Any] = {}
         self.memo: dict[str, Any] = {}  # facts about the account learnt once per process
         self._lock = threading.Lock()
@@ -142,9 +148,12 @@ class Aws:
             connect_timeout=10,
             read_timeout=60,
         )
-        client = self._session.client(
-            service, region_name=self.region, endpoint_url=self.config.endpoint_url, config=cfg
-        )
+        try:  # a malformed region or endpoint (also from AWS_* variables) is refused here
+            client = self._session.client(
+                service, region_name=self.region, endpoint_url=self.config.endpoint_url, config=cfg
+            )
+        except Exception as exc:
+            raise _setup_error(exc, f"cannot make an AWS {service} client") from exc
         client.meta.events.register("before-call", self._count(service))
         limiter = self.limiters.setdefault(service, RateLimiter(self._other_rate))
         client.meta.events.register("before-send", lambda **_: limiter.acquire())
@@ -157,27 +166,44 @@ class Aws:
         return handler
 
 
+def _setup_error(exc: Exception, what: str) -> Exception:
+    """botocore's refusal of a configuration, as the project's error; a bug stays itself."""
+    from reconciler.aws.errors import translate  # imports botocore: see the docstring
+
+    mapped = translate(exc)
+    if mapped is not exc:
+        return mapped
+    if isinstance(exc, ValueError | OSError):  # "Invalid endpoint: ...", an unreadable file
+        return TerminalError(f"{what}: {exc}")
+    return exc
+
+
 class Client:
-    """A boto3 client whose calls (paginated ones included) raise the project's errors."""
+    """A boto3 client whose calls (paginated ones included) raise the project's errors and
+    return `Reply` mappings (aws/replies.py): a key the reply lacks is a clean error."""
 
     def __init__(self, client: Any):
         self._client = client
 
+    def _operation(self, method: str) -> str:
+        return str(self._client.meta.method_to_api_mapping.get(method, method))
+
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
         if name == "get_paginator":
-            return lambda op: _Paginator(attr(op))
+            return lambda op: _Paginator(attr(op), self._operation(op))
         if not callable(attr) or name.startswith("_"):
             return attr
-        return _mapped(attr)
+        return _mapped(attr, self._operation(name))
 
     def unwrapped(self) -> Any:
         return self._client
 
 
 class _Paginator:
-    def __init__(self, paginator: Any):
+    def __init__(self, paginator: Any, operation: str):
         self._paginator = paginator
+        self._operation = operation
 
     def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         from reconciler.aws.errors import translate  # imports botocore: see the docstring
@@ -189,21 +215,21 @@ class _Paginator:
             except StopIteration:
                 return
             except Exception as exc:
-                mapped = translate(exc)
+                mapped = translate(exc, self._operation)
                 if mapped is exc:
                     raise
                 raise mapped from exc
-            yield page
+            yield reply(page, self._operation)
 
 
-def _mapped(call: Callable[..., Any]) -> Callable[..., Any]:
+def _mapped(call: Callable[..., Any], operation: str) -> Callable[..., Any]:
     from reconciler.aws.errors import translate  # imports botocore: see the docstring
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return call(*args, **kwargs)
+            return reply(call(*args, **kwargs), operation)
         except Exception as exc:
-            mapped = translate(exc)
+            mapped = translate(exc, operation)
             if mapped is exc:
                 raise
             raise mapped from exc

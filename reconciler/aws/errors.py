@@ -3,10 +3,14 @@
 Every client made by `aws/clients.py` raises only these, so nothing outside `aws/` imports
 botocore, and every caller learns what to do next from the class: RetryableError (throttling
 that outlasted botocore's own adaptive retries, 5xx, a dropped connection) carries a delay;
-NotFoundError and TerminalError will not get better by waiting.
+NotFoundError and TerminalError will not get better by waiting. A reply botocore cannot parse
+(not JSON or XML, a value of the wrong type) is a MalformedReplyError naming the operation.
 """
 
 from __future__ import annotations
+
+import os
+from types import TracebackType
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -17,8 +21,10 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
 )
+from botocore.parsers import ResponseParserError
 
 from reconciler.errors import (
+    MalformedReplyError,
     NotFoundError,
     RetryableError,
     TerminalError,
@@ -64,8 +70,31 @@ THROTTLE_DELAY = 5.0
 TRANSIENT_DELAY = 10.0
 
 
-def translate(exc: BaseException) -> BaseException:
-    """The project's error for a botocore error; anything else is returned as it is."""
+PARSER = os.path.join("botocore", "parsers.py")
+# What botocore's parsers raise, unwrapped, for a reply whose values have the wrong type.
+PARSING = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
+
+def _raised_parsing(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(PARSER):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def translate(exc: BaseException, operation: str = "") -> BaseException:
+    """The project's error for a botocore error; anything else is returned as it is.
+    `operation` names the call, for errors that do not (a reply that cannot be parsed)."""
+    if isinstance(exc, ResponseParserError) or (
+        isinstance(exc, PARSING) and _raised_parsing(exc.__traceback__)
+    ):
+        what = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return MalformedReplyError(
+            f"{operation or 'AWS'}: the reply could not be read ({what}): is the endpoint an "
+            "AWS API, and did the reply arrive whole?",
+            operation=operation,
+        )
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or "Error")

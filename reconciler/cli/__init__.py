@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one command line and returns its exit code; never calls sys.exit."""
     instruction = os.environ.get(COMPLETE_VAR)
     if instruction:  # the shell asking for completions: click's protocol, answered here
-        return shell_complete(reconciler, {}, PROG, COMPLETE_VAR, instruction)
+        try:
+            return shell_complete(reconciler, {}, PROG, COMPLETE_VAR, instruction)
+        except (ValueError, KeyError, IndexError) as exc:  # COMP_* variables set by hand
+            err(f"error: shell completion: {type(exc).__name__}: {exc}")
+            return EXIT_USAGE
     meta: dict[str, Any] = {}
     try:
         with reconciler.make_context(PROG, list(sys.argv[1:] if argv is None else argv)) as ctx:

@@ -12,8 +12,10 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
+from reconciler.cli import values
 from reconciler.cli.help import ExampleCommand
 from reconciler.cli.options import (
+    OUTPUTS,
     debug_option,
     debugging,
     endpoint_url_option,
@@ -83,11 +85,11 @@ def sandbox_command(action: str, output: str) -> int:
     "--dir",
     "directory",
     default=None,
-    type=click.Path(file_okay=False),
+    type=values.SafePath(file_okay=False),
     help="where the files go (default: schemas/ or charts/reconciler/crds/)",
 )
 @click.option("--check", is_flag=True, help="write nothing; exit 1 if the files are stale")
-@output_option("has no effect here")
+@output_option("has no effect here", OUTPUTS)
 @debug_option
 def schema_command(what: str, directory: str | None, check: bool, output: str) -> int:
     from reconciler import crds, schema
@@ -118,7 +120,7 @@ def schema_command(what: str, directory: str | None, check: bool, output: str) -
 @click.option("--partition", default="aws", help="ARN partition, e.g. aws-cn or aws-us-gov")
 @click.option("--account", default="*", help="account ID in the ARNs")
 @filename_option("manifests whose roles PassRole is narrowed to; repeatable")
-@output_option("has no effect here: the policy is JSON")
+@output_option("has no effect here: the policy is JSON", OUTPUTS)
 @debug_option
 def iam_policy_command(
     partition: str, account: str, filenames: tuple[str, ...], output: str
@@ -153,7 +155,7 @@ def iam_policy_command(
 @click.option("-A", "--all-namespaces", is_flag=True, help="serve every namespace")
 @click.option(
     "--drift-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=values.positive_seconds(),
     metavar="S",
     envvar="RECONCILER_DRIFT_INTERVAL",
     show_envvar=True,
@@ -173,7 +175,12 @@ def iam_policy_command(
 @endpoint_url_option("any AWS-compatible endpoint; AWS_ENDPOINT_URL works too")
 @max_rps_option
 @timeout_option
-@click.option("--workers", type=int, default=16, help="engine calls running at once")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, values.MAX_PARALLELISM),
+    default=16,
+    help="engine calls running at once",
+)
 @click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
@@ -182,7 +189,7 @@ def iam_policy_command(
     default="INFO",
     help="how much the operator logs (--debug means DEBUG)",
 )
-@output_option("has no effect here: the operator logs")
+@output_option("has no effect here: the operator logs", OUTPUTS)
 @debug_option
 def operator_command(
     namespaces: tuple[str, ...],

@@ -20,13 +20,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.aws.clients import DEFAULT_MAX_RPS  # stdlib only: boto3 comes with `Aws`
+from reconciler.cli import values
 from reconciler.errors import ManifestError, PlanError
 
 if TYPE_CHECKING:
     from reconciler.engine.context import Context
     from reconciler.manifests.validate import ResourceSet
 
-OUTPUTS = ("text", "json", "yaml", "markdown")
+# markdown is a plan as a pull-request comment: only the verbs that show a plan take it, so
+# `get -o markdown` is a usage error (64) like any other value a verb cannot show.
+DATA_OUTPUTS = ("text", "json", "yaml")
+OUTPUTS = (*DATA_OUTPUTS, "markdown")
 DEBUG_KEY = "reconciler.debug"  # in click's ctx.meta, which every nested context shares
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -43,11 +47,14 @@ def err(line: str) -> None:
 # -- options every command has ---------------------------------------------------------------
 
 
-def output_option(help_text: str = "text for people; json or yaml for scripts") -> Decorator:
+def output_option(
+    help_text: str = "text for people; json or yaml for scripts",
+    choices: tuple[str, ...] = DATA_OUTPUTS,
+) -> Decorator:
     return click.option(
         "-o",
         "--output",
-        type=click.Choice(OUTPUTS),
+        type=click.Choice(choices),
         default="text",
         help=help_text,
     )
@@ -81,7 +88,7 @@ def filename_option(
         "filenames",
         multiple=True,
         metavar="PATH",
-        type=click.Path(allow_dash=True),
+        type=values.SafePath(allow_dash=True),
         help=help_text,
     )
 
@@ -106,21 +113,29 @@ class Target:
 
 
 region_option = click.option(
-    "--region", default=None, help="AWS region (default: AWS_REGION or the profile's)"
+    "--region",
+    default=None,
+    callback=values.region_name,
+    help="AWS region (default: AWS_REGION or the profile's)",
 )
 max_rps_option = click.option(
     "--max-rps",
-    type=float,
+    type=values.Seconds(min=0),
     default=DEFAULT_MAX_RPS,
     help="AWS Batch calls per second, reads and writes together (the account allows 50)",
 )
 timeout_option = click.option(
-    "--timeout", type=float, default=1800.0, help="seconds to wait for one resource to settle"
+    "--timeout",
+    type=values.positive_seconds(),
+    default=1800.0,
+    help="seconds to wait for one resource to settle",
 )
 
 
 def endpoint_url_option(help_text: str) -> Decorator:
-    return click.option("--endpoint-url", default=None, metavar="URL", help=help_text)
+    return click.option(
+        "--endpoint-url", default=None, metavar="URL", callback=values.endpoint, help=help_text
+    )
 
 
 TARGET_OPTIONS: list[Decorator] = [
@@ -129,6 +144,7 @@ TARGET_OPTIONS: list[Decorator] = [
         envvar="RECONCILER_STACK",
         show_envvar=True,
         default="default",
+        callback=values.stack_name,
         help="ownership scope recorded in tags",
     ),
     region_option,
@@ -145,9 +161,15 @@ TARGET_OPTIONS: list[Decorator] = [
         "--sandbox-url",
         default=None,
         metavar="URL",
+        callback=values.endpoint,
         help="use a sandbox server that is already running at URL",
     ),
-    click.option("--parallelism", type=int, default=8, help="resources worked on at once"),
+    click.option(
+        "--parallelism",
+        type=click.IntRange(1, values.MAX_PARALLELISM),
+        default=8,
+        help="resources worked on at once",
+    ),
     max_rps_option,
     timeout_option,
     click.option("--stats", is_flag=True, help="print API call counts to stderr"),
@@ -175,12 +197,12 @@ report_option = click.option(
     "report_dir",
     default=os.path.join(".reconciler", "runs"),
     metavar="DIR",
-    type=click.Path(file_okay=False),
+    type=values.SafePath(file_okay=False),
     help="where run reports go",
 )
 run_timeout_option = click.option(
     "--run-timeout",
-    type=float,
+    type=values.positive_seconds(),
     default=24 * 3600.0,
     help="seconds to follow runs before giving up",
 )

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from reconciler.cli import values
 from reconciler.cli.help import ExampleCommand
 from reconciler.cli.options import (
+    OUTPUTS,
     Target,
     debug_option,
     err,
@@ -144,7 +146,7 @@ def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, a
 @adopt_option
 @filename_option()
 @target_options
-@output_option(PLAN_OUTPUT)
+@output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def diff_command(
     prune: bool, adopt: bool, filenames: tuple[str, ...], target: Target, output: str
@@ -173,7 +175,7 @@ def diff_command(
 @run_timeout_option
 @filename_option()
 @target_options
-@output_option(PLAN_OUTPUT)
+@output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def apply_command(
     prune: bool,
@@ -222,7 +224,7 @@ def apply_command(
 )
 @click.option(
     "--drain-timeout",
-    type=float,
+    type=values.Seconds(min=0),
     default=3600.0,
     help="seconds to wait for a drained queue's jobs to finish",
 )
@@ -230,7 +232,7 @@ def apply_command(
 @lock_timeout_option
 @filename_option()
 @target_options
-@output_option(PLAN_OUTPUT)
+@output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def delete_command(
     drain: bool,
@@ -285,7 +287,7 @@ def selected_rows(rows: list[dict[str, Any]], selectors: tuple[str, ...]) -> lis
         "reconciler get -f stack/ pipeline/stress --watch",
     ],
 )
-@click.argument("selectors", nargs=-1, metavar="[KIND[/NAME]]...")
+@click.argument("selectors", nargs=-1, metavar="[KIND[/NAME]]...", callback=values.kind_selectors)
 @click.option(
     "--watch",
     is_flag=True,

@@ -119,7 +119,7 @@ def one_run(
     ],
 )
 @click.argument("selector", metavar="pipeline/NAME/TASK")
-@click.option("--index", type=int, default=None, help="the array child to show")
+@click.option("--index", type=click.IntRange(min=0), default=None, help="the array child to show")
 @click.option("--follow", is_flag=True, help="keep printing until the job ends")
 @run_option
 @filename_option()

@@ -2,26 +2,39 @@
 
 ruamel's round-trip loader keeps line numbers on each mapping and sequence; we keep the loaded
 tree beside a plain copy so that validation errors can name `file:line` for any path.
+
+Loading is bounded like reading (manifests/reading.py): documents in all, and values once YAML
+aliases are expanded, per document and in all, so that a "billion laughs" bomb of a few hundred
+bytes, or thousands of small ones, is reported instead of expanded (reconciler/limits.py).
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, merge_attrib
+from ruamel.yaml.composer import Composer, ComposerError
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLWarning
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode
 from ruamel.yaml.reader import ReaderError
 
 from reconciler.errors import ManifestError, Problem
+from reconciler.limits import (
+    MAX_DEPTH,
+    MAX_DOCUMENTS,
+    MAX_NODES,
+    MAX_NODES_PER_DOCUMENT,
+    MAX_QUOTED,
+)
+from reconciler.manifests.reading import MANIFEST_SUFFIXES, Reader
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+__all__ = ["MANIFEST_SUFFIXES", "Document", "load_paths", "load_text", "read_paths"]
 
 
 @dataclass
@@ -76,41 +89,105 @@ def _root_line(tree: Any, fallback: int) -> int:
     return line + 1 if isinstance(line, int) else fallback
 
 
-MAX_NODES = 100_000  # aliases share nodes; expanding them must not take forever
+@dataclass
+class Budget:
+    """What is left for the rest of one invocation's input: documents, and values once YAML
+    aliases are expanded. Spent, it stops loading (`Exhausted`)."""
+
+    documents: int = field(default_factory=lambda: MAX_DOCUMENTS)
+    nodes: int = field(default_factory=lambda: MAX_NODES)
+
+
+class Exhausted(Exception):
+    """The budget for all input is spent: nothing after this document is loaded."""
+
+    def __init__(self, problem: Problem, docs: list[Document] | None = None):
+        super().__init__(str(problem))
+        self.problem = problem
+        self.docs = docs or []  # the documents of the same text loaded before it
 
 
 class _Unplain(Exception):
-    """A tree that has no plain form: a recursive alias, or too many nodes once expanded."""
+    """A tree that has no plain form: a recursive alias (located at the alias), or too many
+    nodes once expanded (located at the document: the node is shared by many aliases)."""
 
-    def __init__(self, node: Any, message: str):
+    def __init__(
+        self,
+        node: Any,
+        message: str,
+        *,
+        budget: bool = False,
+        total: bool = False,
+        line: int | None = None,
+    ):
         super().__init__(message)
-        self.line = _root_line(node, 1)
+        self.line = line or _root_line(node, 1)
+        self.at_document = budget and line is None  # located by the caller, at the document
         self.message = message
+        self.total = total  # the budget of all documents, not this one's, is spent
 
 
-def plain(node: Any) -> Any:
-    return _plain(node, (), [MAX_NODES])
+def plain(node: Any, budget: Budget | None = None) -> Any:
+    """The tree as plain dicts, lists and scalars, with aliases expanded within the budgets."""
+    budget = budget if budget is not None else Budget()
+    left = [min(MAX_NODES_PER_DOCUMENT, budget.nodes)]
+    whole = left[0] < MAX_NODES_PER_DOCUMENT  # what is left of all input is the tighter bound
+    try:
+        return _plain(node, set(), left, whole)
+    finally:
+        budget.nodes -= min(MAX_NODES_PER_DOCUMENT, budget.nodes) - max(left[0], 0)
 
 
-def _plain(node: Any, parents: tuple[Any, ...], budget: list[int]) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _Unplain(node, f"more than {MAX_NODES} values once aliases are expanded")
+def _too_many(whole: bool, line: int | None = None) -> _Unplain:
+    if whole:
+        return _Unplain(
+            None,
+            f"more than {MAX_NODES} values in all once aliases are expanded; nothing after "
+            "this was read",
+            budget=True,
+            total=True,
+            line=line,
+        )
+    message = f"more than {MAX_NODES_PER_DOCUMENT} values once aliases are expanded"
+    return _Unplain(None, message, budget=True, line=line)
+
+
+def _plain(node: Any, active: set[int], left: list[int], whole: bool) -> Any:
+    left[0] -= 1
+    if left[0] < 0:
+        raise _too_many(whole)
     if not isinstance(node, dict | list):
         return node
-    if any(node is p for p in parents):
+    if id(node) in active:
         raise _Unplain(node, "an alias refers to a node that contains it")
-    inner = (*parents, node)
-    if isinstance(node, dict):
-        return {
-            str(k) if not isinstance(k, str) else k: _plain(v, inner, budget)
-            for k, v in node.items()
-        }
-    return [_plain(v, inner, budget) for v in node]
+    active.add(id(node))
+    try:
+        if isinstance(node, dict):
+            return {
+                str(k) if not isinstance(k, str) else k: _plain(v, active, left, whole)
+                for k, v in node.items()
+            }
+        return [_plain(v, active, left, whole) for v in node]
+    finally:
+        active.discard(id(node))
 
 
-def single_line(text: str) -> str:
-    """Escapes line breaks and other unprintable characters so that one problem is one line."""
+def quoted(value: Any) -> str:
+    """`repr(value)`, shortened: an error message quotes what it must, never a whole file."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else f"{text[: MAX_QUOTED - 5]}...{text[-1]}"
+
+
+# Characters of one part of a problem: a file, subject or path, and a message.
+MAX_PART = 300
+MAX_MESSAGE = 1000
+
+
+def single_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """Escapes line breaks and other unprintable characters so that one problem is one line,
+    and shortens a part that would not fit on one (a key of a million characters in a path)."""
+    if len(text) > limit:
+        text = f"{text[: limit - 30]}... ({len(text) - limit + 30} more characters)"
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
@@ -118,10 +195,10 @@ def single_line(text: str) -> str:
 
 def printable(problem: Problem) -> Problem:
     return Problem(
-        single_line(problem.file),
+        single_line(problem.file, MAX_PART),
         problem.line,
-        single_line(problem.subject),
-        single_line(problem.path),
+        single_line(problem.subject, MAX_PART),
+        single_line(problem.path, MAX_PART),
         single_line(problem.message),
     )
 
@@ -152,21 +229,64 @@ class _Constructor(RoundTripConstructor):
 
 def _bad_value(node: Any) -> ConstructorError:
     tag = str(getattr(node.tag, "value", node.tag)).replace("tag:yaml.org,2002:", "!!")
-    what = repr(node.value) if isinstance(node.value, str) else f"a {node.id}"
+    what = quoted(node.value) if isinstance(node.value, str) else f"a {node.id}"
     return ConstructorError(None, None, f"{what} is not a valid {tag} value", node.start_mark)
 
 
-def _yaml() -> YAML:
+class _Composer(Composer):
+    """Refuses collections nested deeper than MAX_DEPTH, at the line where that happens: ruamel
+    composes them recursively, and Python's recursion limit would only say "somewhere".
+
+    Also counts a document's values as they are parsed (aliases not expanded yet, keys not
+    counted, as `plain` counts them): a document past the budget stops the parser there, not
+    after it has parsed megabytes of `[1, 1, 1, ...]` at the pure-Python parser's pace."""
+
+    nesting = 0  # not `depth`: ruamel's own composer counts in that (from 0.18.x, differently)
+    values = 0
+    document_line = 1
+
+    def compose_document(self) -> Any:
+        self.values = 0
+        self.document_line = self.parser.peek_event().start_mark.line + 1
+        return super().compose_document()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.nesting += 1
+        try:
+            if self.nesting > MAX_DEPTH:
+                mark = self.parser.peek_event().start_mark
+                raise ComposerError(None, None, f"nested more than {MAX_DEPTH} deep", mark)
+            key = isinstance(parent, MappingNode) and index is None
+            if not key and not self.parser.check_event(AliasEvent):
+                self._count()
+            return super().compose_node(parent, index)
+        finally:
+            self.nesting -= 1
+
+    def _count(self) -> None:
+        self.values += 1
+        budget: Budget = getattr(self.loader, "reconciler_budget", None) or Budget()
+        if self.values > min(MAX_NODES_PER_DOCUMENT, budget.nodes):
+            raise _too_many(budget.nodes < MAX_NODES_PER_DOCUMENT, self.document_line)
+
+
+def _yaml(budget: Budget | None = None) -> YAML:
     y = YAML(typ="rt")
+    y.reconciler_budget = budget  # type: ignore[attr-defined]  # read by _Composer
+    y.Composer = _Composer
     y.Constructor = _Constructor
     y.allow_duplicate_keys = False
     return y
 
 
-def load_text(text: str, file: str) -> list[Document]:
+def load_text(text: str, file: str, budget: Budget | None = None) -> list[Document]:
+    """The documents of one YAML text; ManifestError for what cannot be loaded, Exhausted when
+    the budget for all input is spent."""
+    budget = budget if budget is not None else Budget()
     docs: list[Document] = []
+    line = 1
     try:
-        y = _yaml()
+        y = _yaml(budget)
         with warnings.catch_warnings():
             # Multi-line notes on stderr (a reused anchor is legal YAML): never mixed in errors.
             warnings.simplefilter("ignore", YAMLWarning)
@@ -174,7 +294,11 @@ def load_text(text: str, file: str) -> list[Document]:
                 if tree is None:
                     continue
                 line = _root_line(tree, y.constructor.root_line)
-                docs.append(Document(file=file, line=line, tree=tree, data=plain(tree)))
+                if budget.documents <= 0:
+                    message = f"more than {MAX_DOCUMENTS} documents; nothing after this was read"
+                    raise Exhausted(Problem(file, line, "", "", message), docs)
+                budget.documents -= 1
+                docs.append(Document(file=file, line=line, tree=tree, data=plain(tree, budget)))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -188,18 +312,14 @@ def load_text(text: str, file: str) -> list[Document]:
         what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ManifestError([Problem(file, 1, "", "", f"invalid YAML: {what}")]) from None
     except _Unplain as exc:
-        problem = Problem(file, exc.line, "", "", f"invalid YAML: {exc.message}")
+        where = line if exc.at_document else exc.line
+        problem = Problem(file, where, "", "", f"invalid YAML: {exc.message}")
+        if exc.total:
+            raise Exhausted(problem, docs) from None
         raise ManifestError([problem]) from None
     except RecursionError:  # ruamel parses nested collections recursively
         raise ManifestError([Problem(file, 1, "", "", "invalid YAML: nested too deeply")]) from None
     return docs
-
-
-def _expand(path: str) -> list[Path]:
-    p = Path(path)
-    if p.is_dir():
-        return sorted(f for f in p.rglob("*") if f.suffix in MANIFEST_SUFFIXES and f.is_file())
-    return [p]
 
 
 def load_paths(paths: list[str]) -> list[Document]:
@@ -211,24 +331,30 @@ def load_paths(paths: list[str]) -> list[Document]:
 
 
 def read_paths(paths: list[str]) -> tuple[list[Document], list[Problem]]:
-    """The documents that parsed, and the problems of those that did not."""
+    """The documents that parsed, and the problems of those that did not.
+
+    Reading and loading share one budget (reconciler/limits.py): once it is spent, the problem
+    says so and nothing after it is read.
+    """
     docs: list[Document] = []
     problems: list[Problem] = []
+    reader = Reader()
+    budget = Budget()
     for path in paths:
-        if path == "-":
-            sources = [("<stdin>", sys.stdin.read())]
-        else:
-            sources = []
-            for f in _expand(path):
-                try:
-                    sources.append((str(f), f.read_text(encoding="utf-8")))
-                except FileNotFoundError:
-                    problems.append(Problem(str(f), 0, "", "", "no such file or directory"))
-                except (OSError, UnicodeDecodeError) as exc:
-                    problems.append(Problem(str(f), 0, "", "", f"cannot read: {exc}"))
-        for name, text in sources:
+        for found in reader.read(path):
+            if isinstance(found, Problem):
+                problems.append(found)
+                continue
             try:
-                docs.extend(load_text(text, name))
+                docs.extend(load_text(found.text, found.name, budget))
             except ManifestError as exc:
                 problems.extend(exc.problems)
+            except Exhausted as exc:
+                docs.extend(exc.docs)
+                problems.append(exc.problem)
+                reader.stopped = True
+            if reader.stopped:
+                break
+        if reader.stopped:
+            break
     return docs, [printable(p) for p in problems]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler import API_VERSION
 from reconciler.errors import ManifestError, Problem
-from reconciler.manifests.loader import Document, printable, read_paths
+from reconciler.manifests.loader import Document, printable, quoted, read_paths
 from reconciler.models.common import Resource
 from reconciler.models.fields import _nested_models
 from reconciler.models.sensitive import plain_secrets
@@ -145,14 +145,16 @@ def _envelope_problems(doc: Document) -> list[Problem]:
     out = []
     if doc.data.get("apiVersion") != API_VERSION:
         out.append(
-            problem("apiVersion", f"must be {API_VERSION!r}, got {doc.data.get('apiVersion')!r}")
+            problem(
+                "apiVersion", f"must be {API_VERSION!r}, got {quoted(doc.data.get('apiVersion'))}"
+            )
         )
     kind = doc.data.get("kind")
     if not isinstance(kind, str) or kind not in models():
         near = difflib.get_close_matches(str(kind), list(models()), n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
         known = ", ".join(models())
-        out.append(problem("kind", f"unknown kind {kind!r}; {hint}known kinds: {known}"))
+        out.append(problem("kind", f"unknown kind {quoted(kind)}; {hint}known kinds: {known}"))
     return out
 
 
@@ -176,7 +178,8 @@ def _cross_problems(
                 )
     for res in declared.resources:
         doc = docs[res.key]
-        for path, message in res.cross_problems(declared.get):
+        found = [*res.cross_problems(declared.get), *res.request_problems()]
+        for path, message in found:
             out.append(Problem(doc.file, doc.line_of(path.split(".")), doc.subject, path, message))
     return out
 

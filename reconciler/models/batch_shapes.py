@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from reconciler.limits import EVALUATE_ON_EXIT_PATTERN_MAX, INT32_MAX
 from reconciler.models.common import Quantity, Strict
 from reconciler.models.fields import SENSITIVITY, secret_by_name
 
@@ -41,9 +42,9 @@ class ResourceRequirement(Strict):
 
 class EvaluateOnExit(Strict):
     action: Literal["RETRY", "EXIT", "retry", "exit"]
-    onStatusReason: str | None = None
-    onReason: str | None = None
-    onExitCode: str | None = None
+    onStatusReason: str | None = Field(default=None, max_length=EVALUATE_ON_EXIT_PATTERN_MAX)
+    onReason: str | None = Field(default=None, max_length=EVALUATE_ON_EXIT_PATTERN_MAX)
+    onExitCode: str | None = Field(default=None, max_length=EVALUATE_ON_EXIT_PATTERN_MAX)
 
 
 class RetryStrategy(Strict):
@@ -52,4 +53,4 @@ class RetryStrategy(Strict):
 
 
 class Timeout(Strict):
-    attemptDurationSeconds: int = Field(ge=60)
+    attemptDurationSeconds: int = Field(ge=60, le=INT32_MAX)

@@ -1,41 +1,95 @@
-"""What every kind shares: the envelope, metadata, and the references that resolve at plan time."""
+"""What every kind shares: the envelope, metadata, and the references that resolve at plan time.
+
+Limits AWS documents are declared on the fields (reconciler/limits.py says where each comes
+from), so the JSON Schemas and the CRDs carry them; `Resource.request_problems` checks what no
+single field can: the size of a whole request and the number of tags it ends up with.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from reconciler import API_VERSION
+from reconciler.limits import (
+    ARN_MAX,
+    INT32_MAX,
+    MAX_TAGS,
+    NAME_MAX,
+    RESERVED_TAG_PREFIXES,
+    STRING_MAX,
+    TAG_KEY_MAX,
+    TAG_VALUE_MAX,
+)
 
-# AWS Batch names: letters, digits, hyphens and underscores. Compute environments and queues must
-# also start and end with a letter or digit; moto insists on at least 3 characters for them.
+# AWS Batch names: letters, digits, hyphens and underscores, up to 128. Compute environments and
+# queues must also start and end with a letter or digit; moto insists on at least 3 characters.
 BATCH_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,126}[A-Za-z0-9]$|^[A-Za-z0-9]$"
-TAG_KEY = Annotated[str, Field(min_length=1, max_length=128)]
-TAG_VALUE = Annotated[str, Field(max_length=256)]
-Tags = dict[TAG_KEY, TAG_VALUE]
 RESERVED_TAG_PREFIX = "reconciler.io/"
+# Tags the tool puts on everything it creates (aws/tags.py: managed-by, stack, name), and on
+# every job of a run (runs/identity.py: those, kind, task, run; two more for a sandbox outcome).
+OWN_TAGS = 3
+RUN_TAGS = 6
+SANDBOX_TAGS = 2
+# Room a request keeps for what the tool adds to it: its own tags (the stack at its longest),
+# role names become ARNs, a job's name, queue and dependencies.
+OWN_TAGS_BYTES = 512
+ROLE_ARN_PREFIX_BYTES = len("arn:aws-us-gov:iam::123456789012:role/")
+
+
+def _not_aws(key: str) -> str:
+    if key.lower().startswith(RESERVED_TAG_PREFIXES):
+        raise ValueError(f"tag key {key!r} uses a reserved prefix")
+    return key
+
+
+def _unreserved(key: str) -> str:
+    if key.startswith(RESERVED_TAG_PREFIX):
+        raise ValueError(f"tag key {key!r} uses a reserved prefix")
+    return _not_aws(key)
+
+
+TAG_KEY = Annotated[str, Field(min_length=1, max_length=TAG_KEY_MAX)]
+TAG_VALUE = Annotated[str, Field(max_length=TAG_VALUE_MAX)]
+# At most 50 tags a resource, keys of 1..128 and values of up to 256 characters, none starting
+# with aws: (AWS's) or reconciler.io/ (the tool's own) [tags]. Each key is checked on its own,
+# so that every bad one is reported.
+Tags = Annotated[
+    dict[Annotated[TAG_KEY, AfterValidator(_unreserved)], TAG_VALUE], Field(max_length=MAX_TAGS)
+]
+# Tags for what AWS launches (a compute environment's instances): the tool does not own those,
+# so only AWS's prefix is reserved (the sandbox reads reconciler.io/ ones there).
+InstanceTags = Annotated[
+    dict[Annotated[TAG_KEY, AfterValidator(_not_aws)], TAG_VALUE], Field(max_length=MAX_TAGS)
+]
+Int32 = Annotated[int, Field(le=INT32_MAX)]  # the API's Integer, for counts without a range
 
 
 class Strict(BaseModel):
-    """Unknown fields are errors: a typo must never be silently ignored."""
+    """Unknown fields are errors: a typo must never be silently ignored. No string may be longer
+    than the largest request AWS takes: fields with a documented limit of their own say so."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, str_max_length=STRING_MAX)
 
 
 class Metadata(Strict):
-    name: str = Field(pattern=BATCH_NAME, max_length=128, description="The AWS name.")
-    namespace: str | None = Field(default=None, description="Kubernetes namespace (operator).")
+    name: str = Field(pattern=BATCH_NAME, max_length=NAME_MAX, description="The AWS name.")
+    namespace: str | None = Field(
+        default=None, max_length=63, description="Kubernetes namespace (operator)."
+    )
     labels: dict[TAG_KEY, TAG_VALUE] = Field(
-        default_factory=dict, description="Become AWS tags on the resource."
+        default_factory=dict, max_length=MAX_TAGS, description="Become AWS tags on the resource."
     )
     annotations: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_reserved_labels(self) -> Metadata:
         for key in self.labels:
-            if key.startswith(RESERVED_TAG_PREFIX) or key.startswith("aws:"):
+            if key.startswith(RESERVED_TAG_PREFIX) or key.lower().startswith(RESERVED_TAG_PREFIXES):
                 raise ValueError(f"label {key!r} uses a reserved prefix")
         return self
 
@@ -66,11 +120,43 @@ def _number_as_text(value: Any) -> Any:
     return value
 
 
-Quantity = Annotated[str, BeforeValidator(_number_as_text)]
-SubnetRef = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")] | Lookup
-SecurityGroupRef = Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")] | Lookup
+def _positive_number(value: str) -> str:
+    """A vCPU count, MiB of memory or GPUs: a number above 0 and within the API's Integer."""
+    try:
+        number = float(value) if len(value) <= 32 else math.inf
+    except ValueError:
+        number = math.nan
+    if not (0 < number <= INT32_MAX):
+        shown = value if len(value) <= 32 else value[:29] + "..."
+        raise ValueError(f"must be a positive number no greater than {INT32_MAX}, got {shown!r}")
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_positive_number)]
+SubnetRef = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$", max_length=64)] | Lookup
+SecurityGroupRef = Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$", max_length=64)] | Lookup
 # A role given by name ("ecsInstanceRole", "service-role/AWSBatchServiceRole") or by full ARN.
-RoleRef = Annotated[str, Field(pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:[a-z-]+/)?[\w+=,.@/-]+$")]
+RoleRef = Annotated[
+    str,
+    Field(pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:[a-z-]+/)?[\w+=,.@/-]+$", max_length=ARN_MAX),
+]
+
+
+RESERVED_ENVIRONMENT = "AWS_BATCH"  # "Environment variables cannot start with AWS_BATCH" [api]
+
+
+def reserved_environment(names: list[str]) -> str | None:
+    """The problem with environment variable names AWS Batch keeps for itself, if any."""
+    taken = [n for n in names if n.startswith(RESERVED_ENVIRONMENT)]
+    if taken:
+        return f"environment: {taken[0]!r}: names starting with AWS_BATCH are AWS Batch's own"
+    return None
+
+
+def request_bytes(request: Any) -> int:
+    """The size of a request body as botocore sends it: JSON with its default separators and
+    every non-ASCII character escaped (an "é" is six bytes)."""
+    return len(json.dumps(request).encode())
 
 
 class Resource(Strict):
@@ -104,3 +190,36 @@ class Resource(Strict):
         """(path, message) for what is wrong with this resource given the ones it refers to;
         `lookup(kind, name)` gives a declared resource."""
         return []
+
+    def request_problems(self) -> list[tuple[str, str]]:
+        """(path, message) for what AWS would refuse in the requests this resource makes as a
+        whole, which no single field shows: too many tags once labels, the spec's tags and the
+        tool's own are together; a kind adds the size of its requests."""
+        spec_tags = getattr(self.spec, "tags", None) or {}
+        return too_many_tags({**self.metadata.labels, **spec_tags}, OWN_TAGS, "spec.tags")
+
+
+def too_many_tags(tags: dict[str, str], own: int, path: str) -> list[tuple[str, str]]:
+    """A problem if `tags` and the tool's `own` ones are more than a resource may carry."""
+    if len(tags) + own <= MAX_TAGS:
+        return []
+    return [
+        (
+            path,
+            f"{len(tags)} tags with metadata.labels, and the tool adds {own} of its own: AWS "
+            f"allows {MAX_TAGS} a resource",
+        )
+    ]
+
+
+def too_large(what: str, size: int, limit: int, path: str = "spec") -> list[tuple[str, str]]:
+    """A problem if a request of `size` bytes is over AWS's `limit`."""
+    if size <= limit:
+        return []
+    return [
+        (
+            path,
+            f"the {what} request would be about {size:,} bytes; AWS allows {limit // 1024} KiB "
+            f"({limit:,} bytes)",
+        )
+    ]

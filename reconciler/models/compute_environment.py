@@ -7,6 +7,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.models.common import (
+    InstanceTags,
+    Int32,
     Resource,
     RoleRef,
     SecurityGroupRef,
@@ -41,8 +43,8 @@ INFRA = Infrastructure()
 
 
 class LaunchTemplate(Strict):
-    launchTemplateId: str | None = None
-    launchTemplateName: str | None = None
+    launchTemplateId: str | None = Field(default=None, pattern=r"^lt-[0-9a-f]+$", max_length=64)
+    launchTemplateName: str | None = Field(default=None, max_length=128)
     version: str | None = None
 
     @model_validator(mode="after")
@@ -71,16 +73,16 @@ class ComputeResources(Strict):
         INFRA,
         LATE_INIT,
     ] = None
-    minvCpus: Annotated[int | None, Field(ge=0), LATE_INIT] = None
-    maxvCpus: int = Field(ge=0)
-    desiredvCpus: Annotated[int | None, Field(ge=0), SERVICE_MANAGED] = None
+    minvCpus: Annotated[Int32 | None, Field(ge=0), LATE_INIT] = None
+    maxvCpus: Int32 = Field(ge=0)
+    desiredvCpus: Annotated[Int32 | None, Field(ge=0), SERVICE_MANAGED] = None
     instanceTypes: Annotated[list[str] | None, value_set(), INFRA] = None
     imageId: Annotated[str | None, INFRA] = None
     subnets: Annotated[list[SubnetRef], Field(min_length=1), value_set(), INFRA]
     securityGroupIds: Annotated[list[SecurityGroupRef] | None, value_set(), INFRA] = None
     ec2KeyPair: Annotated[str | None, INFRA] = None
     instanceRole: Annotated[RoleRef | None, INFRA] = None
-    tags: Annotated[Tags | None, INFRA] = None
+    tags: Annotated[InstanceTags | None, INFRA] = None
     placementGroup: Annotated[str | None, IMMUTABLE] = None
     bidPercentage: Annotated[int | None, Field(ge=0, le=100), INFRA] = None
     spotIamFleetRole: Annotated[RoleRef | None, IMMUTABLE] = None
@@ -132,13 +134,14 @@ class ComputeResources(Strict):
 
 class UpdatePolicy(Strict):
     terminateJobsOnUpdate: bool | None = None
-    jobExecutionTimeoutMinutes: int | None = Field(default=None, ge=1, le=360)
+    # 1..7200 in the current API reference (1..360 before).
+    jobExecutionTimeoutMinutes: int | None = Field(default=None, ge=1, le=7200)
 
 
 class ComputeEnvironmentSpec(Strict):
     type: Annotated[Literal["MANAGED", "UNMANAGED"], IMMUTABLE] = "MANAGED"
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
-    unmanagedvCpus: int | None = Field(default=None, ge=0)
+    unmanagedvCpus: Int32 | None = Field(default=None, ge=0)
     computeResources: ComputeResources | None = None
     serviceRole: Annotated[
         RoleRef | None,

@@ -1,15 +1,16 @@
 """JobDefinition: the spec mirrors RegisterJobDefinition, minus the name.
 
 Revisions are immutable in AWS: any change to the spec (tags aside) registers a new revision.
+A RegisterJobDefinition request may be at most 24 KiB [quotas]: `request_problems` estimates it.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from reconciler.limits import IMAGE_MAX, INT32_MAX, JOB_DEFINITION_MAX_BYTES, VOLUME_NAME_MAX
 from reconciler.models.batch_shapes import (
     PARAMETERS,
     KeyValue,
@@ -17,8 +18,35 @@ from reconciler.models.batch_shapes import (
     RetryStrategy,
     Timeout,
 )
-from reconciler.models.common import Resource, RoleRef, Strict, Tags
-from reconciler.models.fields import LATE_INIT, LOCAL, secret_by_name, set_by, value_set
+from reconciler.models.common import (
+    OWN_TAGS_BYTES,
+    ROLE_ARN_PREFIX_BYTES,
+    Resource,
+    RoleRef,
+    Strict,
+    Tags,
+    request_bytes,
+    reserved_environment,
+    too_large,
+)
+from reconciler.models.fields import (
+    LATE_INIT,
+    LOCAL,
+    local_fields,
+    secret_by_name,
+    set_by,
+    value_set,
+)
+
+# Docker's ulimits that AWS Batch takes, and the log drivers the ECS agent speaks [api].
+UlimitName = Literal[
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+    "rss", "rtprio", "rttime", "sigpending", "stack",
+]  # fmt: skip
+LogDriver = Literal[
+    "awsfirelens", "awslogs", "fluentd", "gelf", "json-file", "journald", "logentries",
+    "syslog", "splunk",
+]  # fmt: skip
 
 
 class Secret(Strict):
@@ -27,14 +55,14 @@ class Secret(Strict):
 
 
 class Ulimit(Strict):
-    name: str
-    softLimit: int
-    hardLimit: int
+    name: UlimitName
+    softLimit: int = Field(ge=-INT32_MAX - 1, le=INT32_MAX)
+    hardLimit: int = Field(ge=-INT32_MAX - 1, le=INT32_MAX)
 
 
 class MountPoint(Strict):
     containerPath: str
-    sourceVolume: str
+    sourceVolume: str = Field(max_length=VOLUME_NAME_MAX)
     readOnly: bool | None = None
 
 
@@ -43,13 +71,17 @@ class Host(Strict):
 
 
 class Volume(Strict):
-    name: str
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$",
+        max_length=VOLUME_NAME_MAX,
+        description="Letters, digits, hyphens and underscores.",
+    )
     host: Host | None = None
     efsVolumeConfiguration: dict[str, Any] | None = None
 
 
 class LogConfiguration(Strict):
-    logDriver: str
+    logDriver: LogDriver
     # A log driver's credentials (splunk-token) belong in secretOptions.
     options: Annotated[
         dict[str, str] | None,
@@ -62,9 +94,9 @@ class LogConfiguration(Strict):
 
 
 class ContainerProperties(Strict):
-    image: str = Field(min_length=1)
-    vcpus: int | None = Field(default=None, ge=1)
-    memory: int | None = Field(default=None, ge=4)
+    image: str = Field(min_length=1, max_length=IMAGE_MAX)
+    vcpus: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    memory: int | None = Field(default=None, ge=4, le=INT32_MAX, description="MiB.")
     command: list[str] | None = None
     jobRoleArn: RoleRef | None = None
     executionRoleArn: RoleRef | None = None
@@ -96,14 +128,9 @@ class ContainerProperties(Strict):
             raise ValueError("give vcpus or a VCPU resourceRequirement, not both")
         if self.memory is not None and "MEMORY" in kinds:
             raise ValueError("give memory or a MEMORY resourceRequirement, not both")
-        for r in self.resourceRequirements or []:
-            try:
-                if not math.isfinite(float(r.value)) or float(r.value) <= 0:
-                    raise ValueError
-            except ValueError:
-                raise ValueError(
-                    f"resourceRequirements: {r.type} value {r.value!r} must be a positive number"
-                ) from None
+        reserved = reserved_environment([e.name for e in self.environment or []])
+        if reserved:
+            raise ValueError(reserved)
         return self
 
 
@@ -146,3 +173,22 @@ class JobDefinition(Resource):
 
     kind: Literal["JobDefinition"]
     spec: JobDefinitionSpec
+
+    def request_problems(self) -> list[tuple[str, str]]:
+        return super().request_problems() + too_large(
+            "RegisterJobDefinition", register_request_bytes(self), JOB_DEFINITION_MAX_BYTES
+        )
+
+
+def register_request_bytes(res: JobDefinition) -> int:
+    """An estimate of the RegisterJobDefinition request for `res`, from above: role names are
+    counted as the ARNs they become, and the tool's own tags at their longest."""
+    body = res.spec.model_dump(mode="json", exclude_none=True)
+    for path in local_fields(JobDefinitionSpec):
+        body.pop(path, None)
+    body["jobDefinitionName"] = res.name
+    body["tags"] = {**res.metadata.labels, **(res.spec.tags or {})}
+    roles = res.spec.containerProperties
+    arns = [r for r in (roles.jobRoleArn, roles.executionRoleArn) if r] if roles else []
+    extra = sum(ROLE_ARN_PREFIX_BYTES for r in arns if not r.startswith("arn:"))
+    return request_bytes(body) + extra + OWN_TAGS_BYTES

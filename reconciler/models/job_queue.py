@@ -7,13 +7,14 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from reconciler.limits import ARN_MAX, INT32_MAX, MAX_ENVIRONMENTS_PER_QUEUE
 from reconciler.models.common import BATCH_NAME, Resource, Strict, Tags
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.fields import LATE_INIT, set_by
 
 
 class ComputeEnvironmentOrder(Strict):
-    order: int = Field(ge=0)
+    order: int = Field(ge=0, le=INT32_MAX)
     computeEnvironment: str = Field(
         pattern=BATCH_NAME, description="A ComputeEnvironment of this stack, by metadata.name."
     )
@@ -30,9 +31,11 @@ class JobQueueSpec(Strict):
     priority: int = Field(ge=0, le=1000)
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     computeEnvironmentOrder: Annotated[
-        list[ComputeEnvironmentOrder], Field(min_length=1, max_length=3), set_by("order")
+        list[ComputeEnvironmentOrder],
+        Field(min_length=1, max_length=MAX_ENVIRONMENTS_PER_QUEUE),
+        set_by("order"),
     ]
-    schedulingPolicyArn: Annotated[str | None, LATE_INIT] = None
+    schedulingPolicyArn: Annotated[str | None, LATE_INIT, Field(max_length=ARN_MAX)] = None
     jobStateTimeLimitActions: Annotated[list[JobStateTimeLimitAction] | None, set_by("reason")] = (
         None
     )

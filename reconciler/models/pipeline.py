@@ -12,12 +12,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from reconciler.limits import INT32_MAX, MAX_ARRAY_SIZE
 from reconciler.models.common import BATCH_NAME, Resource, Strict
 from reconciler.models.submission import (
     MAX_DEPENDENCIES,
     PipelineTask,
     Submission,
     TaskDependency,
+    task_request_problems,
 )
 
 ConcurrencyPolicy = Literal["Forbid", "Replace", "Allow"]
@@ -30,8 +32,10 @@ POLICY_DOC = (
 class PipelineSpec(Strict):
     jobQueue: str = Field(pattern=BATCH_NAME, description="A JobQueue of the stack, by name.")
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
-    rerun: int = Field(default=0, ge=0, description="Bump to start a new run of an unchanged spec.")
-    tasks: list[PipelineTask] = Field(min_length=1, max_length=10_000)
+    rerun: int = Field(
+        default=0, ge=0, le=INT32_MAX, description="Bump to start a new run of an unchanged spec."
+    )
+    tasks: list[PipelineTask] = Field(min_length=1, max_length=MAX_ARRAY_SIZE)
 
     @model_validator(mode="after")
     def _graph(self) -> PipelineSpec:
@@ -127,11 +131,20 @@ class Pipeline(Resource):
     def task_list(self) -> list[PipelineTask]:
         return list(self.spec.tasks)
 
+    def request_problems(self) -> list[tuple[str, str]]:
+        """Each task's SubmitJob, within AWS's limits; the pipeline itself makes no request."""
+        labels = self.metadata.labels
+        return [
+            problem
+            for i, task in enumerate(self.spec.tasks)
+            for problem in task_request_problems(task, labels, f"spec.tasks.{i}")
+        ]
+
 
 class TaskSpec(Submission):
     jobQueue: str = Field(pattern=BATCH_NAME)  # type: ignore[assignment]
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
-    rerun: int = Field(default=0, ge=0)
+    rerun: int = Field(default=0, ge=0, le=INT32_MAX)
     dependsOn: list[TaskDependency] | None = Field(
         default=None, description="Only {type: SEQUENTIAL} for an array task."
     )
@@ -167,3 +180,7 @@ class Task(Resource):
     def task_list(self) -> list[PipelineTask]:
         data = self.spec.model_dump(exclude={"concurrencyPolicy", "rerun"}, exclude_none=True)
         return [PipelineTask(name=self.name[:64], **data)]
+
+    def request_problems(self) -> list[tuple[str, str]]:
+        """The task's SubmitJob, within AWS's limits (its tags are the job's tags)."""
+        return task_request_problems(self.task_list()[0], self.metadata.labels, "spec")

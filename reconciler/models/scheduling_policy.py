@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from reconciler.limits import SHARE_IDENTIFIER_MAX
 from reconciler.models.common import Resource, Strict, Tags
 from reconciler.models.fields import LATE_INIT, set_by
 
@@ -17,12 +18,15 @@ from reconciler.models.fields import LATE_INIT, set_by
 class ShareAttributes(Strict):
     shareIdentifier: str = Field(
         min_length=1,
-        max_length=255,
+        max_length=SHARE_IDENTIFIER_MAX,
         pattern=r"^[A-Za-z0-9]+\*?$",
         description="Letters and digits; a trailing * matches every identifier with the prefix.",
     )
     weightFactor: Annotated[float | None, LATE_INIT] = Field(
-        default=None, gt=0, lt=1000, description="Lower gets more of the queue (default 1)."
+        default=None,
+        ge=0.0001,
+        lt=1000,
+        description="0.0001 to 999.9999; lower gets more of the queue (default 1).",
     )
 
 

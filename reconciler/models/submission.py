@@ -1,15 +1,24 @@
 """What a Batch job submission takes, shared by the kinds that submit work (Pipeline, Task)
 and by the code that submits, follows and reports their runs (reconciler/runs/).
 
-Not a kind of its own: the shapes of SubmitJob that several kinds use.
+Not a kind of its own: the shapes of SubmitJob that several kinds use, and the estimate of a
+SubmitJob request, which AWS bounds at 30 KiB [quotas].
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from reconciler.limits import (
+    ARN_MAX,
+    MAX_ARRAY_SIZE,
+    MAX_DEPENDENCIES,
+    NAME_MAX,
+    SHARE_IDENTIFIER_MAX,
+    SUBMIT_JOB_MAX_BYTES,
+)
 from reconciler.models.batch_shapes import (
     PARAMETERS,
     KeyValue,
@@ -17,10 +26,26 @@ from reconciler.models.batch_shapes import (
     RetryStrategy,
     Timeout,
 )
-from reconciler.models.common import Strict, Tags
+from reconciler.models.common import (
+    BATCH_NAME,
+    OWN_TAGS_BYTES,
+    RUN_TAGS,
+    SANDBOX_TAGS,
+    Strict,
+    Tags,
+    request_bytes,
+    reserved_environment,
+    too_large,
+    too_many_tags,
+)
 
-MAX_DEPENDENCIES = 20  # AWS: a job may depend on at most 20 jobs
+__all__ = ["MAX_DEPENDENCIES", "TASK_NAME", "PipelineTask", "Submission", "TaskDependency"]
+
 TASK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+# What the tool adds to each SubmitJob beyond the task's own fields: the job's name and queue
+# (names of at most 128), and up to 20 dependencies of a job ID (36) and a type each.
+DEPENDENCY_BYTES = len('{"jobId":"01234567-89ab-cdef-0123-456789abcdef","type":"SEQUENTIAL"},')
+WIRING_BYTES = len('"jobName":"","jobQueue":"",') + 2 * NAME_MAX
 
 
 class ContainerOverrides(Strict):
@@ -29,9 +54,16 @@ class ContainerOverrides(Strict):
     resourceRequirements: list[ResourceRequirement] | None = None
     instanceType: str | None = None
 
+    @model_validator(mode="after")
+    def _own_environment(self) -> ContainerOverrides:
+        reserved = reserved_environment([e.name for e in self.environment or []])
+        if reserved:
+            raise ValueError(reserved)
+        return self
+
 
 class ArrayProperties(Strict):
-    size: int = Field(ge=2, le=10_000)
+    size: int = Field(ge=2, le=MAX_ARRAY_SIZE)
 
 
 class TaskDependency(Strict):
@@ -62,10 +94,15 @@ class Submission(Strict):
 
     jobDefinition: str = Field(
         min_length=1,
+        max_length=ARN_MAX,
         description="A JobDefinition of the stack by name (its current revision), or an "
         "external one as name:revision or ARN.",
     )
-    jobQueue: str | None = Field(default=None, description="Overrides the pipeline's queue.")
+    jobQueue: str | None = Field(
+        default=None,
+        pattern=BATCH_NAME,
+        description="Overrides the pipeline's queue: a JobQueue of the stack, by name.",
+    )
     parameters: Annotated[dict[str, str] | None, PARAMETERS] = None
     containerOverrides: ContainerOverrides | None = None
     arrayProperties: ArrayProperties | None = None
@@ -74,7 +111,9 @@ class Submission(Strict):
     tags: Tags | None = None
     propagateTags: bool | None = None
     schedulingPriorityOverride: int | None = Field(default=None, ge=0, le=9999)
-    shareIdentifier: str | None = None
+    shareIdentifier: str | None = Field(
+        default=None, max_length=SHARE_IDENTIFIER_MAX, pattern=r"^[A-Za-z0-9]+\*?$"
+    )
     sandbox: SandboxBehaviour | None = None
 
     @property
@@ -85,3 +124,22 @@ class Submission(Strict):
 class PipelineTask(Submission):
     name: str = Field(pattern=TASK_NAME)
     dependsOn: list[TaskDependency] | None = None
+
+
+def task_request_problems(
+    task: PipelineTask, labels: dict[str, str], path: str
+) -> list[tuple[str, str]]:
+    """What AWS would refuse in the SubmitJob request of one task: too many tags once the
+    resource's labels and the run's own are added, or a request over 30 KiB. The estimate is
+    from above: the longest job and queue names, the most dependencies a job can have."""
+    own = RUN_TAGS + (SANDBOX_TAGS if task.sandbox else 0)
+    tags = {**labels, **(task.tags or {})}
+    body: dict[str, Any] = task.model_dump(
+        mode="json", exclude_none=True, exclude={"name", "dependsOn", "jobQueue", "sandbox", "tags"}
+    )
+    body["tags"] = tags
+    dependencies = min(len(task.dependsOn or []), MAX_DEPENDENCIES)
+    size = request_bytes(body) + WIRING_BYTES + dependencies * DEPENDENCY_BYTES + OWN_TAGS_BYTES
+    return too_many_tags(tags, own, f"{path}.tags") + too_large(
+        "SubmitJob", size, SUBMIT_JOB_MAX_BYTES, path
+    )

@@ -73,7 +73,7 @@ def alive(endpoint: str) -> bool:
     try:
         # Idempotent, and never recorded: a probe that changes nothing.
         return _post(f"{endpoint}/moto-api/recorder/start-recording") == 200
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, ValueError):  # ValueError: not a URL at all
         return False
 
 
@@ -96,9 +96,10 @@ def _free_port() -> int:
 
 def _read_info(directory: Path) -> dict[str, object] | None:
     try:
-        return dict(json.loads((directory / SERVER_INFO).read_text()))
+        info = json.loads((directory / SERVER_INFO).read_text())
     except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None  # a file edited or cut short: no server
 
 
 def _write_info(directory: Path, endpoint: str, pid: int, ready: bool) -> None:
@@ -276,7 +277,9 @@ def stop() -> bool:
         info = _read_info(directory)
         (directory / SERVER_INFO).unlink(missing_ok=True)
         pid = info.get("pid") if info else None
-        if not isinstance(pid, int) or not _is_server(pid):
+        # Never a pid it cannot vouch for (after a reboot server.json may name init), nor our
+        # own process group; a server whose start failed is stopped too (no orphan is left).
+        if not isinstance(pid, int) or pid <= 1 or pid == os.getpgrp() or not _is_server(pid):
             return False
         return _signal(pid, signal.SIGTERM)
 

@@ -209,7 +209,8 @@ def test_unreadable_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     path.write_bytes("apiVersion: reconciler.io/v1alpha1\n# caf\u00e9\n".encode("latin-1"))
     code, _, err = run(capsys, "validate", "-f", str(path))
     assert code == 1
-    assert error_lines(err)[0].startswith(f"{path}:0: cannot read: ")
+    # The line and column of the first byte that is not UTF-8 (line 0 named the whole file).
+    assert error_lines(err) == [f"{path}:2: cannot read: not UTF-8 text: byte 0xe9 in column 6"]
 
 
 def test_empty_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,102 @@
+"""What the command line accepts as values, checked while it is parsed.
+
+A value the tool cannot use is a usage error (exit 64) naming the option (and the environment
+variable it came from), before anything is read or any AWS call is made, rather than a failure
+half-way through a command or a traceback from deep inside boto3.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import urllib.parse
+from typing import Any
+
+import click
+
+from reconciler.limits import STACK_MAX, STACK_PATTERN
+
+# botocore's own check of a region name (botocore.utils.validate_region_name).
+REGION_PATTERN = r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$"
+MAX_PARALLELISM = 256  # threads working on resources at once: beyond that, only contention
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds (or calls a second): within the range, `inf` allowed, never NaN,
+    which every comparison, and so click's own range check, lets through."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+class SafePath(click.Path):
+    """click.Path, whose check of a path raises ValueError (not a usage error) for a NUL in it:
+    no shell passes one, but `main([...])` may."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except ValueError as exc:
+            self.fail(f"{str(value)[:80]!r}: {exc}", param, ctx)
+
+
+def kind_selectors(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """KIND[/NAME] selectors name known kinds: checked before any AWS call, not after."""
+    from reconciler.registry import kind_for, models
+
+    for selector in value:
+        kind = selector.partition("/")[0]
+        if kind_for(kind) is None:
+            known = ", ".join(m.PLURAL for m in models().values())
+            raise click.BadParameter(
+                f"unknown kind {kind[:80]!r} in {selector[:120]!r}; known kinds: {known}",
+                ctx,
+                param,
+            )
+    return value
+
+
+def positive_seconds() -> Seconds:
+    return Seconds(min=0, min_open=True)
+
+
+def stack_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """The stack is recorded in a tag on everything the tool creates, and matched against the
+    operator's namespaces and labels: a Kubernetes label value fits both."""
+    if not re.match(STACK_PATTERN, value):
+        raise click.BadParameter(
+            f"{value[:80]!r} is not a stack name: up to {STACK_MAX} letters, digits, '-', '_' "
+            "and '.', starting and ending with a letter or digit",
+            ctx,
+            param,
+        )
+    return value
+
+
+def region_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.match(REGION_PATTERN, value):
+        raise click.BadParameter(f"{value[:80]!r} is not an AWS region name", ctx, param)
+    return value
+
+
+def endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An http(s) URL with a host: what botocore would otherwise refuse when making a client."""
+    if value is None:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError as exc:
+        raise click.BadParameter(f"{value[:80]!r} is not a URL: {exc}", ctx, param) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{value[:80]!r} is not an http:// or https:// URL with a host", ctx, param
+        )
+    return value
