@@ -75,7 +75,7 @@ class Resolver:
         def find() -> list[dict[str, Any]]:
             pages = self.aws.client("ec2").get_paginator("describe_subnets")
             flt = [{"Name": "default-for-az", "Values": ["true"]}]
-            return [s for p in pages.paginate(Filters=flt) for s in p.get("Subnets") or []]
+            return [s for p in pages.paginate(Filters=flt) for s in p["Subnets"]]
 
         return list(self._cached("default-subnets", find))
 

@@ -118,7 +118,7 @@ class JobDefinitionKind(Kind):
             ResourceTypeFilters=["batch:job-definition"],
             ResourcesPerPage=100,
         ):
-            for item in page.get("ResourceTagMappingList") or []:
+            for item in page["ResourceTagMappingList"]:
                 name, _, _rev = item["ResourceARN"].rsplit("/", 1)[-1].partition(":")
                 out[name].append(item["ResourceARN"])
         return out
@@ -134,8 +134,8 @@ class JobDefinitionKind(Kind):
         out: list[dict[str, Any]] = []
         while todo:
             chunk, todo = todo[:BATCH], todo[BATCH:]
-            found = batch.describe_job_definitions(jobDefinitions=chunk).get("jobDefinitions")
-            for d in found or []:
+            found = batch.describe_job_definitions(jobDefinitions=chunk)["jobDefinitions"]
+            for d in found:
                 out.append(d)
                 name, rev = d["jobDefinitionName"], d["revision"]
                 if rev > latest.get(name, rev):
@@ -150,7 +150,7 @@ class JobDefinitionKind(Kind):
             return [
                 d
                 for p in pages.paginate(status="ACTIVE", PaginationConfig={"PageSize": 100})
-                for d in p.get("jobDefinitions") or []
+                for d in p["jobDefinitions"]
                 if d["jobDefinitionName"] in wanted
             ]
 
@@ -158,7 +158,7 @@ class JobDefinitionKind(Kind):
             return [
                 d
                 for p in pages.paginate(jobDefinitionName=name, status="ACTIVE")
-                for d in p.get("jobDefinitions") or []
+                for d in p["jobDefinitions"]
             ]
 
         with ThreadPoolExecutor(max_workers=ctx.options.parallelism) as pool:
@@ -272,7 +272,7 @@ class JobDefinitionKind(Kind):
         def registered() -> dict[str, Any] | None:
             pages = ctx.aws.client("batch").get_paginator("describe_job_definitions")
             for p in pages.paginate(jobDefinitionName=name, status="ACTIVE"):
-                for d in p.get("jobDefinitions") or []:
+                for d in p["jobDefinitions"]:
                     spec = {k: d.get(k) for k in SPEC_FIELDS}
                     spec["tags"] = user_tags(d.get("tags"))
                     if d["revision"] > after and not diff(desired, spec, self.spec_model):

@@ -77,7 +77,9 @@ def test_calls_and_pages_both_hand_out_replies(aws: Aws) -> None:
 
 
 def test_observing_job_definitions_from_an_empty_reply(aws: Aws) -> None:
-    """The reported case: a DescribeJobDefinitions answer without `jobDefinitions`."""
+    """The reported case: a DescribeJobDefinitions answer without `jobDefinitions` (here for a
+    name the stack's tags do not list, which is read by name)."""
+    stubbed(aws, "resourcegroupstaggingapi", ("get_resources", {"ResourceTagMappingList": []}))
     stubbed(aws, "batch", ("describe_job_definitions", {}))
     res = JobDefinition.model_validate(
         {
@@ -93,11 +95,12 @@ def test_observing_job_definitions_from_an_empty_reply(aws: Aws) -> None:
 
 def test_lookups_from_empty_replies(aws: Aws) -> None:
     stubbed(aws, "sts", ("get_caller_identity", {}))
-    stubbed(aws, "ec2", ("describe_vpcs", {}))
+    stubbed(aws, "ec2", ("describe_subnets", {}))
     resolver = Resolver(aws)
     with pytest.raises(MalformedReplyError, match="GetCallerIdentity: the reply has no 'Account'"):
         resolver.role_arn("BatchJobRole")
-    with pytest.raises(MalformedReplyError, match="DescribeVpcs: the reply has no 'Vpcs'"):
+    # The default VPC is read from its default subnets (one call answers both).
+    with pytest.raises(MalformedReplyError, match="DescribeSubnets: the reply has no 'Subnets'"):
         resolver.default_vpc()
 
 
@@ -164,11 +167,21 @@ def test_a_body_that_cannot_be_parsed(
 
 def test_a_revision_without_its_name(endpoint: dict[str, Any]) -> None:
     """Items of a reply too: botocore lets even members the model requires be absent."""
-    endpoint["body"] = b'{"jobDefinitions": [{"revision": 1}]}'
+    # The one body answers every call: the tagging read finds nothing of the stack's, so the
+    # declared name is read by name, and its revision lacks the name.
+    endpoint["body"] = b'{"ResourceTagMappingList": [], "jobDefinitions": [{"revision": 1}]}'
     ctx = Context(aws=client_for(endpoint["url"]))
+    res = JobDefinition.model_validate(
+        {
+            "kind": "JobDefinition",
+            "metadata": {"name": "jd"},
+            "spec": {"containerProperties": {"image": "busybox", "vcpus": 1, "memory": 512}},
+        }
+    )
     with pytest.raises(MalformedReplyError) as caught:
-        kinds()["JobDefinition"].observe(ctx, [], True)
-    assert "jobDefinitions[0] has no 'jobDefinitionName'" in str(caught.value)
+        kinds()["JobDefinition"].observe(ctx, [res], False)
+    # The first key the reader needs is the one named (the revision's ARN, then its name).
+    assert "DescribeJobDefinitions: the reply jobDefinitions[0] has no '" in str(caught.value)
 
 
 def test_errors_raised_elsewhere_are_not_taken_for_bad_replies() -> None:
