@@ -314,12 +314,46 @@ def policy(
     )
     # What a stack owns is read by its tags; GetResources supports no resource-level scope.
     add("TaggedReads", (f"tag:{a}" for a in by_service.pop("tag", set())), ["*"])
-    iam_actions = by_service.pop("iam", set())
-    if iam_actions:
-        raise ValueError(f"iam actions need a scope: {sorted(iam_actions)}")
-    if by_service:
-        raise ValueError(f"no statement for the services {sorted(by_service)}")
+    # Every other service (IAM for roles, S3 for buckets, ...): the kinds that make the calls
+    # declare the actions and their resources (`Kind.permissions`), reads included; a call no
+    # kind declares is an error, as for Batch.
+    for service in sorted(by_service):
+        scanned = by_service[service]
+        declared = _declared(service)
+        unknown = scanned - {a for _, acts, _ in declared for a in acts}
+        if unknown:
+            raise ValueError(
+                f"no resource scope for {service}:{f', {service}:'.join(sorted(unknown))}"
+            )
+        for sid, acts, resources in declared:
+            arns = [_scoped(service, r, partition, region, account) for r in resources]
+            add(sid, (f"{service}:{a}" for a in scanned & acts), arns)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _declared(service: str) -> list[tuple[str, set[str], list[str]]]:
+    """(statement, actions, resources) the kinds declare for a service other than Batch, one
+    entry per statement name, in the kinds' order."""
+    found: dict[str, tuple[str, set[str], list[str]]] = {}
+    for kind in kinds().values():
+        for p in kind.permissions:
+            if p.service != service:
+                continue
+            _, acts, resources = found.setdefault(p.sid, (p.sid, set(), []))
+            acts.update(p.actions)
+            resources += [r for r in p.resources if r not in resources]
+    return list(found.values())
+
+
+def _scoped(service: str, resource: str, partition: str, region: str, account: str) -> str:
+    """A declared resource as an ARN: "*" as it is (where AWS supports no resource-level
+    permission), a whole ARN with `{partition}`, `{region}` and `{account}` filled in (global
+    services: IAM, S3), else a suffix after `arn:PARTITION:SERVICE:REGION:ACCOUNT:`."""
+    if resource == "*":
+        return resource
+    if resource.startswith("arn:"):
+        return resource.format(partition=partition, region=region, account=account)
+    return _arn(partition, service, resource, region, account)
 
 
 def actions(doc: dict[str, Any]) -> set[str]:
