@@ -37,7 +37,7 @@ from reconciler.kinds.base import (
     spec_dict,
     sync_tags,
 )
-from reconciler.kinds.polling import Description, StatusPoller
+from reconciler.kinds.polling import Description, StatusPoller, retiring
 from reconciler.models.compute_environment import (
     PROGRESSIVE_STRATEGIES,
     ComputeEnvironment,
@@ -317,37 +317,22 @@ class ComputeEnvironmentKind(Kind):
         return Work(run=self._deleting(live.aws_name), summary=why, aws_name=live.aws_name)
 
     def _deleting(self, name: str) -> Any:
-        """One observation-driven step at a time: wait until settled, disable, delete, wait
-        until gone. Each call takes the next step, so a re-plan resumes where it was."""
-        seen, held = -1, False
+        def disable(ctx: Context) -> None:
+            ctx.aws.client("batch").update_compute_environment(
+                computeEnvironment=name, state="DISABLED"
+            )
 
-        def step(ctx: Context) -> Step:
-            nonlocal seen, held
-            poller = _poller(ctx)
-            if not held:  # from now on, every poll of the kind reads this one too
-                poller.hold(name)
-                held = True
-            desc, seen = poller.read(name, seen)
-            status = (desc or {}).get("status")
-            if desc is None or status == "DELETED":
-                poller.release(name)
-                return f"{name} deleted"
-            if status in BUSY:
-                return Pending(f"compute environment {name} is {status}", step)
-            batch = ctx.aws.client("batch")
-            if desc.get("state") != "DISABLED":
-                batch.update_compute_environment(computeEnvironment=name, state="DISABLED")
-                return Pending(f"disabling {name}", step)
+        def delete(ctx: Context, again: Any) -> Step | None:
             try:
-                batch.delete_compute_environment(computeEnvironment=name)
+                ctx.aws.client("batch").delete_compute_environment(computeEnvironment=name)
             except ProviderError as exc:
                 # Batch drops a queue relationship some time after the queue is re-pointed.
                 if "relationship" not in str(exc).lower():
                     raise
-                return Pending(f"waiting for Batch to let go of {name}'s queues", step)
-            return Pending(f"deleting {name}", step)
+                return Pending(f"waiting for Batch to let go of {name}'s queues", again)
+            return None
 
-        return step
+        return retiring(_poller, name, "compute environment", disable, delete)
 
     # -- reporting ---------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from reconciler.kinds.base import (
     spec_dict,
     sync_tags,
 )
-from reconciler.kinds.polling import Description, StatusPoller
+from reconciler.kinds.polling import Description, StatusPoller, retiring
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_queue import JobQueue, JobQueueSpec
 
@@ -227,36 +227,19 @@ class JobQueueKind(Kind):
         return work
 
     def _deleting(self, name: str) -> Any:
-        """One observation-driven step at a time: settle, disable, drain (with --drain),
-        delete, wait until gone; a re-plan resumes where it was."""
-        seen, held = -1, False
+        def disable(ctx: Context) -> None:
+            ctx.aws.client("batch").update_job_queue(jobQueue=name, state="DISABLED")
 
-        def step(ctx: Context) -> Step:
-            nonlocal seen, held
-            poller = _poller(ctx)
-            if not held:  # from now on, every poll of the kind reads this one too
-                poller.hold(name)
-                held = True
-            desc, seen = poller.read(name, seen)
-            status = (desc or {}).get("status")
-            if desc is None or status == "DELETED":
-                poller.release(name)
-                return f"{name} deleted"
-            if status in BUSY:
-                return Pending(f"job queue {name} is {status}", step)
-            batch = ctx.aws.client("batch")
-            if desc.get("state") != "DISABLED":
-                batch.update_job_queue(jobQueue=name, state="DISABLED")
-                return Pending(f"disabling {name}", step)
+        def delete(ctx: Context, again: Any) -> Step | None:
             if ctx.options.drain:
                 left = unfinished_jobs(ctx, name)
                 if left:
                     # The drain has its own deadline (--drain-timeout), longer than a settle.
-                    return self._draining(ctx, name, left, step)
-            batch.delete_job_queue(jobQueue=name)
-            return Pending(f"deleting {name}", step)
+                    return self._draining(ctx, name, left, again)
+            ctx.aws.client("batch").delete_job_queue(jobQueue=name)
+            return None
 
-        return step
+        return retiring(_poller, name, "job queue", disable, delete)
 
     def _draining(self, ctx: Context, name: str, left: int, then: Any) -> Pending:
         key = f"drain-deadline:{name}"

@@ -85,3 +85,38 @@ class StatusPoller:
             return then(ctx, desc) if then else what
 
         return check
+
+
+def retiring(
+    poller_of: Callable[[Context], StatusPoller],
+    name: str,
+    what: str,
+    disable: Callable[[Context], None],
+    delete: Callable[[Context, Callable[[Context], Step]], Step | None],
+) -> Callable[[Context], Step]:
+    """Deleting a Batch resource that must be DISABLED first (a compute environment, a queue),
+    one observation-driven step at a time: wait until it settles, disable it, `delete` (which
+    may return a Pending of its own: a drain, a relationship Batch has not dropped yet), then
+    wait until it is gone. Each call takes the next step, so a re-plan resumes where it was;
+    the name is held in the kind's poller meanwhile, so one describe answers every deletion."""
+    seen, held = -1, False
+
+    def step(ctx: Context) -> Step:
+        nonlocal seen, held
+        poller = poller_of(ctx)
+        if not held:
+            poller.hold(name)
+            held = True
+        desc, seen = poller.read(name, seen)
+        status = (desc or {}).get("status")
+        if desc is None or status == "DELETED":
+            poller.release(name)
+            return f"{name} deleted"
+        if status in ("CREATING", "UPDATING", "DELETING"):
+            return Pending(f"{what} {name} is {status}", step)
+        if desc.get("state") != "DISABLED":
+            disable(ctx)
+            return Pending(f"disabling {name}", step)
+        return delete(ctx, step) or Pending(f"deleting {name}", step)
+
+    return step
