@@ -25,7 +25,7 @@ from pathlib import Path
 from reconciler.errors import Problem
 from reconciler.limits import FIFO_WAIT_SECONDS, MAX_FILE_BYTES, MAX_INPUT_BYTES, MIB
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # JSON is YAML: kubectl reads both
 STDIN = "<stdin>"
 CHUNK = 64 * 1024
 WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)

@@ -93,7 +93,12 @@ def problems(
     if declared is None or definition is None:
         return []
     vcpus, memory = requirement(task, definition)
-    capacities = [_capacity(ctx, ce.spec.model_dump(exclude_none=True)) for ce in environments]
+    # An UNMANAGED environment's instances are the user's own: their size is not in the spec,
+    # so such an environment could run anything (and must not be read as "at most 0 vCPUs").
+    specs = [ce.spec.model_dump(exclude_none=True) for ce in environments]
+    if any(spec.get("type") == "UNMANAGED" for spec in specs):
+        return []
+    capacities = [_capacity(ctx, spec) for spec in specs]
     if not capacities:
         return []
     best_vcpus = max(c[0] for c in capacities)

@@ -343,3 +343,22 @@ def test_a_flat_document_stops_the_parser_at_the_limit(
     message = "invalid YAML: more than 100000 values once aliases are expanded"
     assert problems == [f"{path}:1: {message}"]
     assert time.monotonic() - start < 30
+
+
+def test_a_directory_includes_json_manifests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kubectl reads *.json beside *.yaml in a directory; so do we (JSON is YAML)."""
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: reconciler.io/v1alpha1\nkind: JobDefinition\nmetadata: {name: a}\n"
+        "spec: {containerProperties: {image: busybox, vcpus: 1, memory: 512}}\n"
+    )
+    (tmp_path / "b.json").write_text(
+        '{"apiVersion": "reconciler.io/v1alpha1", "kind": "JobDefinition",'
+        ' "metadata": {"name": "b"},'
+        ' "spec": {"containerProperties": {"image": "busybox", "vcpus": 1, "memory": 512}}}'
+    )
+    (tmp_path / "c.txt").write_text("not a manifest")
+    docs, problems = loader.read_paths([str(tmp_path)])
+    assert problems == []
+    assert sorted(d.data["metadata"]["name"] for d in docs) == ["a", "b"]

@@ -223,6 +223,19 @@ def test_preflight_refuses_tasks_that_could_never_start(srun, write, aws):
     assert disabled.code == 1 and "queue main-queue is DISABLED" in disabled.out
 
 
+def test_preflight_does_not_refuse_tasks_on_an_unmanaged_environment(srun, write, aws):
+    """An UNMANAGED environment's instances are the user's: their size is unknown, not 0."""
+    unmanaged = """
+apiVersion: reconciler.io/v1alpha1
+kind: ComputeEnvironment
+metadata: {name: spot-ce}
+spec: {type: UNMANAGED, unmanagedvCpus: 8}
+"""
+    plan = srun("diff", "-f", write(stack(unmanaged, jq(), jd(), jd("follower"), pipeline())))
+    assert plan.code == 2, plan.out
+    assert "at most 0" not in plan.out and "submit run" in plan.out
+
+
 def test_a_task_is_a_single_job(srun, write, aws):
     task = """
 apiVersion: reconciler.io/v1alpha1
