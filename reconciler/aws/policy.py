@@ -63,6 +63,26 @@ def _batch_scopes() -> dict[str, tuple[str, tuple[str, ...]]]:
     return {a: (sid, tuple(sorted(resources[sid], key=rank))) for a, sid in sid_of.items()}
 
 
+def _declared(service: str) -> list[tuple[str, set[str], tuple[str, ...]]]:
+    """(statement, actions, resources) that the kinds declare for a service beyond Batch's.
+
+    A resource is a whole ARN written with `{partition}`, `{region}` and `{account}` (S3's
+    bucket ARNs name neither region nor account), or a suffix after the service's ARN prefix.
+    """
+    out: dict[str, tuple[set[str], list[str]]] = {}
+    for kind in kinds().values():
+        for p in kind.permissions:
+            if p.service != service:
+                continue
+            actions, arns = out.setdefault(p.sid, (set(), []))
+            actions.update(p.actions)
+            prefix = f"arn:{{partition}}:{service}:{{region}}:{{account}}:"
+            arns += [
+                r if r.startswith("arn:") else prefix + r for r in p.resources if r not in arns
+            ]
+    return [(sid, acts, tuple(arns)) for sid, (acts, arns) in out.items()]
+
+
 LOG_GROUP = "/aws/batch/job"  # where Batch jobs log by default (reconciler.runs.logs)
 # Services whose service-linked roles Batch needs: its own, and those of the services it drives.
 SERVICE_LINKED = (
@@ -96,6 +116,21 @@ def _operations(service: str) -> dict[str, str]:
 
 # Services whose IAM prefix is not their signing name.
 IAM_PREFIXES = {"resourcegroupstaggingapi": "tag"}
+# Operations whose IAM action is not named after them (S3 authorises most calls on a bucket's
+# sub-resources, and HeadBucket and the listings, under other names).
+IAM_ACTIONS = {
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjectVersions": "s3:ListBucketVersions",
+    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "s3:DeleteBucketLifecycle": "s3:PutLifecycleConfiguration",
+    "s3:DeleteObjects": "s3:DeleteObjectVersion",  # always called with a VersionId
+}
 
 
 @cache
@@ -108,7 +143,8 @@ def action_of(service: str, method: str) -> str:
     ops = _operations(service)
     if method not in ops:
         raise ValueError(f"{service}.{method} is not an operation of {service}")
-    return f"{_prefix(service)}:{ops[method]}"
+    action = f"{_prefix(service)}:{ops[method]}"
+    return IAM_ACTIONS.get(action, action)
 
 
 def _client_service(node: ast.AST) -> str | None:
@@ -317,6 +353,22 @@ def policy(
     iam_actions = by_service.pop("iam", set())
     if iam_actions:
         raise ValueError(f"iam actions need a scope: {sorted(iam_actions)}")
+    # Any other service: the statements are the kinds' own `Permission` declarations, narrowed
+    # to the actions the code calls; a call no kind declares is an error, as for Batch.
+    for service in sorted(by_service):
+        wanted = by_service.pop(service)
+        for sid, declared, arns in _declared(service):
+            add(
+                sid,
+                (f"{service}:{a}" for a in declared & wanted),
+                [a.format(partition=partition, account=account, region=region) for a in arns],
+            )
+            wanted -= declared
+        if wanted:
+            found = ", ".join(f"{service}:{a}" for a in sorted(wanted))
+            raise ValueError(
+                f"no statement for the services [{service!r}]: no kind declares {found}"
+            )
     if by_service:
         raise ValueError(f"no statement for the services {sorted(by_service)}")
     return {"Version": "2012-10-17", "Statement": statements}
