@@ -92,6 +92,17 @@ def _delete(ctx: Context, plan: Plan, kind: Any, name: str, live: Observed, why:
     return plan.add(action_of(kind.name, name, Verb.DELETE, work, aws_name=live.aws_name))
 
 
+def _remove(ctx: Context, plan: Plan, kind: Any, name: str, live: Observed, why: str) -> Action:
+    """Deletes a resource the stack no longer wants, unless its deletion policy keeps it."""
+    policy = kind.deletion_policy(plan.desired.get((kind.name, name)), live)
+    if policy == "Retain":
+        summary = f"deletionPolicy Retain: {live.aws_name} stays in AWS as it is ({why})"
+        return plan.add(
+            Action.of(kind.name, name, Verb.RETAIN, aws_name=live.aws_name, summary=summary)
+        )
+    return _delete(ctx, plan, kind, name, live, why)
+
+
 def _flags(res: Resource, kind: Any) -> dict[Path, bool]:
     """The spec's `sensitive` flags, when what is compared is the spec itself (a run kind
     compares a view of its run: nothing of the spec's values reaches its diff)."""
@@ -250,7 +261,7 @@ class Planner:
         declared = {r.name for r in self.declared.of_kind(kind.name)}
         for o in self.plan.observed_all.get(kind.name, []):
             if o.owned_by(self.ctx.stack) and o.owner and o.owner.name not in declared:
-                _delete(self.ctx, self.plan, kind, o.owner.name, o, "no longer declared (--prune)")
+                _remove(self.ctx, self.plan, kind, o.owner.name, o, "no longer declared (--prune)")
 
 
 def plan_apply(ctx: Context, declared: ResourceSet) -> Plan:
@@ -274,7 +285,7 @@ def plan_delete(ctx: Context, declared: ResourceSet) -> Plan:
         live = plan.observed_all.get(res.KIND, [])
         owned = _owned(live, ctx.stack, res.name)
         for o in owned:
-            _delete(ctx, plan, kind, res.name, o, "deleted on request")
+            _remove(ctx, plan, kind, res.name, o, "deleted on request")
         if owned:
             continue
         same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, res.name)]

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from reconciler.aws.tags import ownership_tags, user_tags
+from reconciler.aws.tags import DELETION_POLICY, ownership_tags, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
@@ -176,6 +176,15 @@ class Kind(ABC):
         definition's revisions beyond its history limit)."""
         return []
 
+    def deletion_policy(self, res: Resource | None, live: Observed | None) -> str:
+        """What deleting this resource from the stack does: the manifest's word when there
+        is a manifest, else the one recorded on the resource when it was applied, else the
+        kind's default."""
+        if res is not None:
+            return res.deletion_policy
+        recorded = live.tags.get(DELETION_POLICY) if live is not None else None
+        return recorded if recorded in ("Retain", "Delete") else self.model.DELETION_POLICY
+
     # -- reporting ---------------------------------------------------------------------------
 
     def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
@@ -186,7 +195,11 @@ class Kind(ABC):
 
 
 def desired_tags(res: Resource, stack: str, spec_tags: dict[str, str] | None) -> dict[str, str]:
-    return {**res.metadata.labels, **(spec_tags or {}), **ownership_tags(stack, res.name)}
+    tags = {**res.metadata.labels, **(spec_tags or {}), **ownership_tags(stack, res.name)}
+    policy = getattr(res.spec, "deletionPolicy", None)
+    if policy:
+        tags[DELETION_POLICY] = policy
+    return tags
 
 
 def spec_dict(res: Resource) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from reconciler.limits import (
     TAG_KEY_MAX,
     TAG_VALUE_MAX,
 )
+from reconciler.models.fields import LOCAL
 
 # AWS Batch names: letters, digits, hyphens and underscores, up to 128. Compute environments and
 # queues must also start and end with a letter or digit; moto insists on at least 3 characters.
@@ -33,6 +34,7 @@ RESERVED_TAG_PREFIX = "reconciler.io/"
 # Tags the tool puts on everything it creates (aws/tags.py: managed-by, stack, name), and on
 # every job of a run (runs/identity.py: those, kind, task, run; two more for a sandbox outcome).
 OWN_TAGS = 3
+DELETION_POLICY_TAG = 1  # the tag recording a deletionPolicy the manifest sets
 RUN_TAGS = 6
 SANDBOX_TAGS = 2
 # Room a request keeps for what the tool adds to it: its own tags (the stack at its longest),
@@ -159,17 +161,43 @@ def request_bytes(request: Any) -> int:
     return len(json.dumps(request).encode())
 
 
+DeletionPolicy = Literal["Retain", "Delete"]
+
+
+class Spec(Strict):
+    """What every kind's spec holds besides its own fields: what deleting the resource from
+    the stack does in AWS. The same field serves the CLI (`delete`, `apply --prune`) and the
+    operator (a deleted custom resource), so the two can never disagree."""
+
+    deletionPolicy: Annotated[DeletionPolicy | None, LOCAL] = Field(
+        default=None,
+        description="Delete: deleting the resource from the stack deletes it in AWS. Retain: "
+        "leaves it there, as it is. Unset: the kind's default (Retain for buckets, which hold "
+        "data no re-apply brings back; Delete for the others).",
+    )
+
+
 class Resource(Strict):
     """The Kubernetes-style envelope; each kind narrows `kind` and `spec`."""
 
     KIND: ClassVar[str] = ""
     PLURAL: ClassVar[str] = ""
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ()
+    DELETION_POLICY: ClassVar[DeletionPolicy] = "Delete"  # when the spec says none
 
     apiVersion: Literal["reconciler.io/v1alpha1"] = API_VERSION
     kind: str
     metadata: Metadata
     spec: Any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_spec(cls, data: Any) -> Any:
+        """`spec:` left empty (YAML null) or out is an empty spec, as kubectl takes it: a
+        bucket with every default needs no spec at all."""
+        if isinstance(data, dict) and data.get("spec") is None:
+            return {**data, "spec": {}}
+        return data
 
     @property
     def name(self) -> str:
@@ -178,6 +206,10 @@ class Resource(Strict):
     @property
     def key(self) -> tuple[str, str]:
         return (self.KIND, self.metadata.name)
+
+    @property
+    def deletion_policy(self) -> DeletionPolicy:
+        return getattr(self.spec, "deletionPolicy", None) or self.DELETION_POLICY
 
     def references(self) -> list[tuple[str, str, str]]:
         """(kind, name, path) of every other resource this one names: the plan creates and
@@ -196,7 +228,8 @@ class Resource(Strict):
         whole, which no single field shows: too many tags once labels, the spec's tags and the
         tool's own are together; a kind adds the size of its requests."""
         spec_tags = getattr(self.spec, "tags", None) or {}
-        return too_many_tags({**self.metadata.labels, **spec_tags}, OWN_TAGS, "spec.tags")
+        own = OWN_TAGS + (DELETION_POLICY_TAG if getattr(self.spec, "deletionPolicy", None) else 0)
+        return too_many_tags({**self.metadata.labels, **spec_tags}, own, "spec.tags")
 
 
 def too_many_tags(tags: dict[str, str], own: int, path: str) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from reconciler.models.common import (
     Resource,
     RoleRef,
     SecurityGroupRef,
+    Spec,
     Strict,
     SubnetRef,
     Tags,
@@ -138,7 +139,7 @@ class UpdatePolicy(Strict):
     jobExecutionTimeoutMinutes: int | None = Field(default=None, ge=1, le=7200)
 
 
-class ComputeEnvironmentSpec(Strict):
+class ComputeEnvironmentSpec(Spec):
     type: Annotated[Literal["MANAGED", "UNMANAGED"], IMMUTABLE] = "MANAGED"
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     unmanagedvCpus: Int32 | None = Field(default=None, ge=0)

@@ -23,6 +23,7 @@ from reconciler.models.common import (
     ROLE_ARN_PREFIX_BYTES,
     Resource,
     RoleRef,
+    Spec,
     Strict,
     Tags,
     request_bytes,
@@ -134,7 +135,7 @@ class ContainerProperties(Strict):
         return self
 
 
-class JobDefinitionSpec(Strict):
+class JobDefinitionSpec(Spec):
     type: Literal["container", "multinode"] = "container"
     parameters: Annotated[dict[str, str] | None, PARAMETERS] = None
     containerProperties: ContainerProperties | None = None

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.limits import INT32_MAX, MAX_ARRAY_SIZE
-from reconciler.models.common import BATCH_NAME, Resource, Strict
+from reconciler.models.common import BATCH_NAME, Resource, Spec
 from reconciler.models.submission import (
     MAX_DEPENDENCIES,
     PipelineTask,
@@ -29,7 +29,7 @@ POLICY_DOC = (
 )
 
 
-class PipelineSpec(Strict):
+class PipelineSpec(Spec):
     jobQueue: str = Field(pattern=BATCH_NAME, description="A JobQueue of the stack, by name.")
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
     rerun: int = Field(
@@ -141,7 +141,7 @@ class Pipeline(Resource):
         ]
 
 
-class TaskSpec(Submission):
+class TaskSpec(Submission, Spec):
     jobQueue: str = Field(pattern=BATCH_NAME)  # type: ignore[assignment]
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
     rerun: int = Field(default=0, ge=0, le=INT32_MAX)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from reconciler.models.common import Metadata, Resource, Strict, Tags
+from reconciler.models.common import Metadata, Resource, Spec, Strict, Tags
 from reconciler.models.fields import IMMUTABLE, value_set
 
 # IAM names: 1-64 of letters, digits and +=,.@_- (narrower than Batch's in length, wider in
@@ -71,7 +71,7 @@ ManagedPolicyArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::(\d{12}|a
 ServicePrincipal = Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$")]
 
 
-class RoleSpec(Strict):
+class RoleSpec(Spec):
     path: Annotated[str, IMMUTABLE] = Field(
         default="/",
         max_length=512,
