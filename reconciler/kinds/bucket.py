@@ -19,18 +19,20 @@ AWS quirks handled here:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from reconciler.aws.tags import MANAGED_BY, STACK, TOOL, owner_of, user_tags
+from reconciler.aws.lookups import partition_of
+from reconciler.aws.tags import MANAGED_BY, STACK, TOOL, Owner, owner_of, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Pending, Step, Work
 from reconciler.errors import ProviderError
 from reconciler.kinds.base import Column, Kind, Permission, desired_tags, spec_dict
-from reconciler.models.bucket import Bucket, BucketSpec
+from reconciler.models.bucket import NAME_SUFFIX, Bucket, BucketSpec
 
 COUNT_BOUND = 1000  # objects counted in a plan: one ListObjectsV2 page; beyond, "1000+"
 FOREIGN = "FOREIGN"  # the status of a bucket another AWS account owns
@@ -182,7 +184,10 @@ class BucketKind(Kind):
     # -- reading -----------------------------------------------------------------------------
 
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
-        names = {r.name for r in declared}
+        names = {self.aws_name(ctx, r) for r in declared}
+        # A derived name is ours alone (it hashes this account and stack): such a bucket with
+        # no tags at all is a create of ours that was interrupted before it was tagged.
+        derived = {self.aws_name(ctx, r): r.name for r in declared if r.spec.namePrefix}
         if everything:
             pages = ctx.aws.client("resourcegroupstaggingapi").get_paginator("get_resources")
             filters = [
@@ -195,10 +200,10 @@ class BucketKind(Kind):
         if not names:
             return []
         with ThreadPoolExecutor(max_workers=min(READERS, len(names))) as pool:
-            found = list(pool.map(lambda n: self._read(ctx, n), sorted(names)))
+            found = list(pool.map(lambda n: self._read(ctx, n, derived.get(n)), sorted(names)))
         return [o for o in found if o is not None]
 
-    def _read(self, ctx: Context, name: str) -> Observed | None:
+    def _read(self, ctx: Context, name: str, derived_for: str | None = None) -> Observed | None:
         s3 = ctx.aws.client("s3")
         try:
             s3.head_bucket(Bucket=name)
@@ -247,9 +252,17 @@ class BucketKind(Kind):
                 "publicAccessBlock": pab,
                 "lifecycleRules": [_rule_from_aws(r) for r in lifecycle.get("Rules") or []],
             },
-            owner=owner_of(tags),
+            owner=owner_of(tags)
+            or (Owner(ctx.stack, derived_for) if derived_for and not user_tags(tags) else None),
             status="ACTIVE",  # S3 reports no status: a bucket that answers exists
         )
+
+    def aws_name(self, ctx: Context, res: Bucket) -> str:
+        prefix = res.spec.namePrefix
+        if not prefix:
+            return res.name
+        seed = f"{ctx.resolver.account_id}/{ctx.aws.region}/{ctx.stack}/{res.name}"
+        return prefix + hashlib.sha256(seed.encode()).hexdigest()[:NAME_SUFFIX]
 
     def matches_name(self, live: Observed, name: str) -> bool:
         # Another account's bucket is no conflict to --adopt: `create` refuses the name.
@@ -259,6 +272,15 @@ class BucketKind(Kind):
         spec = spec_dict(res)
         spec["tags"] = desired_tags(res, ctx.stack, spec.get("tags"))
         return spec
+
+    def output(self, ctx: Context, refs: Refs, name: str, what: str) -> str:
+        """The bucket's name, `s3://NAME` (url) or ARN, for jobs and policies of the stack."""
+        aws_name = refs.aws_name(self.name, name)
+        if what == "url":
+            return f"s3://{aws_name}"
+        if what == "arn":
+            return f"arn:{partition_of(ctx.aws.region)}:s3:::{aws_name}"
+        return aws_name
 
     # -- carrying out ------------------------------------------------------------------------
 

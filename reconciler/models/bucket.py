@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.models.common import DeletionPolicy, Metadata, Resource, Spec, Strict, Tags
-from reconciler.models.fields import LATE_INIT, set_by
+from reconciler.models.fields import LATE_INIT, LOCAL, set_by
 
 # S3 bucket names (general purpose buckets): lowercase letters, digits, dots and hyphens,
 # beginning and ending with a letter or digit.
@@ -93,7 +93,20 @@ class LifecycleRule(Strict):
         return self
 
 
+NAME_SUFFIX = 8  # hex characters the tool adds after a namePrefix
+
+
 class BucketSpec(Spec):
+    namePrefix: Annotated[str | None, LOCAL] = Field(
+        default=None,
+        min_length=3,
+        max_length=63 - NAME_SUFFIX,
+        pattern=r"^[a-z0-9][a-z0-9.-]*$",
+        description="Bucket names are global: with a prefix the bucket is named PREFIX plus 8 "
+        "characters derived from the account, region, stack and metadata.name (shown as AWS "
+        "Name), so the manifest runs unchanged in any account. A changed prefix names a new "
+        "bucket; the old one stays (with --prune its deletionPolicy applies).",
+    )
     tags: Tags | None = None
     # Omitted: left as AWS has it (a bucket once versioned can never go back to "never").
     versioning: Annotated[Literal["Enabled", "Suspended"] | None, LATE_INIT] = None

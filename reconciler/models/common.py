@@ -143,6 +143,54 @@ RoleRef = Annotated[
     Field(pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:[a-z-]+/)?[\w+=,.@/-]+$", max_length=ARN_MAX),
 ]
 
+STACK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$"  # a manifest name another resource refers to
+
+
+class RoleReference(Strict):
+    """A role of the stack, by its manifest name: the plan puts in its ARN (or, with
+    `instanceProfile: true`, the ARN of its instance profile), so no account ID or generated
+    name is ever copied into a manifest, and the role is created first."""
+
+    role: str = Field(pattern=STACK_NAME, description="The metadata.name of a Role of the stack.")
+    instanceProfile: bool = Field(
+        default=False, description="The role's instance profile (the Role must declare one)."
+    )
+
+
+class BucketReference(Strict):
+    """A bucket of the stack, by its manifest name: its name, `s3://NAME` (`as: url`) or its
+    ARN, resolved at plan time (the bucket is created first)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    bucket: str = Field(
+        pattern=STACK_NAME, description="The metadata.name of a Bucket of the stack."
+    )
+    as_: Literal["name", "url", "arn"] = Field(
+        default="name", alias="as", description="name, url (s3://NAME) or arn."
+    )
+
+
+RoleOrReference = RoleRef | RoleReference
+
+
+def role_references(fields: dict[str, Any], path: str) -> list[tuple[str, str]]:
+    """(role name, path) of every field holding a RoleReference."""
+    return [
+        (value.role, f"{path}.{key}" if path else key)
+        for key, value in fields.items()
+        if isinstance(value, RoleReference)
+    ]
+
+
+def bucket_values(environment: list[Any] | None, path: str) -> list[tuple[str, str]]:
+    """(bucket name, path) of every environment entry whose value is a BucketReference."""
+    return [
+        (e.value.bucket, f"{path}.{i}.value")
+        for i, e in enumerate(environment or [])
+        if isinstance(e.value, BucketReference)
+    ]
+
 
 RESERVED_ENVIRONMENT = "AWS_BATCH"  # "Environment variables cannot start with AWS_BATCH" [api]
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.limits import INT32_MAX, MAX_ARRAY_SIZE
-from reconciler.models.common import BATCH_NAME, Resource, Spec
+from reconciler.models.common import BATCH_NAME, Resource, Spec, bucket_values
 from reconciler.models.submission import (
     MAX_DEPENDENCIES,
     PipelineTask,
@@ -126,6 +126,7 @@ class Pipeline(Resource):
                 refs.append(("JobDefinition", t.jobDefinition, f"spec.tasks.{i}.jobDefinition"))
             if t.jobQueue:
                 refs.append(("JobQueue", t.jobQueue, f"spec.tasks.{i}.jobQueue"))
+            refs += _buckets(t, f"spec.tasks.{i}")
         return refs
 
     def task_list(self) -> list[PipelineTask]:
@@ -139,6 +140,13 @@ class Pipeline(Resource):
             for i, task in enumerate(self.spec.tasks)
             for problem in task_request_problems(task, labels, f"spec.tasks.{i}")
         ]
+
+
+def _buckets(task: Submission, path: str) -> list[tuple[str, str, str]]:
+    """The buckets a task's environment overrides take values from."""
+    env = task.containerOverrides.environment if task.containerOverrides else None
+    at = f"{path}.containerOverrides.environment"
+    return [("Bucket", name, p) for name, p in bucket_values(env, at)]
 
 
 class TaskSpec(Submission, Spec):
@@ -175,7 +183,7 @@ class Task(Resource):
         refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")]
         if not self.spec.external_definition:
             refs.append(("JobDefinition", self.spec.jobDefinition, "spec.jobDefinition"))
-        return refs
+        return refs + _buckets(self.spec, "spec")
 
     def task_list(self) -> list[PipelineTask]:
         data = self.spec.model_dump(exclude={"concurrencyPolicy", "rerun"}, exclude_none=True)

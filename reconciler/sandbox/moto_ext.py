@@ -15,6 +15,7 @@ module global. The patches themselves are in
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from moto.batch import models as batch_models
@@ -44,6 +45,9 @@ class Extensions:
     definitions: DefinitionPatches
 
 
+IAM_MANAGED_POLICIES = "MOTO_IAM_LOAD_MANAGED_POLICIES"
+
+
 def installed() -> Extensions | None:
     """The extensions moto was patched with in this process, if any."""
     owner = owner_of(*_PROBE)
@@ -56,6 +60,9 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     if current is not None:
         return current
     config = config or SandboxConfig()
+    # AWS's managed policies exist in every account (a role attaches
+    # service-role/AmazonEC2ContainerServiceforEC2Role); moto has them only when asked.
+    os.environ.setdefault(IAM_MANAGED_POLICIES, "true")
     scheduler = JobScheduler(LocalRunner())
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)
     extensions = Extensions(

@@ -121,3 +121,29 @@ def test_an_unowned_bucket_is_a_conflict_and_adopt_takes_it_over(run, write, aws
     assert adopted.code == 0, adopted.out + adopted.err
     assert _tags(aws, "theirs-bkt")["reconciler.io/stack"] == "default"
     assert s3_writes(run("apply", "-f", path)) == 0
+
+
+def test_a_name_prefix_derives_one_name_per_account_and_stack(run, write, aws):
+    import json
+
+    path = write(bucket(name="results", policy="Delete", extra="  namePrefix: results-"))
+    planned = run("diff", "-f", path, "-o", "json")
+    [action] = json.loads(planned.out)["actions"]
+    name = action["awsName"]
+    assert name.startswith("results-") and len(name) == len("results-") + 8, name
+    # Derived, not random: the same plan names the same bucket, so an interrupted create is
+    # found again rather than leaked. Here one was made but never tagged.
+    assert json.loads(run("diff", "-f", path, "-o", "json").out)["actions"][0]["awsName"] == name
+    s3 = client(aws, "s3")
+    s3.create_bucket(Bucket=name)
+
+    applied = run("apply", "-f", path)
+    assert applied.code == 0, applied.out + applied.err
+    assert "conflict" not in applied.out
+    assert _tags(aws, name)["reconciler.io/name"] == "results"
+    assert s3_writes(run("apply", "-f", path)) == 0
+    shown = run("get", "-f", path, "-o", "json")
+    assert name in shown.out
+
+    other = run("diff", "-f", path, "--stack", "other", "-o", "json")
+    assert json.loads(other.out)["actions"][0]["awsName"] != name  # per stack
