@@ -28,7 +28,7 @@ from reconciler.models.common import BucketReference
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
 from reconciler.models.job_queue import JobQueue
-from reconciler.models.pipeline import Pipeline, Task
+from reconciler.models.pipeline import Pipeline, Task, n_to_n_notes
 from reconciler.models.submission import PipelineTask
 from reconciler.runs import identity, preflight
 from reconciler.runs.report import run_status
@@ -176,6 +176,7 @@ class PipelineKind(Kind):
         if problems:
             work.refused = "; ".join(problems)
             return work
+        work.notes += n_to_n_notes(tasks)
         barriers = barrier_count(tasks)
         if barriers:
             work.notes.append(

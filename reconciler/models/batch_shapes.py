@@ -31,7 +31,7 @@ class KeyValue(Strict):
     a secret's or `sensitive` says so (models/sensitive.py); the diff still compares it."""
 
     name: str = Field(min_length=1)
-    value: Annotated[str, secret_by_name(SECRETS_INSTEAD)] | BucketReference = Field(
+    value: Annotated[str | BucketReference, secret_by_name(SECRETS_INSTEAD)] = Field(
         default="", description="The value, or {bucket: NAME, as: name|url|arn} of the stack."
     )
     sensitive: Annotated[bool | None, SENSITIVITY, Field(description=SENSITIVE_DOC)] = None

@@ -62,14 +62,17 @@ def dag_problems(tasks: list[PipelineTask]) -> list[str]:
             other = by_name.get(dep.task or "")
             if other is None:
                 problems.append(f"task {t.name!r} depends on unknown task {dep.task!r}")
-            elif dep.type == "N_TO_N" and (
-                t.arrayProperties is None
-                or other.arrayProperties is None
-                or t.arrayProperties.size != other.arrayProperties.size
+            elif (
+                dep.type == "N_TO_N"
+                and t.arrayProperties is not None
+                and other.arrayProperties is not None
+                and t.arrayProperties.size != other.arrayProperties.size
             ):
+                # Between arrays AWS pairs child i with child i: sizes must agree. With a task
+                # that is not an array AWS accepts N_TO_N as a plain dependency (n_to_n_notes).
                 problems.append(
-                    f"task {t.name!r}: N_TO_N needs both {t.name!r} and "
-                    f"{other.name!r} to be arrays of the same size"
+                    f"task {t.name!r}: N_TO_N between arrays needs {t.name!r} and "
+                    f"{other.name!r} to be of the same size"
                 )
         n_to_n = [d for d in t.dependsOn or [] if d.type == "N_TO_N"]
         if len(n_to_n) > MAX_DEPENDENCIES:
@@ -80,6 +83,29 @@ def dag_problems(tasks: list[PipelineTask]) -> list[str]:
     if cycle:
         problems.append("dependency cycle: " + " -> ".join(cycle))
     return problems
+
+
+def n_to_n_notes(tasks: list[PipelineTask]) -> list[str]:
+    """How AWS treats an N_TO_N dependency where one side is not an array job (the seed's
+    follower array on its single leader): it accepts it, and it is a plain dependency."""
+    by_name = {t.name: t for t in tasks}
+    notes = []
+    for t in tasks:
+        for dep in t.dependsOn or []:
+            other = by_name.get(dep.task or "")
+            if dep.type != "N_TO_N" or other is None:
+                continue
+            if other.arrayProperties is None or t.arrayProperties is None:
+                which = (
+                    "is not an array job"
+                    if other.arrayProperties is None
+                    else "is an array job and this task is not"
+                )
+                notes.append(
+                    f"task {t.name!r}: N_TO_N on {other.name!r}, which {which}: AWS accepts it "
+                    f"as a plain dependency ({t.name!r} waits for all of {other.name!r})"
+                )
+    return notes
 
 
 def find_cycle(graph: dict[str, list[Any]]) -> list[str] | None:

@@ -138,7 +138,9 @@ def secret_paths(
         marks = markers_of(info.metadata)
         nested = _nested_models(info.annotation)
         sub = nested[-1] if nested else None
-        if marks.secret_by_name and sub is None:
+        # A marked field is a leaf, even where it may also hold a reference to another
+        # resource ({bucket: NAME}): what is compared is the resolved text.
+        if marks.secret_by_name and (sub is None or isinstance(value, str)):
             if isinstance(value, dict):  # a map: each value under its own name
                 found |= {(*path, k) for k, v in value.items() if looks_secret(str(k), v)}
             elif _is_secret(data.get("name"), value, flags.get(prefix)):  # an item's value
@@ -229,7 +231,11 @@ def plain_secrets(spec: BaseModel, loc: Path = ()) -> list[PlainSecret]:
                     for k, v in value.items()
                     if looks_secret(str(k), v)
                 ]
-            elif _flag(spec) is None and looks_secret(str(getattr(spec, "name", "")), value):
+            elif (
+                isinstance(value, str)
+                and _flag(spec) is None
+                and looks_secret(str(getattr(spec, "name", "")), value)
+            ):
                 item = str(getattr(spec, "name", ""))
                 out.append(PlainSecret(loc, item, marks.secret_by_name, _flaggable(spec)))
         if isinstance(value, BaseModel):
