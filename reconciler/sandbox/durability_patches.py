@@ -11,6 +11,9 @@ order), and some from the operating system. Here:
   key may swap IDs on replay; each still gets its own parts.
 - Job IDs are derived from the SubmitJob request in the same way (`job_patches.job_id_for`),
   since concurrent submissions may be recorded in another order than they drew IDs.
+- Requests are written to the recording one at a time: moto appends each from the thread that
+  serves it, in two writes, so concurrent large requests (the parts of a multipart upload,
+  several megabytes each, sent in parallel) interleaved and left a recording no replay reads.
 - While the recording is replayed, the job scheduler is paused: moto does not record while it
   replays, so a job's own requests (a job process writing to S3) made then would be lost.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from typing import Any
 
 from moto.moto_api._internal.recorder.models import Recorder
@@ -42,9 +46,11 @@ class DurabilityPatches:
 
     _create_multipart_upload: Any  # moto's originals, set by install()
     _replay_recording: Any
+    _record_request: Any
 
     def __init__(self, scheduler: JobScheduler) -> None:
         self.scheduler = scheduler
+        self._recording = threading.Lock()  # one request written to the recording at a time
 
     def install(self, patcher: Patcher) -> None:
         self._create_multipart_upload = patcher.replace(
@@ -53,6 +59,11 @@ class DurabilityPatches:
         self._replay_recording = patcher.replace(
             Recorder, "replay_recording", self.replay_recording
         )
+        self._record_request = patcher.replace(Recorder, "_record_request", self.record_request)
+
+    def record_request(self, recorder: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._recording:
+            return self._record_request(recorder, *args, **kwargs)
 
     def create_multipart_upload(
         self, backend: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any

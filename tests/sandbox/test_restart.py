@@ -11,6 +11,7 @@ host, and its retry strategy decides.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -232,12 +233,33 @@ def test_the_seed_workflow_runs_and_a_restart_keeps_what_it_did(
         assert lines[i].split("--cpu-method ")[-1] in objects[f"{child}_1_{i}.txt"][1].decode()
     assert before[leader]["logEvents"], "the leader's output is in its log stream"
 
+    # Large objects are uploaded in parts (multipart), by a user and by a job's `aws`.
+    big = os.urandom(9 * 1024 * 1024)
+    sandbox.client("s3").upload_fileobj(io.BytesIO(big), BUCKET, "big/by-user.bin")
+    streamed = sandbox.client("batch").submit_job(
+        jobName="big",
+        jobQueue="stress-ng-queue",
+        jobDefinition="stress-ng-leader-job-definition",
+        containerOverrides={
+            "command": [
+                "sh",
+                "-c",
+                f"head -c 9000000 /dev/urandom | aws s3 cp - s3://{BUCKET}/big/by-job.bin",
+            ]
+        },
+    )["jobId"]
+    assert sandbox.wait(streamed)["status"] == "SUCCEEDED"
+    before.update(sandbox.jobs(streamed))
+    objects = sandbox.objects()
+    assert objects["big/by-user.bin"][1] == big and len(objects["big/by-job.bin"][1]) == 9000000
+    assert objects["big/by-user.bin"][0].endswith('-2"')  # an ETag of two parts
+
     assert manager.stop()
     restored = manager.ensure()
     assert restored.started == "restored"
     sandbox.endpoint = restored.endpoint
     time.sleep(1.0)  # time enough for a job run again to show (states take 0.05 s here)
-    after = sandbox.jobs(leader, follower, *children)
+    after = sandbox.jobs(leader, follower, *children, streamed)
     assert after == before  # status, exit codes, attempts, timestamps, reasons, log events
     assert sandbox.objects() == objects  # nothing rewritten: no output of a second run
 
