@@ -8,14 +8,19 @@ its journalled history (`job_journal`), and it comes back:
   host is lost, that attempt fails without an exit code, with the statusReason
   `job_run.HOST_LOST` ("Host EC2 (instance sandbox) terminated: ..."), and the job's retry
   strategy decides (evaluateOnExit `onStatusReason: "Host EC2*"` matches it): another
-  attempt, or FAILED. Its process died with the server, so nothing of it runs twice;
+  attempt, or FAILED. Its process died with the server (or, after a crash, is killed here),
+  so nothing of it goes on beside a retry;
 - between attempts (a failed attempt, retry pending): RUNNABLE, its attempts kept;
 - not started: as submitted (createdAt kept), to run now as it would have.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.sandbox import job_journal
@@ -23,6 +28,26 @@ from reconciler.sandbox.job_run import DONE, HOST_LOST, RUNNABLE, RUNNING, JobRu
 
 if TYPE_CHECKING:
     from reconciler.sandbox.job_scheduler import JobScheduler
+
+
+def kill_orphan(pid: object, job_id: str, attempt: int) -> bool:
+    """Kills what is left of the attempt's process, if its server died without killing it (a
+    crash, SIGKILL): a lost host's container does not go on. Only a process group whose leader
+    is still that attempt (its environment says so): a pid may have been reused since."""
+    if not isinstance(pid, int) or pid <= 1:
+        return False
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False  # gone (or no procfs to vouch for it)
+    if f"AWS_BATCH_JOB_ID={job_id}".encode() not in environ:
+        return False
+    if f"AWS_BATCH_JOB_ATTEMPT={attempt}".encode() not in environ:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    return False
 
 
 def restore(scheduler: JobScheduler, run: JobRun, history: list[dict[str, Any]]) -> bool:
@@ -63,6 +88,7 @@ def restore(scheduler: JobScheduler, run: JobRun, history: list[dict[str, Any]])
         return False
     if len(began) > len(steps.get(job_journal.ENDED, [])):
         # The server went away under this attempt: its host was lost.
+        kill_orphan(began[-1].get("pid"), job.job_id, len(began))
         job._status = RUNNING
         scheduler.fail_lost_attempt(run, HOST_LOST)
         return job._status not in DONE

@@ -280,12 +280,6 @@ class JobScheduler:
         job.job_stopped = False
         job.exit_code = None
         name_attempt(run, run.attempt + 1)
-        self.journal.record(
-            job_journal.BEGAN,
-            job.job_id,
-            attempt=run.attempt,
-            startedAt=job_journal.stamp(job.job_started_at),
-        )
         if run.run_commands:
             try:
                 run.process = self.runner.start(
@@ -293,6 +287,13 @@ class JobScheduler:
                 )
             except CannotStart as err:
                 run.start_error = (err.exit_code, err.reason)  # the attempt fails on the next tick
+        self.journal.record(
+            job_journal.BEGAN,
+            job.job_id,
+            attempt=run.attempt,
+            startedAt=job_journal.stamp(job.job_started_at),
+            pid=run.process.proc.pid if run.process is not None else None,  # its process group
+        )
 
     def _end_attempt(self, run: JobRun, exit_code: int | None, reason: str) -> None:
         """Records the attempt as Batch shows it (no exit code: its host was lost)."""

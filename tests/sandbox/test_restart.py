@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -264,8 +265,9 @@ def test_the_seed_workflow_runs_and_a_restart_keeps_what_it_did(
     assert sandbox.objects() == objects  # nothing rewritten: no output of a second run
 
 
+@pytest.mark.parametrize("how", ["stop", "crash"])
 def test_an_attempt_running_at_a_restart_fails_as_on_a_lost_host(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, how: str
 ) -> None:
     prepare(sandbox)
     batch = sandbox.client("batch")
@@ -299,10 +301,24 @@ def test_an_attempt_running_at_a_restart_fails_as_on_a_lost_host(
     started = {p.name: int(p.read_text()) for p in pids.iterdir()}
     assert manager.status()["jobAttemptsRunning"] == 2
 
-    assert manager.stop()
-    for pid in started.values():  # the server took its jobs' processes with it
-        assert not Path(f"/proc/{pid}").exists() or b"sleep" not in _cmdline(pid)
-    sandbox.endpoint = manager.ensure().endpoint
+    if how == "stop":
+        assert manager.stop()
+        for pid in started.values():  # the server took its jobs' processes with it
+            assert b"sleep" not in _cmdline(pid)
+    else:  # the server dies at once, and its jobs' processes live on
+        server = manager.status()["pid"]
+        assert isinstance(server, int)
+        os.kill(server, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while manager.status()["running"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert all(b"sleep" in _cmdline(pid) for pid in started.values())
+    restored = manager.ensure()
+    assert restored.started == "restored"
+    sandbox.endpoint = restored.endpoint
+    for pid in started.values():  # whatever is left of a lost host's attempts is gone
+        assert b"sleep" not in _cmdline(pid)
 
     gone = sandbox.wait(single)
     assert (gone["status"], gone["statusReason"]) == ("FAILED", HOST_LOST)
