@@ -145,8 +145,8 @@ def environment_of(
     ):
         for item in source:
             env[str(item["name"])] = str(item.get("value", ""))
-    for name in WITHHELD:
-        env.pop(name, None)
+    for name in [*WITHHELD, *(n for n in env if n.startswith("AWS_ENDPOINT_URL_"))]:
+        env.pop(name, None)  # a service's own endpoint (AWS_ENDPOINT_URL_S3) too
     env.update(sandbox_aws(endpoint))
     env["AWS_BATCH_JOB_ID"] = job.job_id
     env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt)

@@ -102,6 +102,7 @@ def jobs(aws: str, monkeypatch: pytest.MonkeyPatch) -> Jobs:
                 {"name": "MODE", "value": "from-definition"},
                 # A definition cannot send the job elsewhere, nor to other credentials.
                 {"name": "AWS_ENDPOINT_URL", "value": "http://elsewhere.invalid"},
+                {"name": "AWS_ENDPOINT_URL_S3", "value": "http://elsewhere.invalid"},
                 {"name": "AWS_PROFILE", "value": "definition-profile"},
             ],
         },
