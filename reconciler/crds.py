@@ -30,14 +30,6 @@ CATEGORY = "reconciler"
 HEADER = "# Generated from the pydantic models by `reconciler schema crds`: do not edit by hand.\n"
 
 
-DELETION_POLICY: dict[str, Any] = {
-    "type": "string",
-    "enum": ["Delete", "Retain"],
-    "default": "Delete",
-    "description": "What deleting this object does to what it manages in AWS: Delete removes "
-    "it, Retain leaves it in place. Read by the operator only; not part of the manifest model.",
-}
-
 # Schema keywords copied as they are (OpenAPI v3 and JSON Schema agree on them).
 _COPY = frozenset(
     {
@@ -234,7 +226,6 @@ def convert(node: dict[str, Any], defs: dict[str, Any], path: str = "spec") -> d
 def spec_schema(model: type[Resource]) -> dict[str, Any]:
     root = model.model_json_schema(schema_generator=_CrdJsonSchema)
     spec = convert(root["properties"]["spec"], root.get("$defs", {}))
-    spec.setdefault("properties", {})["deletionPolicy"] = dict(DELETION_POLICY)
     return spec
 
 

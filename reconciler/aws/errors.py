@@ -10,6 +10,7 @@ NotFoundError and TerminalError will not get better by waiting. A reply botocore
 from __future__ import annotations
 
 import os
+import re
 from types import TracebackType
 
 from botocore.exceptions import (
@@ -65,6 +66,14 @@ NOT_FOUND = frozenset(
         "QueueDoesNotExist",
         "AWS.SimpleQueueService.NonExistentQueue",
     }
+)
+# What AWS says, for a few seconds after a role or instance profile is created, to a service
+# asked to use it (IAM is eventually consistent): worth asking again, a bounded number of times.
+IAM_PROPAGATION = re.compile(
+    r"unable to assume|cannot be assumed|not authorized to perform: sts:AssumeRole"
+    r"|invalid iam ?instance ?profile|instance profile \S+ (does not exist|not found)"
+    r"|role \S+ (does not exist|is invalid)",
+    re.IGNORECASE,
 )
 THROTTLE_DELAY = 5.0
 TRANSIENT_DELAY = 10.0
@@ -124,3 +133,8 @@ def message_of(exc: BaseException) -> str:
     """One line for the user: operation, code and message for AWS errors."""
     mapped = translate(exc)
     return str(mapped) or type(mapped).__name__
+
+
+def iam_propagating(exc: BaseException) -> bool:
+    """Whether `exc` is AWS not seeing a role or instance profile that was just created."""
+    return isinstance(exc, TerminalError) and bool(IAM_PROPAGATION.search(str(exc)))

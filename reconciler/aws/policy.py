@@ -96,6 +96,21 @@ def _operations(service: str) -> dict[str, str]:
 
 # Services whose IAM prefix is not their signing name.
 IAM_PREFIXES = {"resourcegroupstaggingapi": "tag"}
+# Operations whose IAM action is not named after them (S3 authorises most calls on a bucket's
+# sub-resources, and HeadBucket and the listings, under other names).
+IAM_ACTIONS = {
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjectVersions": "s3:ListBucketVersions",
+    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "s3:DeleteBucketLifecycle": "s3:PutLifecycleConfiguration",
+    "s3:DeleteObjects": "s3:DeleteObjectVersion",  # always called with a VersionId
+}
 
 
 @cache
@@ -108,7 +123,8 @@ def action_of(service: str, method: str) -> str:
     ops = _operations(service)
     if method not in ops:
         raise ValueError(f"{service}.{method} is not an operation of {service}")
-    return f"{_prefix(service)}:{ops[method]}"
+    action = f"{_prefix(service)}:{ops[method]}"
+    return IAM_ACTIONS.get(action, action)
 
 
 def _client_service(node: ast.AST) -> str | None:

@@ -8,6 +8,9 @@ MANAGED_BY = "reconciler.io/managed-by"
 STACK = "reconciler.io/stack"
 NAME = "reconciler.io/name"
 TOOL = "reconciler"
+# A deletionPolicy the manifest sets, recorded on the resource: `apply --prune` and `delete
+# KIND/NAME` have no manifest to read it from.
+DELETION_POLICY = "reconciler.io/deletion-policy"
 
 
 @dataclass(frozen=True)

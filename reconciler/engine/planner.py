@@ -41,8 +41,15 @@ def observe(
 
     def read(kind: Any) -> tuple[str, list[Observed]]:
         mine = declared.of_kind(kind.name)
-        wanted = mine or everything or (users and _uses_others(kind))
-        live = kind.observe(ctx, mine, everything) if wanted else []
+        # A user of what is deleted may be one the stack owns but no manifest names (a job
+        # definition still on the role being deleted): kinds whose live resources say what
+        # they use are read whole (every one the stack owns). Runs use nothing that way.
+        user = users and kind.tracks_use and not kind.runs
+        live = (
+            kind.observe(ctx, mine, everything or user)
+            if mine or everything or (users and _uses_others(kind))
+            else []
+        )
         return kind.name, [o for o in live if o.status not in GONE]
 
     registered = list(kinds().values())
@@ -90,6 +97,17 @@ def _delete(ctx: Context, plan: Plan, kind: Any, name: str, live: Observed, why:
     work = kind.delete(ctx, live, why)
     work.suffix = work.suffix or f"#delete:{live.aws_name}"
     return plan.add(action_of(kind.name, name, Verb.DELETE, work, aws_name=live.aws_name))
+
+
+def _remove(ctx: Context, plan: Plan, kind: Any, name: str, live: Observed, why: str) -> Action:
+    """Deletes a resource the stack no longer wants, unless its deletion policy keeps it."""
+    policy = kind.deletion_policy(plan.desired.get((kind.name, name)), live)
+    if policy == "Retain":
+        summary = f"deletionPolicy Retain: {live.aws_name} stays in AWS as it is ({why})"
+        return plan.add(
+            Action.of(kind.name, name, Verb.RETAIN, aws_name=live.aws_name, summary=summary)
+        )
+    return _delete(ctx, plan, kind, name, live, why)
 
 
 def _flags(res: Resource, kind: Any) -> dict[Path, bool]:
@@ -142,9 +160,10 @@ def _carry_out(
 ) -> Action:
     verb, changes = decision.verb, decision.changes
     if current is None:
-        plan.targets[res.key] = res.name
-        work = kind.create(ctx, res, desired, res.name, refs)
-        return plan.add(action_of(res.KIND, res.name, verb, work, aws_name=res.name))
+        aws_name = kind.aws_name(ctx, res)
+        plan.targets[res.key] = aws_name
+        work = kind.create(ctx, res, desired, aws_name, refs)
+        return plan.add(action_of(res.KIND, res.name, verb, work, aws_name=aws_name))
     plan.targets[res.key] = current.aws_name
     name = current.aws_name
     if verb is Verb.NOOP:
@@ -226,7 +245,8 @@ class Planner:
         owned = _owned(live, ctx.stack, res.name)
         adopting = False
         if not owned:
-            same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, res.name)]
+            wanted = kind.aws_name(ctx, res)
+            same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, wanted)]
             if same and not ctx.options.adopt:
                 summary = f"{same[0].arn} {owner_text(same[0])}; use --adopt to take it over"
                 plan.add(
@@ -250,7 +270,7 @@ class Planner:
         declared = {r.name for r in self.declared.of_kind(kind.name)}
         for o in self.plan.observed_all.get(kind.name, []):
             if o.owned_by(self.ctx.stack) and o.owner and o.owner.name not in declared:
-                _delete(self.ctx, self.plan, kind, o.owner.name, o, "no longer declared (--prune)")
+                _remove(self.ctx, self.plan, kind, o.owner.name, o, "no longer declared (--prune)")
 
 
 def plan_apply(ctx: Context, declared: ResourceSet) -> Plan:
@@ -274,10 +294,11 @@ def plan_delete(ctx: Context, declared: ResourceSet) -> Plan:
         live = plan.observed_all.get(res.KIND, [])
         owned = _owned(live, ctx.stack, res.name)
         for o in owned:
-            _delete(ctx, plan, kind, res.name, o, "deleted on request")
+            _remove(ctx, plan, kind, res.name, o, "deleted on request")
         if owned:
             continue
-        same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, res.name)]
+        wanted = kind.aws_name(ctx, res)
+        same = [o for o in live if kind.conflicts_by_name and kind.matches_name(o, wanted)]
         note = f"{owner_text(same[0])}: left alone" if same else "does not exist"
         plan.add(Action.of(res.KIND, res.name, Verb.NOOP, summary=note))
     refuse_deleting_what_others_use(plan, kinds(), ctx.options.force)

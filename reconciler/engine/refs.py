@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from reconciler.registry import kinds
+
 if TYPE_CHECKING:
+    from reconciler.engine.context import Context
     from reconciler.engine.types import Observed, Plan
 
 
@@ -36,3 +39,8 @@ class Refs:
     def taken(self, kind: str) -> set[str]:
         """Every AWS name of `kind` seen live (a new name must avoid them)."""
         return {o.aws_name for o in self._plan.observed_all.get(kind, [])}
+
+    def output(self, ctx: Context, kind: str, name: str, what: str) -> str:
+        """A value `kind/name` gives others once it exists (a role's ARN, a bucket's URL),
+        known at plan time: the kind computes it from its AWS name after the plan."""
+        return str(kinds()[kind].output(ctx, self, name, what))

@@ -43,6 +43,7 @@ class Verb(enum.Enum):
     REVISION = ("+", "new revision")
     SUBMIT = ("+", "submit run")
     DELETE = ("-", "delete")
+    RETAIN = ("=", "retain in AWS")  # deleted from the stack, left in AWS (deletionPolicy)
     ADOPT = ("~", "adopt")
     WAIT = ("…", "wait")
     NOOP = ("=", "no changes")
@@ -59,7 +60,7 @@ class Verb(enum.Enum):
 
     @property
     def writes(self) -> bool:
-        return self not in (Verb.NOOP, Verb.WAIT, Verb.CONFLICT, Verb.REFUSED)
+        return self not in (Verb.NOOP, Verb.WAIT, Verb.CONFLICT, Verb.REFUSED, Verb.RETAIN)
 
     @property
     def runs(self) -> bool:
@@ -160,7 +161,7 @@ class Plan:
 
     @property
     def changes(self) -> list[Action]:
-        return [a for a in self.actions if a.verb not in (Verb.NOOP, Verb.WAIT)]
+        return [a for a in self.actions if a.verb not in (Verb.NOOP, Verb.WAIT, Verb.RETAIN)]
 
     @property
     def blocked(self) -> list[Action]:

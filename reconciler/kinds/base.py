@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from reconciler.aws.tags import ownership_tags, user_tags
+from reconciler.aws.tags import DELETION_POLICY, ownership_tags, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
@@ -107,9 +107,21 @@ class Kind(ABC):
         leftovers of an interrupted replacement, deleted by the plan."""
         return candidates[0], candidates[1:]
 
+    def aws_name(self, ctx: Context, res: Any) -> str:
+        """The name a new resource gets in AWS: its manifest name, unless the kind derives
+        another (a bucket's `namePrefix`). Derived, never random, so that an interrupted
+        create finds the same name again."""
+        return str(res.name)
+
     def matches_name(self, live: Observed, name: str) -> bool:
         """Whether `live` is the AWS resource called `name` (ignoring ownership)."""
         return live.aws_name == name
+
+    @property
+    def tracks_use(self) -> bool:
+        """Whether its live resources say what they use (`observed_refs`): a delete plan then
+        reads every one the stack owns, to see who still uses what is deleted."""
+        return type(self).observed_refs is not Kind.observed_refs
 
     def observed_refs(self, live: Observed) -> list[tuple[str, str]]:
         """(kind, AWS name) of what a live resource uses now: deleting one of those waits
@@ -176,6 +188,21 @@ class Kind(ABC):
         definition's revisions beyond its history limit)."""
         return []
 
+    def output(self, ctx: Context, refs: Refs, name: str, what: str) -> str:
+        """What another resource of the stack that refers to `name` of this kind gets (a
+        role's `arn`, a bucket's `url`), computed at plan time from the AWS name the plan
+        gives it; only kinds that others refer to by value implement it."""
+        raise NotImplementedError(f"{self.name} gives no {what!r} to other resources")
+
+    def deletion_policy(self, res: Resource | None, live: Observed | None) -> str:
+        """What deleting this resource from the stack does: the manifest's word when there
+        is a manifest, else the one recorded on the resource when it was applied, else the
+        kind's default."""
+        if res is not None:
+            return res.deletion_policy
+        recorded = live.tags.get(DELETION_POLICY) if live is not None else None
+        return recorded if recorded in ("Retain", "Delete") else self.model.DELETION_POLICY
+
     # -- reporting ---------------------------------------------------------------------------
 
     def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
@@ -186,7 +213,11 @@ class Kind(ABC):
 
 
 def desired_tags(res: Resource, stack: str, spec_tags: dict[str, str] | None) -> dict[str, str]:
-    return {**res.metadata.labels, **(spec_tags or {}), **ownership_tags(stack, res.name)}
+    tags = {**res.metadata.labels, **(spec_tags or {}), **ownership_tags(stack, res.name)}
+    policy = getattr(res.spec, "deletionPolicy", None)
+    if policy:
+        tags[DELETION_POLICY] = policy
+    return tags
 
 
 def spec_dict(res: Resource) -> dict[str, Any]:
@@ -213,3 +244,15 @@ def sync_tags(ctx: Context, arn: str, have: dict[str, str], want: dict[str, str]
         batch.tag_resource(resourceArn=arn, tags=add)
     if drop:
         batch.untag_resource(resourceArn=arn, tagKeys=drop)
+
+
+def resolve_environment(
+    ctx: Context, refs: Refs, environment: list[dict[str, Any]] | None, kind: str
+) -> None:
+    """Environment values that name a resource of the stack (`{bucket: NAME, as: url}`),
+    replaced in place by what that resource gives; `kind` is the kind they name."""
+    for entry in environment or []:
+        value = entry.get("value")
+        if isinstance(value, dict):
+            what = value.get("as_") or value.get("as") or "name"
+            entry["value"] = refs.output(ctx, kind, value["bucket"], what)

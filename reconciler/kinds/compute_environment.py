@@ -37,13 +37,14 @@ from reconciler.kinds.base import (
     spec_dict,
     sync_tags,
 )
-from reconciler.kinds.polling import Description, StatusPoller, retiring
+from reconciler.kinds.polling import Description, StatusPoller, after_iam, retiring
 from reconciler.models.compute_environment import (
     PROGRESSIVE_STRATEGIES,
     ComputeEnvironment,
     ComputeEnvironmentSpec,
     is_infrastructure,
 )
+from reconciler.models.role import Role
 
 SERVICE_LINKED_ROLE = "aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"
 SCALING_PATHS = frozenset(
@@ -177,20 +178,34 @@ class ComputeEnvironmentKind(Kind):
             status_reason=raw.get("statusReason"),
         )
 
+    def observed_refs(self, live: Observed) -> list[tuple[str, str]]:
+        """The roles it uses: its service role, spot fleet role and instance role (whose
+        instance profile a Role of the stack names after itself)."""
+        cr = live.spec.get("computeResources") or {}
+        arns = [live.spec.get("serviceRole"), cr.get("instanceRole"), cr.get("spotIamFleetRole")]
+        return [(Role.KIND, str(a).rsplit("/", 1)[-1]) for a in arns if a]
+
     def desired(self, ctx: Context, res: ComputeEnvironment, refs: Refs) -> dict[str, Any]:
         spec = spec_dict(res)
         r = ctx.resolver
+
+        def role(ref: Any, profile: bool) -> str | None:
+            if isinstance(ref, dict):  # a Role of the stack
+                what = "instanceProfile" if ref.get("instanceProfile") else "arn"
+                return refs.output(ctx, Role.KIND, ref["role"], what)
+            return r.instance_profile_arn(ref) if profile else r.role_arn(ref)
+
         if spec.get("serviceRole"):
-            spec["serviceRole"] = r.role_arn(spec["serviceRole"])
+            spec["serviceRole"] = role(spec["serviceRole"], False)
         cr = spec.get("computeResources")
         if cr:
             cr["subnets"] = r.subnets(cr["subnets"])
             if cr.get("securityGroupIds"):
                 cr["securityGroupIds"] = r.security_groups(cr["securityGroupIds"])
             if cr.get("instanceRole"):
-                cr["instanceRole"] = r.instance_profile_arn(cr["instanceRole"])
+                cr["instanceRole"] = role(cr["instanceRole"], True)
             if cr.get("spotIamFleetRole"):
-                cr["spotIamFleetRole"] = r.role_arn(cr["spotIamFleetRole"])
+                cr["spotIamFleetRole"] = role(cr["spotIamFleetRole"], False)
         spec["tags"] = desired_tags(res, ctx.stack, spec.get("tags"))
         return spec
 
@@ -250,7 +265,7 @@ class ComputeEnvironmentKind(Kind):
             )
             return Pending(f"creating {aws_name}", check)
 
-        return Work(run=run)
+        return Work(run=after_iam(run, f"creating {aws_name}"))
 
     def update(
         self,

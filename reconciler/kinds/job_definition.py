@@ -30,10 +30,13 @@ from reconciler.kinds.base import (
     Permission,
     desired_tags,
     request_of,
+    resolve_environment,
     spec_dict,
     sync_tags,
 )
+from reconciler.models.bucket import Bucket
 from reconciler.models.job_definition import JobDefinition, JobDefinitionSpec
+from reconciler.models.role import Role
 
 BATCH = 100  # job definitions per DescribeJobDefinitions
 BY_NAME_AT_MOST = 10  # more names not found by tags: list the account's ACTIVE definitions
@@ -187,13 +190,22 @@ class JobDefinitionKind(Kind):
             },
         )
 
+    def observed_refs(self, live: Observed) -> list[tuple[str, str]]:
+        """The roles the latest revision runs its jobs with."""
+        cp = live.spec.get("containerProperties") or {}
+        arns = [cp.get("jobRoleArn"), cp.get("executionRoleArn")]
+        return [(Role.KIND, str(a).rsplit("/", 1)[-1]) for a in arns if a]
+
     def desired(self, ctx: Context, res: JobDefinition, refs: Refs) -> dict[str, Any]:
         spec = spec_dict(res)
         cp = spec.get("containerProperties")
         if cp:
             for field in ("jobRoleArn", "executionRoleArn"):
-                if cp.get(field):
+                if isinstance(cp.get(field), dict):
+                    cp[field] = refs.output(ctx, Role.KIND, cp[field]["role"], "arn")
+                elif cp.get(field):
                     cp[field] = ctx.resolver.role_arn(cp[field])
+            resolve_environment(ctx, refs, cp.get("environment"), Bucket.KIND)
         spec["tags"] = desired_tags(res, ctx.stack, spec.get("tags"))
         return spec
 

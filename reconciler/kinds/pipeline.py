@@ -23,6 +23,8 @@ from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Pending, Step, Verb, Work
 from reconciler.kinds.base import Column, Kind, Permission, spec_dict
+from reconciler.models.bucket import Bucket
+from reconciler.models.common import BucketReference
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
 from reconciler.models.job_queue import JobQueue
@@ -165,7 +167,7 @@ class PipelineKind(Kind):
         existing: dict[str, str],
         replacing: list[RunState],
     ) -> Work:
-        tasks = res.task_list()
+        tasks = [_resolved(ctx, refs, t) for t in res.task_list()]
         work = Work(
             verb=Verb.REPLACE if replacing else Verb.SUBMIT,
             summary=f"{run}: {len(tasks)} task{'s' if len(tasks) > 1 else ''}",
@@ -335,6 +337,23 @@ class PipelineKind(Kind):
             "jobs": {s: total[s] for s in STATES if total[s]},
             "tasks": tasks,
         }
+
+
+def _resolved(ctx: Context, refs: Refs, task: PipelineTask) -> PipelineTask:
+    """The task with its environment values that name a bucket of the stack resolved (the
+    bucket's name after the plan, its URL or ARN), as SubmitJob must get them."""
+    co = task.containerOverrides
+    if co is None or not any(isinstance(e.value, BucketReference) for e in co.environment or []):
+        return task
+    env = [
+        e.model_copy(update={"value": refs.output(ctx, Bucket.KIND, e.value.bucket, e.value.as_)})
+        if isinstance(e.value, BucketReference)
+        else e
+        for e in co.environment or []
+    ]
+    return task.model_copy(
+        update={"containerOverrides": co.model_copy(update={"environment": env})}
+    )
 
 
 class TaskKind(PipelineKind):

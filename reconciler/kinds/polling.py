@@ -12,8 +12,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from reconciler.aws.errors import iam_propagating
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
+
+IAM_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 15.0)  # about 45 s: IAM propagates in seconds
 
 Describe = Callable[[list[str]], dict[str, dict[str, Any]]]
 Description = dict[str, Any] | None
@@ -120,3 +123,26 @@ def retiring(
         return delete(ctx, step) or Pending(f"deleting {name}", step)
 
     return step
+
+
+def after_iam(
+    step: Callable[[Context], Step], what: str, attempt: int = 0
+) -> Callable[[Context], Step]:
+    """`step`, asked again a bounded number of times while AWS answers that a role or
+    instance profile it names does not exist or cannot be assumed: a role created a moment
+    ago by the same apply is not yet visible everywhere. Waits are Pending, so no thread
+    sleeps, and any other error is raised at once."""
+
+    def run(c: Context) -> Step:
+        try:
+            return step(c)
+        except Exception as exc:
+            if not iam_propagating(exc) or attempt >= len(IAM_DELAYS):
+                raise
+            return Pending(
+                f"{what}: waiting for IAM to propagate a new role ({exc})",
+                after_iam(step, what, attempt + 1),
+                delay=IAM_DELAYS[attempt],
+            )
+
+    return run

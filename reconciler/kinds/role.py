@@ -25,6 +25,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from reconciler.aws.lookups import partition_of
 from reconciler.aws.tags import owner_of, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
@@ -40,6 +41,31 @@ PROFILE_ARNS = "arn:{partition}:iam::{account}:instance-profile/*"
 # built from trusted services (an AWS principal, a condition): it shows as a change, and the
 # update writes the trust policy the spec describes.
 OTHER_TRUST = "(other trust statements)"
+
+
+def _with_buckets(ctx: Context, refs: Refs, document: dict[str, Any]) -> dict[str, Any]:
+    """A policy document whose statements' `{bucket: NAME}` resources are the bucket's ARN and
+    the ARN of every object in it."""
+    out = dict(document)
+    statements = []
+    for statement in document.get("Statement") or []:
+        st = dict(statement)
+        for key in ("Resource", "NotResource"):
+            value = st.get(key)
+            if value is None:
+                continue
+            items = value if isinstance(value, list) else [value]
+            arns: list[str] = []
+            for item in items:
+                if isinstance(item, dict):
+                    arn = refs.output(ctx, "Bucket", item["bucket"], "arn")
+                    arns += [arn, f"{arn}/*"]
+                else:
+                    arns.append(item)
+            st[key] = arns if isinstance(value, list) or len(arns) > 1 else arns[0]
+        statements.append(st)
+    out["Statement"] = statements
+    return out
 
 
 def _document(raw: Any) -> dict[str, Any]:
@@ -198,10 +224,21 @@ class RoleKind(Kind):
         spec = spec_dict(res)
         spec["trustedServices"] = sorted(spec["trustedServices"])
         spec["inlinePolicies"] = {
-            n: normal_document(d) for n, d in (spec.get("inlinePolicies") or {}).items()
+            n: normal_document(_with_buckets(ctx, refs, d))
+            for n, d in (spec.get("inlinePolicies") or {}).items()
         }
         spec["tags"] = desired_tags(res, ctx.stack, spec.get("tags"))
         return spec
+
+    def output(self, ctx: Context, refs: Refs, name: str, what: str) -> str:
+        """The role's ARN, or its instance profile's (`instanceProfile`): IAM ARNs follow from
+        the account, the path and the name, so they are known before the role exists."""
+        declared = refs.resource(self.name, name)
+        path = declared.spec.path if declared is not None else "/"
+        kind = "instance-profile" if what == "instanceProfile" else "role"
+        partition = partition_of(ctx.aws.region)
+        aws_name = refs.aws_name(self.name, name)
+        return f"arn:{partition}:iam::{ctx.resolver.account_id}:{kind}{path}{aws_name}"
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from reconciler.limits import EVALUATE_ON_EXIT_PATTERN_MAX, INT32_MAX
-from reconciler.models.common import Quantity, Strict
+from reconciler.models.common import BucketReference, Quantity, Strict
 from reconciler.models.fields import SENSITIVITY, secret_by_name
 
 # Where a secret belongs instead of a plain value: Batch hands the container the secret's
@@ -31,7 +31,9 @@ class KeyValue(Strict):
     a secret's or `sensitive` says so (models/sensitive.py); the diff still compares it."""
 
     name: str = Field(min_length=1)
-    value: Annotated[str, secret_by_name(SECRETS_INSTEAD)] = ""
+    value: Annotated[str, secret_by_name(SECRETS_INSTEAD)] | BucketReference = Field(
+        default="", description="The value, or {bucket: NAME, as: name|url|arn} of the stack."
+    )
     sensitive: Annotated[bool | None, SENSITIVITY, Field(description=SENSITIVE_DOC)] = None
 
 

@@ -25,6 +25,7 @@ from reconciler.limits import (
     TAG_KEY_MAX,
     TAG_VALUE_MAX,
 )
+from reconciler.models.fields import LOCAL
 
 # AWS Batch names: letters, digits, hyphens and underscores, up to 128. Compute environments and
 # queues must also start and end with a letter or digit; moto insists on at least 3 characters.
@@ -33,6 +34,7 @@ RESERVED_TAG_PREFIX = "reconciler.io/"
 # Tags the tool puts on everything it creates (aws/tags.py: managed-by, stack, name), and on
 # every job of a run (runs/identity.py: those, kind, task, run; two more for a sandbox outcome).
 OWN_TAGS = 3
+DELETION_POLICY_TAG = 1  # the tag recording a deletionPolicy the manifest sets
 RUN_TAGS = 6
 SANDBOX_TAGS = 2
 # Room a request keeps for what the tool adds to it: its own tags (the stack at its longest),
@@ -141,6 +143,54 @@ RoleRef = Annotated[
     Field(pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:[a-z-]+/)?[\w+=,.@/-]+$", max_length=ARN_MAX),
 ]
 
+STACK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$"  # a manifest name another resource refers to
+
+
+class RoleReference(Strict):
+    """A role of the stack, by its manifest name: the plan puts in its ARN (or, with
+    `instanceProfile: true`, the ARN of its instance profile), so no account ID or generated
+    name is ever copied into a manifest, and the role is created first."""
+
+    role: str = Field(pattern=STACK_NAME, description="The metadata.name of a Role of the stack.")
+    instanceProfile: bool = Field(
+        default=False, description="The role's instance profile (the Role must declare one)."
+    )
+
+
+class BucketReference(Strict):
+    """A bucket of the stack, by its manifest name: its name, `s3://NAME` (`as: url`) or its
+    ARN, resolved at plan time (the bucket is created first)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    bucket: str = Field(
+        pattern=STACK_NAME, description="The metadata.name of a Bucket of the stack."
+    )
+    as_: Literal["name", "url", "arn"] = Field(
+        default="name", alias="as", description="name, url (s3://NAME) or arn."
+    )
+
+
+RoleOrReference = RoleRef | RoleReference
+
+
+def role_references(fields: dict[str, Any], path: str) -> list[tuple[str, str]]:
+    """(role name, path) of every field holding a RoleReference."""
+    return [
+        (value.role, f"{path}.{key}" if path else key)
+        for key, value in fields.items()
+        if isinstance(value, RoleReference)
+    ]
+
+
+def bucket_values(environment: list[Any] | None, path: str) -> list[tuple[str, str]]:
+    """(bucket name, path) of every environment entry whose value is a BucketReference."""
+    return [
+        (e.value.bucket, f"{path}.{i}.value")
+        for i, e in enumerate(environment or [])
+        if isinstance(e.value, BucketReference)
+    ]
+
 
 RESERVED_ENVIRONMENT = "AWS_BATCH"  # "Environment variables cannot start with AWS_BATCH" [api]
 
@@ -159,17 +209,43 @@ def request_bytes(request: Any) -> int:
     return len(json.dumps(request).encode())
 
 
+DeletionPolicy = Literal["Retain", "Delete"]
+
+
+class Spec(Strict):
+    """What every kind's spec holds besides its own fields: what deleting the resource from
+    the stack does in AWS. The same field serves the CLI (`delete`, `apply --prune`) and the
+    operator (a deleted custom resource), so the two can never disagree."""
+
+    deletionPolicy: Annotated[DeletionPolicy | None, LOCAL] = Field(
+        default=None,
+        description="Delete: deleting the resource from the stack deletes it in AWS. Retain: "
+        "leaves it there, as it is. Unset: the kind's default (Retain for buckets, which hold "
+        "data no re-apply brings back; Delete for the others).",
+    )
+
+
 class Resource(Strict):
     """The Kubernetes-style envelope; each kind narrows `kind` and `spec`."""
 
     KIND: ClassVar[str] = ""
     PLURAL: ClassVar[str] = ""
     SHORT_NAMES: ClassVar[tuple[str, ...]] = ()
+    DELETION_POLICY: ClassVar[DeletionPolicy] = "Delete"  # when the spec says none
 
     apiVersion: Literal["reconciler.io/v1alpha1"] = API_VERSION
     kind: str
     metadata: Metadata
     spec: Any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_spec(cls, data: Any) -> Any:
+        """`spec:` left empty (YAML null) or out is an empty spec, as kubectl takes it: a
+        bucket with every default needs no spec at all."""
+        if isinstance(data, dict) and data.get("spec") is None:
+            return {**data, "spec": {}}
+        return data
 
     @property
     def name(self) -> str:
@@ -178,6 +254,10 @@ class Resource(Strict):
     @property
     def key(self) -> tuple[str, str]:
         return (self.KIND, self.metadata.name)
+
+    @property
+    def deletion_policy(self) -> DeletionPolicy:
+        return getattr(self.spec, "deletionPolicy", None) or self.DELETION_POLICY
 
     def references(self) -> list[tuple[str, str, str]]:
         """(kind, name, path) of every other resource this one names: the plan creates and
@@ -196,7 +276,8 @@ class Resource(Strict):
         whole, which no single field shows: too many tags once labels, the spec's tags and the
         tool's own are together; a kind adds the size of its requests."""
         spec_tags = getattr(self.spec, "tags", None) or {}
-        return too_many_tags({**self.metadata.labels, **spec_tags}, OWN_TAGS, "spec.tags")
+        own = OWN_TAGS + (DELETION_POLICY_TAG if getattr(self.spec, "deletionPolicy", None) else 0)
+        return too_many_tags({**self.metadata.labels, **spec_tags}, own, "spec.tags")
 
 
 def too_many_tags(tags: dict[str, str], own: int, path: str) -> list[tuple[str, str]]:

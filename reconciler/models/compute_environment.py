@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -10,11 +11,14 @@ from reconciler.models.common import (
     InstanceTags,
     Int32,
     Resource,
-    RoleRef,
+    RoleOrReference,
+    RoleReference,
     SecurityGroupRef,
+    Spec,
     Strict,
     SubnetRef,
     Tags,
+    role_references,
 )
 from reconciler.models.fields import (
     IMMUTABLE,
@@ -81,11 +85,11 @@ class ComputeResources(Strict):
     subnets: Annotated[list[SubnetRef], Field(min_length=1), value_set(), INFRA]
     securityGroupIds: Annotated[list[SecurityGroupRef] | None, value_set(), INFRA] = None
     ec2KeyPair: Annotated[str | None, INFRA] = None
-    instanceRole: Annotated[RoleRef | None, INFRA] = None
+    instanceRole: Annotated[RoleOrReference | None, INFRA] = None
     tags: Annotated[InstanceTags | None, INFRA] = None
     placementGroup: Annotated[str | None, IMMUTABLE] = None
     bidPercentage: Annotated[int | None, Field(ge=0, le=100), INFRA] = None
-    spotIamFleetRole: Annotated[RoleRef | None, IMMUTABLE] = None
+    spotIamFleetRole: Annotated[RoleOrReference | None, IMMUTABLE] = None
     launchTemplate: Annotated[LaunchTemplate | None, INFRA] = None
     ec2Configuration: Annotated[
         list[Ec2Configuration] | None,
@@ -138,13 +142,13 @@ class UpdatePolicy(Strict):
     jobExecutionTimeoutMinutes: int | None = Field(default=None, ge=1, le=7200)
 
 
-class ComputeEnvironmentSpec(Strict):
+class ComputeEnvironmentSpec(Spec):
     type: Annotated[Literal["MANAGED", "UNMANAGED"], IMMUTABLE] = "MANAGED"
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     unmanagedvCpus: Int32 | None = Field(default=None, ge=0)
     computeResources: ComputeResources | None = None
     serviceRole: Annotated[
-        RoleRef | None,
+        RoleOrReference | None,
         LATE_INIT,
         Field(
             description="Omit to use the Batch service-linked role (needed for in-place "
@@ -181,6 +185,40 @@ class ComputeEnvironment(Resource):
 
     kind: Literal["ComputeEnvironment"]
     spec: ComputeEnvironmentSpec
+
+    def _roles(self) -> dict[str, Any]:
+        cr = self.spec.computeResources
+        roles: dict[str, Any] = {"spec.serviceRole": self.spec.serviceRole}
+        if cr is not None:
+            roles["spec.computeResources.instanceRole"] = cr.instanceRole
+            roles["spec.computeResources.spotIamFleetRole"] = cr.spotIamFleetRole
+        return roles
+
+    def references(self) -> list[tuple[str, str, str]]:
+        return [("Role", name, at) for name, at in role_references(self._roles(), "")]
+
+    def cross_problems(
+        self, lookup: Callable[[str, str], Resource | None]
+    ) -> list[tuple[str, str]]:
+        """An instance role must be an instance profile: of a role that declares one."""
+        out = []
+        for path, ref in self._roles().items():
+            if not isinstance(ref, RoleReference):
+                continue
+            role = lookup("Role", ref.role)
+            has_profile = bool(getattr(getattr(role, "spec", None), "instanceProfile", False))
+            wants_profile = path.endswith("instanceRole")
+            if role is not None and wants_profile and not ref.instanceProfile:
+                out.append(
+                    (path, "an instance role is an instance profile: add instanceProfile: true")
+                )
+            elif role is not None and ref.instanceProfile and not has_profile:
+                out.append(
+                    (path, f"Role {ref.role!r} declares no instance profile (spec.instanceProfile)")
+                )
+            elif ref.instanceProfile and not wants_profile:
+                out.append((path, "only instanceRole takes an instance profile"))
+        return out
 
 
 def is_infrastructure(path: str) -> bool:

@@ -22,11 +22,15 @@ from reconciler.models.common import (
     OWN_TAGS_BYTES,
     ROLE_ARN_PREFIX_BYTES,
     Resource,
-    RoleRef,
+    RoleOrReference,
+    RoleReference,
+    Spec,
     Strict,
     Tags,
+    bucket_values,
     request_bytes,
     reserved_environment,
+    role_references,
     too_large,
 )
 from reconciler.models.fields import (
@@ -98,8 +102,8 @@ class ContainerProperties(Strict):
     vcpus: int | None = Field(default=None, ge=1, le=INT32_MAX)
     memory: int | None = Field(default=None, ge=4, le=INT32_MAX, description="MiB.")
     command: list[str] | None = None
-    jobRoleArn: RoleRef | None = None
-    executionRoleArn: RoleRef | None = None
+    jobRoleArn: RoleOrReference | None = None
+    executionRoleArn: RoleOrReference | None = None
     volumes: Annotated[list[Volume] | None, set_by("name")] = None
     environment: Annotated[list[KeyValue] | None, set_by("name")] = None
     mountPoints: Annotated[list[MountPoint] | None, set_by("containerPath")] = None
@@ -134,7 +138,7 @@ class ContainerProperties(Strict):
         return self
 
 
-class JobDefinitionSpec(Strict):
+class JobDefinitionSpec(Spec):
     type: Literal["container", "multinode"] = "container"
     parameters: Annotated[dict[str, str] | None, PARAMETERS] = None
     containerProperties: ContainerProperties | None = None
@@ -174,6 +178,17 @@ class JobDefinition(Resource):
     kind: Literal["JobDefinition"]
     spec: JobDefinitionSpec
 
+    def references(self) -> list[tuple[str, str, str]]:
+        cp = self.spec.containerProperties
+        if cp is None:
+            return []
+        path = "spec.containerProperties"
+        roles = {"jobRoleArn": cp.jobRoleArn, "executionRoleArn": cp.executionRoleArn}
+        return [("Role", name, at) for name, at in role_references(roles, path)] + [
+            ("Bucket", name, at)
+            for name, at in bucket_values(cp.environment, f"{path}.environment")
+        ]
+
     def request_problems(self) -> list[tuple[str, str]]:
         return super().request_problems() + too_large(
             "RegisterJobDefinition", register_request_bytes(self), JOB_DEFINITION_MAX_BYTES
@@ -190,5 +205,10 @@ def register_request_bytes(res: JobDefinition) -> int:
     body["tags"] = {**res.metadata.labels, **(res.spec.tags or {})}
     roles = res.spec.containerProperties
     arns = [r for r in (roles.jobRoleArn, roles.executionRoleArn) if r] if roles else []
-    extra = sum(ROLE_ARN_PREFIX_BYTES for r in arns if not r.startswith("arn:"))
+    # A role of the stack becomes an ARN as long as its prefix, the longest path and a name.
+    extra = sum(
+        ROLE_ARN_PREFIX_BYTES + (512 + 64 if isinstance(r, RoleReference) else 0)
+        for r in arns
+        if not (isinstance(r, str) and r.startswith("arn:"))
+    )
     return request_bytes(body) + extra + OWN_TAGS_BYTES

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.limits import ARN_MAX, INT32_MAX, MAX_ENVIRONMENTS_PER_QUEUE
-from reconciler.models.common import BATCH_NAME, Resource, Strict, Tags
+from reconciler.models.common import BATCH_NAME, Resource, Spec, Strict, Tags
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.fields import LATE_INIT, set_by
 
@@ -27,7 +27,7 @@ class JobStateTimeLimitAction(Strict):
     action: Literal["CANCEL"] = "CANCEL"
 
 
-class JobQueueSpec(Strict):
+class JobQueueSpec(Spec):
     priority: int = Field(ge=0, le=1000)
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
     computeEnvironmentOrder: Annotated[

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.limits import INT32_MAX, MAX_ARRAY_SIZE
-from reconciler.models.common import BATCH_NAME, Resource, Strict
+from reconciler.models.common import BATCH_NAME, Resource, Spec, bucket_values
 from reconciler.models.submission import (
     MAX_DEPENDENCIES,
     PipelineTask,
@@ -29,7 +29,7 @@ POLICY_DOC = (
 )
 
 
-class PipelineSpec(Strict):
+class PipelineSpec(Spec):
     jobQueue: str = Field(pattern=BATCH_NAME, description="A JobQueue of the stack, by name.")
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
     rerun: int = Field(
@@ -126,6 +126,7 @@ class Pipeline(Resource):
                 refs.append(("JobDefinition", t.jobDefinition, f"spec.tasks.{i}.jobDefinition"))
             if t.jobQueue:
                 refs.append(("JobQueue", t.jobQueue, f"spec.tasks.{i}.jobQueue"))
+            refs += _buckets(t, f"spec.tasks.{i}")
         return refs
 
     def task_list(self) -> list[PipelineTask]:
@@ -141,7 +142,14 @@ class Pipeline(Resource):
         ]
 
 
-class TaskSpec(Submission):
+def _buckets(task: Submission, path: str) -> list[tuple[str, str, str]]:
+    """The buckets a task's environment overrides take values from."""
+    env = task.containerOverrides.environment if task.containerOverrides else None
+    at = f"{path}.containerOverrides.environment"
+    return [("Bucket", name, p) for name, p in bucket_values(env, at)]
+
+
+class TaskSpec(Submission, Spec):
     jobQueue: str = Field(pattern=BATCH_NAME)  # type: ignore[assignment]
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
     rerun: int = Field(default=0, ge=0, le=INT32_MAX)
@@ -175,7 +183,7 @@ class Task(Resource):
         refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")]
         if not self.spec.external_definition:
             refs.append(("JobDefinition", self.spec.jobDefinition, "spec.jobDefinition"))
-        return refs
+        return refs + _buckets(self.spec, "spec")
 
     def task_list(self) -> list[PipelineTask]:
         data = self.spec.model_dump(exclude={"concurrencyPolicy", "rerun"}, exclude_none=True)

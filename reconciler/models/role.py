@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from reconciler.models.common import Metadata, Resource, Strict, Tags
+from reconciler.models.common import BucketReference, Metadata, Resource, Spec, Strict, Tags
 from reconciler.models.fields import IMMUTABLE, value_set
 
 # IAM names: 1-64 of letters, digits and +=,.@_- (narrower than Batch's in length, wider in
@@ -27,6 +27,9 @@ VERSION = "2012-10-17"
 # order means nothing.
 SET_FIELDS = ("Action", "NotAction", "Resource", "NotResource")
 OneOrMany = str | list[str]
+# A statement's resources may name a bucket of the stack: `{bucket: results}` is the bucket's
+# ARN and every object in it (ARN/*), resolved at plan time.
+Resources = str | BucketReference | list[str | BucketReference]
 
 
 class RoleMetadata(Metadata):
@@ -38,15 +41,15 @@ class PolicyStatement(Strict):
     Effect: Literal["Allow", "Deny"]
     Action: OneOrMany | None = None
     NotAction: OneOrMany | None = None
-    Resource: OneOrMany | None = None
-    NotResource: OneOrMany | None = None
+    Resource: Resources | None = None
+    NotResource: Resources | None = None
     Condition: dict[str, dict[str, OneOrMany | bool | int]] | None = Field(
         default=None, description="operator -> condition key -> value(s)."
     )
 
     @field_validator("Action", "NotAction", "Resource", "NotResource")
     @classmethod
-    def _not_empty(cls, value: OneOrMany | None) -> OneOrMany | None:
+    def _not_empty(cls, value: Any) -> Any:
         if value is not None and not value:
             raise ValueError("must not be empty")
         return value
@@ -71,7 +74,7 @@ ManagedPolicyArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::(\d{12}|a
 ServicePrincipal = Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$")]
 
 
-class RoleSpec(Strict):
+class RoleSpec(Spec):
     path: Annotated[str, IMMUTABLE] = Field(
         default="/",
         max_length=512,
@@ -124,6 +127,19 @@ class Role(Resource):
     kind: Literal["Role"]
     metadata: RoleMetadata
     spec: RoleSpec
+
+    def references(self) -> list[tuple[str, str, str]]:
+        out = []
+        for name, doc in (self.spec.inlinePolicies or {}).items():
+            for i, st in enumerate(doc.Statement):
+                for key in ("Resource", "NotResource"):
+                    value = getattr(st, key)
+                    items = value if isinstance(value, list) else [value]
+                    at = f"spec.inlinePolicies.{name}.Statement.{i}.{key}"
+                    out += [
+                        ("Bucket", v.bucket, at) for v in items if isinstance(v, BucketReference)
+                    ]
+        return out
 
 
 # -- policy documents in one normal form -------------------------------------------------------

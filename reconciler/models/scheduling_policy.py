@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.limits import SHARE_IDENTIFIER_MAX
-from reconciler.models.common import Resource, Strict, Tags
+from reconciler.models.common import Resource, Spec, Strict, Tags
 from reconciler.models.fields import LATE_INIT, set_by
 
 
@@ -45,7 +45,7 @@ class FairsharePolicy(Strict):
         return self
 
 
-class SchedulingPolicySpec(Strict):
+class SchedulingPolicySpec(Spec):
     fairsharePolicy: FairsharePolicy | None = None
     tags: Tags | None = None
 

@@ -28,7 +28,7 @@ class Deleting:
         meta = body.metadata
         uid = str(meta.uid)
         async with self._lock(uid):
-            if deletion_policy(body) == "Retain":
+            if deletion_policy(kind, body) == "Retain":
                 kopf.info(
                     body,
                     reason="Retained",

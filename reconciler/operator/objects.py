@@ -2,7 +2,8 @@
 
 A custom resource is a manifest with Kubernetes' own metadata around it. What the engine gets
 is the manifest the CLI would have read: apiVersion, kind, name, namespace, user labels (they
-become AWS tags) and the spec less `deletionPolicy`, which only the operator reads. Ownership
+become AWS tags) and the spec, `deletionPolicy` included (the engine honours it as the CLI's
+`delete` does). Ownership
 and adoption come from metadata: the stack is the namespace unless the label
 `reconciler.io/stack` names another, and `reconciler.io/adopt: "true"` allows adoption.
 
@@ -54,9 +55,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-def deletion_policy(body: Any) -> str:
-    policy = (body.get("spec") or {}).get("deletionPolicy") or "Delete"
-    return policy if policy in DELETION_POLICIES else "Delete"
+def deletion_policy(kind: str, body: Any) -> str:
+    """The object's `spec.deletionPolicy`, else its kind's default (as the CLI's delete)."""
+    policy = (body.get("spec") or {}).get("deletionPolicy")
+    return policy if policy in DELETION_POLICIES else models()[kind].DELETION_POLICY
 
 
 def manifest_of(kind: str, body: Any) -> dict[str, Any]:
@@ -67,8 +69,6 @@ def manifest_of(kind: str, body: Any) -> dict[str, Any]:
         if not str(k).startswith(RESERVED_TAG_PREFIX)
     }
     spec = plain(body.get("spec") or {})
-    if isinstance(spec, dict):
-        spec.pop("deletionPolicy", None)
     metadata: dict[str, Any] = {"name": meta.get("name"), "namespace": meta.get("namespace")}
     if labels:
         metadata["labels"] = labels

@@ -31,6 +31,7 @@ EMOJI = {
     Verb.REVISION: "🟢",
     Verb.SUBMIT: "🟢",
     Verb.DELETE: "🔴",
+    Verb.RETAIN: "⚪",
     Verb.CONFLICT: "⛔",
     Verb.REFUSED: "⛔",
     Verb.NOOP: "⚪",

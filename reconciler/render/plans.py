@@ -23,6 +23,7 @@ COUNT_WORDS = [
     (Verb.REVISION, "new revision"),
     (Verb.SUBMIT, "run to submit"),
     (Verb.DELETE, "to delete"),
+    (Verb.RETAIN, "retained in AWS"),
     (Verb.CONFLICT, "conflict"),
     (Verb.REFUSED, "refused"),
     (Verb.NOOP, "unchanged"),

@@ -18,6 +18,7 @@ that is a module global. The patches themselves are in
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from moto.batch import models as batch_models
@@ -51,6 +52,9 @@ class Extensions:
     durability: DurabilityPatches
 
 
+IAM_MANAGED_POLICIES = "MOTO_IAM_LOAD_MANAGED_POLICIES"
+
+
 def installed() -> Extensions | None:
     """The extensions moto was patched with in this process, if any."""
     owner = owner_of(*_PROBE)
@@ -63,6 +67,9 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     if current is not None:
         return current
     config = config or SandboxConfig()
+    # AWS's managed policies exist in every account (a role attaches
+    # service-role/AmazonEC2ContainerServiceforEC2Role); moto has them only when asked.
+    os.environ.setdefault(IAM_MANAGED_POLICIES, "true")
     journal = Journal.in_directory(config.server_dir)  # none for a test's in-process server
     scheduler = JobScheduler(LocalRunner(config), journal, restore)
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)

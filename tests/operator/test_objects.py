@@ -35,20 +35,33 @@ def _ready(body: dict, since: str = "2030-01-01T00:00:00Z") -> dict:
     return body
 
 
-def test_manifest_strips_operator_only_fields_and_reserved_labels():
+def test_manifest_keeps_the_deletion_policy_and_strips_reserved_labels():
     body = _body(stacks.ce(), labels={"team": "x", "reconciler.io/stack": "shared"})
     body["spec"]["deletionPolicy"] = "Retain"
     body["metadata"]["annotations"] = {"reconciler.io/adopt": "true", "note": "kept out"}
     out = manifest_of("ComputeEnvironment", body)
-    assert "deletionPolicy" not in out["spec"]
+    # The engine honours it as the CLI's delete does: one field, read in one place.
+    assert out["spec"]["deletionPolicy"] == "Retain"
     assert out["metadata"] == {"name": "spot-ce", "namespace": "team-a", "labels": {"team": "x"}}
-    assert (deletion_policy(body), stack_of(body), adopting(body)) == ("Retain", "shared", True)
+    assert (deletion_policy("ComputeEnvironment", body), stack_of(body), adopting(body)) == (
+        "Retain",
+        "shared",
+        True,
+    )
     check(out)  # valid as the CLI would read it
 
 
-def test_stack_defaults_to_the_namespace_and_policy_to_delete():
+def test_stack_defaults_to_the_namespace_and_policy_to_the_kinds_default():
     body = _body(stacks.ce())
-    assert (stack_of(body), deletion_policy(body), adopting(body)) == ("team-a", "Delete", False)
+    assert (stack_of(body), deletion_policy("ComputeEnvironment", body), adopting(body)) == (
+        "team-a",
+        "Delete",
+        False,
+    )
+    # A kind holding data keeps it unless told otherwise.
+    bucket = {"metadata": {"name": "results"}, "spec": {}}
+    assert deletion_policy("Bucket", bucket) == "Retain"
+    assert deletion_policy("Bucket", {**bucket, "spec": {"deletionPolicy": "Delete"}}) == "Delete"
 
 
 def test_invalid_spec_names_the_field():

@@ -140,11 +140,12 @@ def test_nested_paths_through_optional_and_list_wrappers() -> None:
 
 
 def test_local_fields() -> None:
-    assert local_fields(ComputeEnvironmentSpec) == {"trackDesiredvCpus"}
+    assert local_fields(ComputeEnvironmentSpec) == {"trackDesiredvCpus", "deletionPolicy"}
     # An environment entry's `sensitive` flag is local too: nested, in a keyed list's items.
     assert local_fields(JobDefinitionSpec) == {
         "revisionHistoryLimit",
         "containerProperties.environment.sensitive",
+        "deletionPolicy",
     }
 
 

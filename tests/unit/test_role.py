@@ -201,7 +201,7 @@ def test_a_call_of_any_service_that_no_kind_declares_is_an_error(tmp_path: Path)
     package = tmp_path / "reconciler"
     package.mkdir()
     (package / "calls.py").write_text(
-        'def f(ctx):\n    ctx.aws.client("s3").create_bucket(Bucket="b")\n'
+        'def f(ctx):\n    ctx.aws.client("sqs").create_queue(QueueName="q")\n'
     )
-    with pytest.raises(ValueError, match="no resource scope for s3:CreateBucket"):
+    with pytest.raises(ValueError, match="no resource scope for sqs:CreateQueue"):
         iam.policy(root=package)
