@@ -113,7 +113,7 @@ def copy(command: Command) -> int:
     if remote_src and remote_dst:
         (sb, sk), (db, dk) = split_s3(src), split_s3(dst)
         dk = dk + Path(sk).name if not dk or dk.endswith("/") else dk
-        s3.copy({"Bucket": sb, "Key": sk}, db, dk)
+        s3.copy_object(Bucket=db, Key=dk, CopySource=f"{sb}/{sk}")
         _say(command, f"copy: {src} to s3://{db}/{dk}")
     elif remote_dst:
         bucket, key = split_s3(dst)
@@ -169,11 +169,10 @@ def listing(command: Command) -> int:
     bucket, prefix = split_s3(command.words[0])
     recursive = "--recursive" in command.flags
     base = "" if recursive else prefix[: prefix.rfind("/") + 1]
-    paging: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    if not recursive:
-        paging["Delimiter"] = "/"
+    delimiter: dict[str, str] = {} if recursive else {"Delimiter": "/"}
     found = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(**paging):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **delimiter)
+    for page in pages:
         for common in page.get("CommonPrefixes", []):
             found += 1
             print(f"{'PRE':>30} {common['Prefix'][len(base) :]}")

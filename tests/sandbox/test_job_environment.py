@@ -194,6 +194,7 @@ def test_the_aws_stand_in_copies_and_lists_and_refuses_the_rest(
         aws s3 cp {b}/missing.txt .; echo "missing=$?"
         aws ec2 describe-instances; echo "ec2=$?"
         aws s3 sync . {b}/; echo "sync=$?"
+        aws s3 cp {b}/named.txt {b}/copied/
         command -v aws
     """
     job = jobs.run(["sh", "-c", script])
@@ -217,6 +218,8 @@ def test_the_aws_stand_in_copies_and_lists_and_refuses_the_rest(
     assert aws_shim.__name__ in Path(lines[-1]).read_text()  # the stand-in, not a real CLI
     assert jobs.body("dir/in.txt") == jobs.body("named.txt") == b"data\n"
     assert jobs.body("stream.txt") == b"streamed"
+    assert f"copy: {b}/named.txt to {b}/copied/named.txt" in lines
+    assert jobs.body("copied/named.txt") == b"data\n"
     assert jobs.body("big.bin") == bytes(9000000)  # streamed in parts (multipart upload)
 
 
