@@ -40,23 +40,32 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
     "sandbox",
     short_help="manage the embedded AWS sandbox",
     help="Manage the embedded AWS sandbox: a moto server on a loopback port whose state "
-    "survives restarts. ACTION is status (the default), start, stop or reset.",
+    "survives restarts (finished jobs included). ACTION is status (the default: where it is, "
+    "and its settings, such as whether job commands run locally), start, stop, restart (with "
+    "the settings this environment sets, even while jobs run) or reset.",
     cls=ExampleCommand,
     examples=[
         "reconciler sandbox",
         "reconciler sandbox start",
+        "RECONCILER_SANDBOX_RUN_COMMANDS=1 reconciler sandbox restart   # run job commands",
         "reconciler sandbox reset        # the next command starts an empty account",
     ],
 )
-@click.argument("action", type=click.Choice(["status", "start", "stop", "reset"]), default="status")
+@click.argument(
+    "action",
+    type=click.Choice(["status", "start", "stop", "restart", "reset"]),
+    default="status",
+)
 @output_option("status format: text and yaml are YAML, or json")
 @debug_option
 def sandbox_command(action: str, output: str) -> int:
     from reconciler.render import plans as render
     from reconciler.sandbox import manager
 
-    if action == "start":
-        sb = manager.ensure()
+    if action in ("start", "restart"):
+        sb = manager.ensure(restart=action == "restart")
+        if sb.notice:
+            err(sb.notice)
         out(f"sandbox {sb.started} at {sb.endpoint}")
     elif action == "stop":
         out("sandbox stopped" if manager.stop() else "sandbox was not running")

@@ -250,6 +250,8 @@ def make_context(target: Target, output: str, **options: Any) -> Context:
                 f"Using the embedded AWS sandbox at {endpoint} ({sandbox.started}; state in "
                 f"{manager.state_dir()})"
             )
+            if sandbox.notice:
+                err(sandbox.notice)
     config = AwsConfig(
         region=region,
         profile=target.profile,

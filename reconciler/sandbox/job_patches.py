@@ -18,15 +18,24 @@ API adds around that:
   tag reconciler.io/sandbox-exit-code).
 - CancelJob and TerminateJob stop the jobs the scheduler runs (others are left to moto).
 - RECONCILER_SANDBOX_STEP_SECONDS, RECONCILER_SANDBOX_JOB_SECONDS and
-  RECONCILER_SANDBOX_RUN_COMMANDS are read (through `SandboxConfig`) when a job is submitted.
+  RECONCILER_SANDBOX_RUN_COMMANDS are read (through `SandboxConfig`) when a job is submitted,
+  and so is the endpoint the job's process is given (the server's, else the Host the SubmitJob
+  came in on).
+- A job's ID is derived from its SubmitJob request (`job_id_for`), not drawn at random: a
+  restarted sandbox replays the request and gets the job back under the same ID, which is how
+  `job_restore` finds what it did (and how a follower's output named after its job ID keeps
+  its name).
 Each place that departs from plain moto says so in a comment starting "AWS:".
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -34,11 +43,14 @@ from moto.batch import models as batch_models
 from moto.batch import responses as batch_responses
 from moto.batch.exceptions import ClientException
 from moto.batch_simple import models as simple_models
+from moto.moto_api._internal import mock_random
 
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.job_scheduler import STATES, JobRun, JobScheduler, ms, run_of
+from reconciler.sandbox.job_run import STATES, JobRun, ms, run_of
+from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher
 
+SUBMISSIONS_ATTR = "_sandbox_submissions"  # on moto's BatchBackend: job IDs given, by request
 OUTCOME_TAG = "reconciler.io/sandbox-outcome"
 EXIT_CODE_TAG = "reconciler.io/sandbox-exit-code"
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -91,6 +103,17 @@ def waits_on(deps: list[tuple[Any, str]], index: int | None, siblings: list[JobR
         else:
             waits.append(target)
     return waits
+
+
+def job_id_for(backend: Any, fingerprint: str) -> str:
+    """A UUID from the request (and how many identical ones came before): the same job gets
+    the same ID when the recording is replayed, in whatever order concurrent submissions
+    were recorded (identical requests are interchangeable)."""
+    counts = backend.__dict__.setdefault(SUBMISSIONS_ATTR, {})
+    ordinal = counts.get(fingerprint, 0)
+    counts[fingerprint] = ordinal + 1
+    digest = hashlib.sha256(f"{fingerprint}\0{ordinal}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def fail_code(tags: dict[str, str]) -> int | None:
@@ -163,13 +186,22 @@ class JobPatches:
     # --- submission -------------------------------------------------------------------------
 
     def submitjob(self, response: Any) -> str:
-        """BatchResponse.submitjob, also passing on retryStrategy."""
+        """BatchResponse.submitjob, also passing on retryStrategy, what identifies the request
+        and where it came in."""
         # AWS: SubmitJob's retryStrategy applies (moto drops it).
         self._request.retry_strategy = response._get_param("retryStrategy")
+        try:
+            body = json.dumps(json.loads(response.body or "{}"), sort_keys=True)
+        except ValueError:
+            body = str(response.body)
+        self._request.fingerprint = f"{response.current_account}\0{response.region}\0{body}"
+        host = response.headers.get("Host")
+        self._request.endpoint = self.config.endpoint or (f"http://{host}" if host else None)
         try:
             return str(self._submitjob(response))
         finally:
             self._request.retry_strategy = None
+            self._request.fingerprint = self._request.endpoint = None
 
     def submit_job(
         self,
@@ -212,7 +244,9 @@ class JobPatches:
             "timeout": float(limit) if limit else None,
             "fail_code": fail_code(tags),
             "run_commands": self.config.run_commands,
+            "endpoint": getattr(self._request, "endpoint", None) or self.config.endpoint,
         }
+        fingerprint = getattr(self._request, "fingerprint", None)
 
         def make(index: int | None = None, parent_id: str | None = None) -> Any:
             # AWS: an array's children are jobs of their own, `<parentId>:<index>`.
@@ -232,12 +266,18 @@ class JobPatches:
                 ),
                 parameters=parameters,
                 tags=tags if index is None else None,
-                provided_job_id=None if index is None else f"{parent_id}:{index}",
+                provided_job_id=parent_id if index is None else f"{parent_id}:{index}",
             )
 
         with self.scheduler.lock:
             deps = resolve(simple.backend, depends_on or [], size)
-            run = JobRun(make(), **settings)
+            own_id = None
+            if fingerprint:
+                # The draw moto would have made: what is drawn after it keeps its ID (in a
+                # recording made before job IDs were derived, too).
+                mock_random.uuid4()
+                own_id = job_id_for(simple.backend, fingerprint)
+            run = JobRun(make(None, own_id), **settings)
             job = run.job
             if size:
                 for index in range(size):

@@ -20,139 +20,92 @@ thread ticks every TICK seconds while any job is unfinished and sleeps otherwise
   its exit code decides the attempt; otherwise it exits 0, or `JobRun.fail_code`.
 - `stop()` is CancelJob (SUBMITTED/PENDING/RUNNABLE jobs) and TerminateJob (also STARTING and
   RUNNING ones); on an array parent it applies to the unfinished children.
+- Every step is written to the server's `Journal` as it happens; a job the journal knows (a
+  restarted server replaying its recording) is handed to the `restorer` (`job_restore`)
+  instead of being run again. While the recording is replayed the scheduler is paused, so
+  that no job runs, and no request of a job's goes unrecorded, before the account is whole.
 The job's state lives on moto's Job (`_status`, `attempts`, `job_started_at`, ...), which is
 what DescribeJobs shows; `JobRun` holds what the scheduler needs besides.
 """
 
 from __future__ import annotations
 
-import datetime
-import fnmatch
-import hashlib
 import logging
-import signal
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from moto.utilities.utils import get_partition
-
-from reconciler.sandbox.job_runner import CannotStart, LocalProcess, LocalRunner
-
-SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED = STATES = (
-    "SUBMITTED",
-    "PENDING",
-    "RUNNABLE",
-    "STARTING",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
+from reconciler.sandbox import job_journal
+from reconciler.sandbox.job_run import (
+    CONTAINER_EXITED,
+    DEPENDENCY_FAILED,
+    DONE,
+    FAILED,
+    KILLED,
+    PENDING,
+    RUNNABLE,
+    RUNNING,
+    STARTING,
+    SUBMITTED,
+    SUCCEEDED,
+    TIMED_OUT,
+    JobRun,
+    attempt_record,
+    ms,
+    name_attempt,
+    now,
+    run_of,
+    should_retry,
+    status_of,
 )
-DONE = (SUCCEEDED, FAILED)
-
-# AWS's own wording.
-DEPENDENCY_FAILED = "Dependent Job failed"
-CONTAINER_EXITED = "Essential container in task exited"
-TIMED_OUT = "Job attempt duration exceeded timeout"
+from reconciler.sandbox.job_runner import CannotStart, LocalRunner
 
 TICK = 0.05
-KILLED = 128 + signal.SIGKILL  # what a container killed by Batch exits with
-RUN_ATTR = "_sandbox"  # the attribute of moto's Job that holds its JobRun
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
-class JobRun:
-    """The scheduler's view of one job (an array parent, a child, or a plain job)."""
+class Restorer(Protocol):
+    """Puts a journalled job back (`job_restore.restore`); True: it is unfinished."""
 
-    job: Any  # moto's Job; its _status, attempts, job_started_at, ... are what describe shows
-    backend: Any  # the BatchBackend whose _jobs holds it (a reset account drops it)
-    step: float
-    run_seconds: float
-    attempts: int = 1
-    retry_rules: list[dict[str, Any]] = field(default_factory=list)
-    timeout: float | None = None
-    fail_code: int | None = None  # each attempt exits with this when the job is told to fail
-    run_commands: bool = False
-    parent: JobRun | None = None
-    index: int | None = None  # array child index
-    children: list[JobRun] = field(default_factory=list)
-    waits_on: list[Any] = field(default_factory=list)  # Jobs that must succeed first
-    since: float = 0.0  # monotonic time of the last state change
-    started: bool = False  # reached RUNNING at least once (startedAt is shown)
-    ran: bool = False  # array parent: a child reached RUNNING
-    attempt: int = 0
-    attempt_since: float = 0.0
-    task_id: str = ""
-    stream: str | None = None
-    process: LocalProcess | None = None
-    start_error: tuple[int, str] | None = None
-    stop_reason: str | None = None  # array parent: why it was cancelled or terminated
-
-    def __post_init__(self) -> None:
-        setattr(self.job, RUN_ATTR, self)  # how run_of() finds it from the Job moto hands us
-
-    @property
-    def stale(self) -> bool:
-        """The job is gone from its backend (the account was reset)."""
-        jobs = getattr(self.backend, "_jobs", None)  # None while moto resets the backend
-        return jobs is None or jobs.get(self.job.job_id) is not self.job
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-
-
-def run_of(job: Any) -> JobRun | None:
-    """The JobRun of a moto Job the scheduler manages; None for any other job."""
-    return getattr(job, RUN_ATTR, None)
-
-
-def status_of(job: Any) -> str:
-    return str(job._status if run_of(job) is not None else job.status)
-
-
-def now() -> datetime.datetime:
-    return datetime.datetime.now()
-
-
-def ms(when: datetime.datetime) -> int:
-    return int(when.timestamp() * 1000)
-
-
-def should_retry(rules: list[dict[str, Any]], code: int, reason: str) -> bool:
-    """evaluateOnExit: the first rule whose conditions all match decides; none -> retry."""
-    container_reason = reason if reason.startswith("CannotStartContainerError") else ""
-    for rule in rules:
-        checks = [
-            ("onExitCode", str(code)),
-            ("onStatusReason", reason),
-            ("onReason", container_reason),
-        ]
-        if all(fnmatch.fnmatchcase(value, rule[key]) for key, value in checks if key in rule):
-            return str(rule.get("action", "")).upper() == "RETRY"
-    return True
+    def __call__(
+        self, scheduler: JobScheduler, run: JobRun, history: list[dict[str, Any]]
+    ) -> bool: ...
 
 
 class JobScheduler:
     """Runs the sandbox's jobs; one per server, owned by its `moto_ext.Extensions`."""
 
-    def __init__(self, runner: LocalRunner) -> None:
+    def __init__(
+        self,
+        runner: LocalRunner,
+        journal: job_journal.Journal | None = None,
+        restorer: Restorer | None = None,
+    ) -> None:
         self.runner = runner
+        self.journal = journal or job_journal.Journal()
+        self.restorer = restorer
         self.lock = threading.RLock()  # guards every managed job's state, _active and _thread
         self._wake = threading.Condition(self.lock)
         self._active: list[JobRun] = []  # unfinished jobs, array children before their parent
         self._thread: threading.Thread | None = None
+        self._paused = False
 
     def add(self, run: JobRun) -> None:
-        """Takes a just-created job over, as SUBMITTED."""
+        """Takes a just-created job over, as SUBMITTED (or as the journal last saw it)."""
         with self.lock:
-            run.job._transitions = []  # moto's ManagedState would jump to RUNNING when read
-            run.job._status = SUBMITTED
+            job = run.job
+            job._transitions = []  # moto's ManagedState would jump to RUNNING when read
+            job._status = SUBMITTED
             run.since = time.monotonic()
-            run.backend._jobs[run.job.job_id] = run.job
+            run.backend._jobs[job.job_id] = job
+            history = self.journal.take(job.job_id)
+            if history and self.restorer is not None:
+                if not self.restorer(self, run, history):
+                    return  # finished before the restart: kept as it was, never run again
+            else:
+                created = job_journal.stamp(job.job_created_at)
+                self.journal.record(job_journal.SUBMITTED, job.job_id, createdAt=created)
             self._active.append(run)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -167,12 +120,38 @@ class JobScheduler:
             self._stop(run, reason, running)
             self._wake.notify_all()
 
+    def fail_lost_attempt(self, run: JobRun, reason: str) -> None:
+        """The attempt running on a lost host fails without an exit code; the job's retry
+        strategy decides what follows (`job_restore`)."""
+        with self.lock:
+            self._outcome(run, None, reason, success=False)
+
+    def pause(self, paused: bool) -> None:
+        """Holds every job where it is (while the recording is replayed), or lets them go on."""
+        with self.lock:
+            self._paused = paused
+            self._wake.notify_all()
+
+    def shutdown(self) -> None:
+        """The server is stopping: its job processes go with it, as a lost host's containers.
+
+        Nothing is journalled: a restarted server finds those attempts begun and not ended."""
+        acquired = self.lock.acquire(timeout=2.0)  # a signal handler must not wait for ever
+        try:
+            self._paused = True  # no tick records the killed processes' exits
+            self.journal.close(for_good=True)
+            for run in list(self._active):
+                run.kill()
+        finally:
+            if acquired:
+                self.lock.release()
+
     # --- the loop ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
         with self.lock:
             while True:
-                if not self._active:
+                if not self._active or self._paused:
                     self._wake.wait()
                     continue
                 self._wake.wait(TICK)
@@ -210,6 +189,15 @@ class JobScheduler:
         job.job_stopped_reason = reason
         job.exit_code = exit_code
         self._set(run, SUCCEEDED if success else FAILED)
+        self.journal.record(
+            job_journal.FINISHED,
+            job.job_id,
+            status=job._status,
+            statusReason=reason,
+            exitCode=exit_code,
+            startedAt=job_journal.stamp(job.job_started_at) if run.started else None,
+            stoppedAt=job_journal.stamp(job.job_stopped_at),
+        )
 
     # --- array parents ----------------------------------------------------------------------
 
@@ -237,6 +225,8 @@ class JobScheduler:
             run.started = True
             run.job.job_started_at = now()
             self._set(run, RUNNING)
+            started = job_journal.stamp(run.job.job_started_at)
+            self.journal.record(job_journal.STARTED, run.job.job_id, startedAt=started)
 
     # --- single jobs and array children -----------------------------------------------------
 
@@ -284,47 +274,37 @@ class JobScheduler:
 
     def _begin_attempt(self, run: JobRun) -> None:
         job = run.job
-        run.attempt += 1
         run.started = True
         run.attempt_since = time.monotonic()
         job.job_started_at = now()
         job.job_stopped = False
         job.exit_code = None
-        run.task_id = hashlib.sha256(f"{job.arn}#{run.attempt}".encode()).hexdigest()[:32]
-        run.stream = job.log_stream_name = f"{job.job_definition.name}/default/{run.task_id}"
-        if run.parent is not None:
-            run.parent.ran = True
+        name_attempt(run, run.attempt + 1)
         if run.run_commands:
             try:
-                run.process = self.runner.start(job, run.attempt, run.index, run.stream)
+                run.process = self.runner.start(
+                    job, run.attempt, run.index, run.stream or "", run.endpoint
+                )
             except CannotStart as err:
                 run.start_error = (err.exit_code, err.reason)  # the attempt fails on the next tick
-
-    def _end_attempt(self, run: JobRun, exit_code: int, reason: str) -> None:
-        """Records the attempt as Batch shows it: its container (ECS task), times and reason."""
-        job = run.job
-        region, account = job.job_queue.backend.region_name, job.job_queue.backend.account_id
-        prefix = f"arn:{get_partition(region)}:ecs:{region}:{account}"
-        envs = job.job_queue.environments
-        cluster = (getattr(envs[0], "ecs_name", "") if envs else "") or "AWSBatch"
-        container = {
-            "containerInstanceArn": f"{prefix}:container-instance/{cluster}/{run.task_id[::-1]}",
-            "taskArn": f"{prefix}:task/{cluster}/{run.task_id}",
-            "exitCode": exit_code,
-            "logStreamName": run.stream,
-            "networkInterfaces": [],
-        }
-        job.attempts.append(
-            {
-                "container": container,
-                "startedAt": ms(job.job_started_at),
-                "stoppedAt": ms(now()),
-                "statusReason": reason,
-            }
+        self.journal.record(
+            job_journal.BEGAN,
+            job.job_id,
+            attempt=run.attempt,
+            startedAt=job_journal.stamp(job.job_started_at),
+            pid=run.process.proc.pid if run.process is not None else None,  # its process group
         )
-        run.process = None
 
-    def _outcome(self, run: JobRun, code: int, reason: str, success: bool) -> None:
+    def _end_attempt(self, run: JobRun, exit_code: int | None, reason: str) -> None:
+        """Records the attempt as Batch shows it (no exit code: its host was lost)."""
+        job = run.job
+        attempt = attempt_record(run, exit_code, reason, ms(now()))
+        job.attempts.append(attempt)
+        run.process = None
+        events = self.runner.log_events(job._log_backend, run.stream) if run.stream else []
+        self.journal.record(job_journal.ENDED, job.job_id, attempt=attempt, logs=events)
+
+    def _outcome(self, run: JobRun, code: int | None, reason: str, success: bool) -> None:
         self._end_attempt(run, code, reason)
         if success:
             self._finish(run, True, reason, code)

@@ -7,6 +7,11 @@ recorded; when the server is gone (a reboot, `sandbox stop`), the next command s
 one and replays the recording, whose first request fixes moto's random seed, so IDs match.
 A file lock keeps two first invocations from starting two servers.
 
+The server's settings (RECONCILER_SANDBOX_RUN_COMMANDS, ...) are kept too, and a command whose
+environment sets other ones restarts it with them, or says why it does not (`settings`). The
+server journals what its jobs did (`jobs.jsonl`, `job_journal`), so that a restored server
+puts finished jobs back as they were instead of running them again.
+
 A server is written to `server.json` as soon as it runs, marked ready only once it is seeded or
 restored: whatever fails in between (a damaged recording, an interrupted start), the server is
 stopped, and `stop`/`reset` can always find it. A recording moto cannot replay is a clear error
@@ -25,24 +30,30 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import boto3
 
 from reconciler.backoff import Backoff, poll
 from reconciler.errors import RetryableError, TerminalError
+from reconciler.sandbox import settings
+from reconciler.sandbox.config import (
+    CREDENTIALS,
+    ENDPOINT_ENV,
+    REGION,
+    SERVER_DIR_ENV,
+    SandboxConfig,
+)
+from reconciler.sandbox.job_journal import JOURNAL
 from reconciler.sandbox.seed import SEED, seed_account
 
-REGION = "us-east-1"
-CREDENTIALS: Mapping[str, str] = MappingProxyType(
-    {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
-)
+__all__ = ("CREDENTIALS", "REGION", "Sandbox", "ensure", "reset", "state_dir", "status", "stop")
 # In the state directory:
 SERVER_INFO = "server.json"  # the running server's endpoint and pid
 RECORDING = "recording.jsonl"  # every request, replayed by a new server
@@ -60,7 +71,10 @@ def state_dir() -> Path:
 class Sandbox:
     endpoint: str
     pid: int | None
-    started: str  # "running" (reused), "new" (seeded), "restored" (recording replayed)
+    # "running" (reused), "new" (seeded), "restored" (recording replayed), "restarted" (a
+    # running server replaced to apply other settings; restored too)
+    started: str
+    notice: str | None = None  # for the user (stderr): a restart, or why there was none
 
 
 def _post(url: str, body: bytes = b"", timeout: float = 2.0) -> int:
@@ -102,9 +116,16 @@ def _read_info(directory: Path) -> dict[str, object] | None:
     return info if isinstance(info, dict) else None  # a file edited or cut short: no server
 
 
-def _write_info(directory: Path, endpoint: str, pid: int, ready: bool) -> None:
-    info = {"endpoint": endpoint, "pid": pid, "ready": ready}
+def _write_info(
+    directory: Path, endpoint: str, pid: int, ready: bool, values: Mapping[str, str]
+) -> None:
+    info = {"endpoint": endpoint, "pid": pid, "ready": ready, "settings": dict(values)}
     (directory / SERVER_INFO).write_text(json.dumps(info))
+
+
+def _settings_of(info: Mapping[str, object]) -> dict[str, str]:
+    found = info.get("settings")
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def _is_server(pid: int) -> bool:
@@ -126,6 +147,19 @@ def _signal(pid: int, sig: int) -> bool:
         return False
 
 
+def _stop_server(pid: int) -> bool:
+    """Stops a server (SIGTERM: it kills its jobs' processes) and waits until it is gone, so
+    that nothing of it is still running when a new server replays the recording."""
+    if not _signal(pid, signal.SIGTERM):
+        return False
+    deadline = time.monotonic() + STOP_WAIT
+    while _is_server(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _is_server(pid):
+        _signal(pid, signal.SIGKILL)
+    return True
+
+
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
     """Stops a server this process started, and waits for it: it must not outlive a failure."""
     _signal(proc.pid, signal.SIGTERM)
@@ -136,12 +170,16 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(STOP_WAIT)
 
 
-def _spawn(directory: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def _spawn(directory: Path, values: Mapping[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
     port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        **values,  # the settings it runs with, kept or asked for
         "MOTO_ENABLE_RECORDING": "true",
         "MOTO_RECORDER_FILEPATH": str(directory / RECORDING),
+        SERVER_DIR_ENV: str(directory),  # its job journal
+        ENDPOINT_ENV: endpoint,  # what its jobs' processes are given
     }
     with open(directory / SERVER_LOG, "ab") as log:
         proc = subprocess.Popen(
@@ -152,7 +190,6 @@ def _spawn(directory: Path) -> tuple[str, subprocess.Popen[bytes]]:
             env=env,
             start_new_session=True,
         )
-    endpoint = f"http://127.0.0.1:{port}"
     failed = TerminalError(f"the sandbox server did not start; see {directory / SERVER_LOG}")
     try:
         up = poll(
@@ -234,28 +271,42 @@ def prepare_new(endpoint: str) -> None:
     )
 
 
-def ensure() -> Sandbox:
+def ensure(restart: bool = False) -> Sandbox:
     """The running sandbox, else a new server, restored from the recording or seeded.
 
-    Under the lock, so that two first commands start one server. A server that fails to start
-    or to restore is stopped before the error is raised: one left running would be found by
-    no later `stop` or `reset`, and each command would leave another.
+    A running server whose settings differ from those the caller's environment sets is
+    restarted with them, unless job attempts run on it (`settings`); `restart` restarts it
+    whatever runs. Under the lock, so that two first commands start one server. A server that
+    fails to start or to restore is stopped before the error is raised: one left running would
+    be found by no later `stop` or `reset`, and each command would leave another.
     """
     directory = state_dir()
     with _locked(directory):
         info = _read_info(directory)
         pid = info.get("pid") if info else None
         pid = pid if isinstance(pid, int) else None
+        values = settings.wanted(directory)
+        notice, replaced = None, False
         if info and info.get("ready", True) and alive(str(info["endpoint"])):
-            return Sandbox(str(info["endpoint"]), pid, "running")
-        if info and not info.get("ready", True) and pid is not None and _is_server(pid):
-            _signal(pid, signal.SIGTERM)  # its start was interrupted: it is in no known state
+            changed = settings.differences(_settings_of(info), values)
+            if not changed and not restart:
+                return Sandbox(str(info["endpoint"]), pid, "running")
+            attempts = settings.running_attempts(directory)
+            if attempts and not restart:
+                notice = settings.kept_running_notice(changed, attempts)
+                return Sandbox(str(info["endpoint"]), pid, "running", notice)
+            if pid is not None and pid > 1 and pid != os.getpgrp() and _is_server(pid):
+                _stop_server(pid)
+            notice, replaced = settings.restarted_notice(changed) if changed else None, True
+        elif info and not info.get("ready", True) and pid is not None and _is_server(pid):
+            _stop_server(pid)  # its start was interrupted: it is in no known state
         recording = directory / RECORDING
         restore = recording.exists() and recording.stat().st_size > 0
         if restore:
             check_recording(recording)  # before a server is started that would then fail
-        endpoint, proc = _spawn(directory)
-        _write_info(directory, endpoint, proc.pid, ready=False)  # so that stop() finds it
+        endpoint, proc = _spawn(directory, values)
+        settings.keep(directory, values)
+        _write_info(directory, endpoint, proc.pid, False, values)  # so that stop() finds it
         try:
             if restore:
                 _replay(endpoint, directory)
@@ -265,8 +316,9 @@ def ensure() -> Sandbox:
             _terminate(proc)  # a server that failed to start is no one's: no orphans
             (directory / SERVER_INFO).unlink(missing_ok=True)
             raise
-        _write_info(directory, endpoint, proc.pid, ready=True)
-        return Sandbox(endpoint, proc.pid, "restored" if restore else "new")
+        _write_info(directory, endpoint, proc.pid, True, values)
+        started = "restarted" if replaced else "restored" if restore else "new"
+        return Sandbox(endpoint, proc.pid, started, notice)
 
 
 def stop() -> bool:
@@ -281,12 +333,16 @@ def stop() -> bool:
         # own process group; a server whose start failed is stopped too (no orphan is left).
         if not isinstance(pid, int) or pid <= 1 or pid == os.getpgrp() or not _is_server(pid):
             return False
-        return _signal(pid, signal.SIGTERM)
+        return _stop_server(pid)
 
 
 def reset() -> None:
+    """Stops the server and discards the account: its recording, its jobs' journal, and the
+    settings kept (the next command starts with those of its environment)."""
     stop()
-    (state_dir() / RECORDING).unlink(missing_ok=True)
+    directory = state_dir()
+    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE):
+        (directory / name).unlink(missing_ok=True)
 
 
 def status() -> dict[str, object]:
@@ -295,10 +351,23 @@ def status() -> dict[str, object]:
     recording = directory / RECORDING
     requests = sum(1 for _ in recording.open("rb")) if recording.exists() else 0  # damaged too
     endpoint = info.get("endpoint")
-    return {
+    running = bool(endpoint) and alive(str(endpoint))
+    values = settings.wanted(directory)
+    current = _settings_of(info) if running else values
+    result: dict[str, object] = {
         "stateDir": str(directory),
         "endpoint": endpoint,
         "pid": info.get("pid"),
-        "running": bool(endpoint) and alive(str(endpoint)),
+        "running": running,
         "recordedRequests": requests,
+        # What its jobs do: the running server's settings (else those a start would use).
+        **SandboxConfig(current).settings(),
+        "jobAttemptsRunning": settings.running_attempts(directory) if running else 0,
     }
+    changed = settings.differences(current, values)
+    if changed:
+        result["pending"] = (
+            f"this environment sets {', '.join(changed)}: the next command restarts the "
+            "sandbox with it (unless job attempts are running)"
+        )
+    return result

@@ -3,14 +3,17 @@
 `install()` patches moto once per process, before the server handles its first request; the
 sandbox server (`reconciler.sandbox.server`) and the tests' moto fixture (tests/conftest.py)
 call it. It returns the `Extensions` that own everything the patches keep between requests
-(settings, the job scheduler and its thread, what queues let go of): nothing of that is a
-module global. The patches themselves are in
+(settings, the job scheduler and its thread, its journal, what queues let go of): nothing of
+that is a module global. The patches themselves are in
 - `reconciler.sandbox.resource_patches`: compute environments and job queues, with
   `compute_checks` (what CreateComputeEnvironment refuses, and what leaves it INVALID);
 - `reconciler.sandbox.tagging_patches`: the Resource Groups Tagging API lists Batch resources;
 - `reconciler.sandbox.definition_patches`: job definitions asked for as `name:revision`;
 - `reconciler.sandbox.job_patches`: the job API, on top of `job_scheduler` (AWS's job states,
-  dependencies, arrays, retries, timeouts) and `job_runner` (commands run as local processes).
+  dependencies, arrays, retries, timeouts), `job_runner` (commands run as local processes)
+  and `job_journal` / `job_restore` (finished jobs kept as they were across restarts);
+- `reconciler.sandbox.durability_patches`: what a replayed recording needs to come back whole
+  (S3 multipart uploads, no job running during the replay).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from moto.batch import models as batch_models
 
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.definition_patches import DefinitionPatches
+from reconciler.sandbox.durability_patches import DurabilityPatches
+from reconciler.sandbox.job_journal import Journal
 from reconciler.sandbox.job_patches import JobPatches
+from reconciler.sandbox.job_restore import restore
 from reconciler.sandbox.job_runner import LocalRunner
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher, owner_of
@@ -43,6 +49,7 @@ class Extensions:
     jobs: JobPatches
     tagging: TaggingPatches
     definitions: DefinitionPatches
+    durability: DurabilityPatches
 
 
 IAM_MANAGED_POLICIES = "MOTO_IAM_LOAD_MANAGED_POLICIES"
@@ -63,14 +70,22 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     # AWS's managed policies exist in every account (a role attaches
     # service-role/AmazonEC2ContainerServiceforEC2Role); moto has them only when asked.
     os.environ.setdefault(IAM_MANAGED_POLICIES, "true")
-    scheduler = JobScheduler(LocalRunner())
+    journal = Journal.in_directory(config.server_dir)  # none for a test's in-process server
+    scheduler = JobScheduler(LocalRunner(config), journal, restore)
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)
     extensions = Extensions(
-        config, scheduler, resources, jobs, TaggingPatches(), DefinitionPatches()
+        config,
+        scheduler,
+        resources,
+        jobs,
+        TaggingPatches(),
+        DefinitionPatches(),
+        DurabilityPatches(scheduler),
     )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)
     extensions.jobs.install(patcher)
     extensions.tagging.install(patcher)
     extensions.definitions.install(patcher)
+    extensions.durability.install(patcher)
     return extensions

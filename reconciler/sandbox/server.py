@@ -2,8 +2,10 @@
 
 Started detached by `reconciler.sandbox.manager`, so it outlives the CLI invocation that
 started it; the environment it is given turns moto's request recorder on, which is how the
-sandbox's state survives a restart. The server owns the moto extensions it installs (their
-settings come from that same environment), and with them the job scheduler.
+sandbox's state survives a restart, and names its directory (the job journal) and endpoint.
+The server owns the moto extensions it installs (their settings come from that same
+environment), and with them the job scheduler. Stopped (SIGTERM), it kills its jobs'
+processes first: they run in process groups of their own, and would outlive it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+from types import FrameType
 
 from reconciler.sandbox import moto_ext
 from reconciler.sandbox.config import SandboxConfig
@@ -26,7 +30,13 @@ def serve(host: str, port: int) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # The extensions (and their scheduler) live as long as the moto they patched: this process.
-    moto_ext.install(SandboxConfig(os.environ))
+    extensions = moto_ext.install(SandboxConfig(os.environ))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     app = DomainDispatcherApplication(create_backend_app)
     make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
 

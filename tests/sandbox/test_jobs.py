@@ -313,7 +313,9 @@ def test_local_execution_with_environment_and_logs(sb, monkeypatch):
     script = (
         'echo "id=$AWS_BATCH_JOB_ID attempt=$AWS_BATCH_JOB_ATTEMPT queue=$AWS_BATCH_JQ_NAME '
         'ce=$AWS_BATCH_CE_NAME def=$FROM_DEFINITION over=$FROM_OVERRIDE arg=$1"; '
-        'echo oops >&2; pwd; touch here; ls; [ -z "$AWS_SECRET_ACCESS_KEY" ]'
+        # The host's credentials ("testing", from the aws fixture) never reach the job: the
+        # sandbox's dummy ones do (tests/sandbox/test_job_environment.py has the rest).
+        'echo oops >&2; pwd; touch here; ls; [ "$AWS_SECRET_ACCESS_KEY" = sandbox ]'
     )
     job_id = sb.submit(
         "env",

@@ -277,7 +277,10 @@ def test_every_flag_has_help(name: str, command: click.Command) -> None:
         (["logs", "-f", "x"], "Missing argument 'pipeline/NAME/TASK'"),
         (["get", "--parallelism", "many"], "'many' is not a valid integer"),
         (["validate", "-f"], "Option '-f' requires an argument"),
-        (["sandbox", "explode"], "'explode' is not one of 'status', 'start', 'stop', 'reset'"),
+        (
+            ["sandbox", "explode"],
+            "'explode' is not one of 'status', 'start', 'stop', 'restart', 'reset'",
+        ),
         (["schema", "yaml"], "'yaml' is not one of 'json', 'crds'"),
         (["completion"], "Missing argument"),
         (["completion", "tcsh"], "'tcsh' is not one of 'bash', 'zsh', 'fish'"),
