@@ -244,6 +244,10 @@ def roles_in(resources: Iterable[Any]) -> list[str]:
             for key, sub in value.items():
                 if key in ROLE_FIELDS and isinstance(sub, str):
                     found.add(sub)
+                elif key in ROLE_FIELDS and isinstance(sub, dict) and sub.get("role"):
+                    # A role of the stack ({role: NAME}): passed by its name; its instance
+                    # profile, which names the role after itself, passes that role too.
+                    found.add(str(sub["role"]))
                 else:
                     walk(sub)
         elif isinstance(value, list):

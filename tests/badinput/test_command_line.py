@@ -91,7 +91,8 @@ def test_what_the_tool_cannot_use_is_a_usage_error(
     [
         ({"AWS_DEFAULT_REGION": "bad region!"}, "error: Provided region_name 'bad region!'"),
         ({"AWS_PROFILE": "nowhere"}, "error: The config profile (nowhere) could not be found"),
-        ({"AWS_ENDPOINT_URL": "not a url"}, "error: cannot make an AWS batch client: Invalid"),
+        # Whichever client the plan makes first (sts, for the bucket's derived name) says so.
+        ({"AWS_ENDPOINT_URL": "not a url"}, "client: Invalid endpoint: not a url"),
         ({"AWS_DEFAULTS_MODE": "bogus"}, "error: Client configured with invalid defaults mode"),
         ({"AWS_STS_REGIONAL_ENDPOINTS": "bogus"}, "error: STS regional endpoints option bogus"),
     ],

@@ -23,8 +23,12 @@ from ruamel.yaml import YAML
 
 from reconciler.cli import main
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "batch-stack.yaml"
-BASE_TEXT = EXAMPLE.read_text(encoding="utf-8")
+EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
+# The Batch resources and the roles and bucket they refer to: valid together.
+BASE_TEXT = "---\n".join(
+    (EXAMPLES / name).read_text(encoding="utf-8")
+    for name in ("00-storage-and-roles.yaml", "batch-stack.yaml")
+)
 BASE_DOCS: list[Any] = list(YAML(typ="safe", pure=True).load_all(BASE_TEXT))
 
 CASES = 400

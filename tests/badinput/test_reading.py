@@ -25,7 +25,10 @@ from tests.badinput.test_corpus import CORPUS, UNREACHABLE, error_lines, no_real
 
 __all__ = ["no_real_aws"]  # the corpus's autouse fixture: no real AWS here either
 
-VALID = (CORPUS.parents[2] / "manifests" / "examples" / "batch-stack.yaml").read_text()
+VALID = "---\n".join(
+    (CORPUS.parents[2] / "manifests" / "examples" / name).read_text()
+    for name in ("00-storage-and-roles.yaml", "batch-stack.yaml")
+)
 QUEUE = """apiVersion: reconciler.io/v1alpha1
 kind: JobQueue
 metadata: {name: q%d}
@@ -122,7 +125,7 @@ def test_a_named_pipe_is_read_as_its_writer_writes(
     code, lines = validate(capsys, str(fifo))
     thread.join()
     assert code == 0, lines
-    assert lines[-1] == "5 resources valid."
+    assert lines[-1] == "9 resources valid."  # the storage file and the Batch stack
 
 
 @pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd")

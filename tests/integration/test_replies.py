@@ -5,11 +5,10 @@ operation, never a traceback (aws/replies.py, aws/errors.py)."""
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,19 +42,19 @@ class BreakingProxy:
                         200, {"content-type": "text/xml" if xml else "application/json"}, body
                     )
                     return
-                request = urllib.request.Request(
-                    proxy.upstream + self.path,
-                    data=data,
-                    method="POST",
-                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
-                )
-                try:
-                    with urllib.request.urlopen(request) as reply:
-                        self.answer(reply.status, dict(reply.headers), reply.read())
-                except urllib.error.HTTPError as exc:
-                    self.answer(exc.code, dict(exc.headers), exc.read())
+                # Forwarded as it came (http.client adds no Content-Type of its own, which
+                # S3's REST calls would be misread by), except Host and Expect.
+                host = urllib.parse.urlsplit(proxy.upstream).netloc
+                conn = http.client.HTTPConnection(host, timeout=60)
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "expect")
+                }
+                conn.request(self.command, self.path, body=data or None, headers=headers)
+                reply = conn.getresponse()
+                self.answer(reply.status, dict(reply.getheaders()), reply.read())
+                conn.close()
 
-            do_GET = do_POST
+            do_GET = do_PUT = do_DELETE = do_HEAD = do_POST
 
             def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
@@ -64,7 +63,8 @@ class BreakingProxy:
                         self.send_header(key, value)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
             def log_message(self, *_: object) -> None:
                 pass

@@ -33,7 +33,7 @@ def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert applied.stderr.splitlines()[0].startswith("Using the embedded AWS sandbox at")
     assert "(new;" in applied.stderr
-    assert "Plan: 5 to create, 1 run to submit." in applied.stdout
+    assert "Plan: 9 to create, 1 run to submit." in applied.stdout  # bucket, 3 roles, 5 Batch
     assert "Pipeline/stress: run" in applied.stdout and "SUCCEEDED" in applied.stdout
 
     again = _cli("diff", "-f", EXAMPLES, "--sandbox")
@@ -44,7 +44,7 @@ def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
     restored = _cli("get", "-f", EXAMPLES, "--sandbox", "-o", "json")
     assert restored.returncode == 0, restored.stderr
     assert "(restored;" in restored.stderr
-    assert restored.stdout.count('"sync": "in sync"') == 6, restored.stdout
+    assert restored.stdout.count('"sync": "in sync"') == 10, restored.stdout
 
     # The replayed jobs may still be running: --drain lets them finish before the queue goes.
     deleted = _cli("delete", "-f", EXAMPLES, "--sandbox", "--drain")

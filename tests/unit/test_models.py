@@ -19,29 +19,34 @@ from reconciler.registry import kind_for, models
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "manifests" / "examples"
+STORAGE = "00-storage-and-roles.yaml"
 
 
 def test_example_manifests_validate() -> None:
     stack = validate_documents(load_paths([str(EXAMPLES)]))
     assert sorted(r.key for r in stack.resources) == [
+        ("Bucket", "stress-results"),
         ("ComputeEnvironment", "stress-ondemand"),
         ("ComputeEnvironment", "stress-spot"),
         ("JobDefinition", "stress-ng-follower"),
         ("JobDefinition", "stress-ng-leader"),
         ("JobQueue", "stress-ng-queue"),
         ("Pipeline", "stress"),
+        ("Role", "stress-execution"),
+        ("Role", "stress-instance"),
+        ("Role", "stress-job"),
     ]
+    files = {"Pipeline": "stress-pipeline.yaml", "Bucket": STORAGE, "Role": STORAGE}
     for key, (file, line) in stack.sources.items():
-        assert file.endswith(
-            "stress-pipeline.yaml" if key[0] == "Pipeline" else "batch-stack.yaml"
-        ), key
+        assert file.endswith(files.get(key[0], "batch-stack.yaml")), key
         assert line >= 1
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.rglob("*.y*ml")), ids=lambda p: p.name)
 def test_each_example_file_validates_with_the_infrastructure_stack(path: Path) -> None:
-    """Pipelines refer to the queue and definitions of batch-stack.yaml; nothing else is needed."""
-    paths = sorted({str(path), str(EXAMPLES / "batch-stack.yaml")})
+    """Pipelines refer to the queue and definitions of batch-stack.yaml, which refers to the
+    roles and bucket of the storage file; nothing else is needed."""
+    paths = sorted({str(path), str(EXAMPLES / "batch-stack.yaml"), str(EXAMPLES / STORAGE)})
     assert validate_documents(load_paths(paths)).resources
 
 
