@@ -1,5 +1,6 @@
-"""Resources and label selectors as kubectl takes them (reconciler/selectors.py), and the
-manifest a live resource is written as (models/written.py): pure, no AWS."""
+"""Resources and label selectors as kubectl takes them (reconciler/selectors.py), kubectl's
+List as apply reads it, and the manifest a live resource is written as (models/written.py):
+pure, no AWS."""
 
 from __future__ import annotations
 
@@ -35,7 +36,10 @@ def test_targets(words: list[str], expected: list[Target]) -> None:
 @pytest.mark.parametrize(
     "words, message",
     [
-        (["gadgets/x"], "unknown kind 'gadgets' in 'gadgets/x'; known kinds: computeenvironments"),
+        (
+            ["gadgets/x"],
+            "unknown kind 'gadgets' in 'gadgets/x'; known kinds: .*computeenvironments",
+        ),
         (["gadgets", "x"], "unknown kind 'gadgets'"),
         (["jq,ce", "x"], "names can follow one kind only"),
         (["jq/"], "is not KIND/NAME"),
@@ -131,3 +135,25 @@ def test_set_at() -> None:
     doc = {"spec": {"order": [{"ce": "a"}, {"ce": "b"}]}}
     set_at(doc, "spec.order.1.ce", "c")
     assert doc == {"spec": {"order": [{"ce": "a"}, {"ce": "c"}]}}
+
+
+def test_a_kubectl_list_is_one_document_per_item_at_its_line() -> None:
+    """`get -o json` prints several resources as a kubectl List: `apply -f` reads each item,
+    and a problem is reported at the item's own line."""
+    from reconciler.errors import ManifestError
+    from reconciler.manifests.loader import load_text
+    from reconciler.manifests.validate import validate_documents
+
+    text = """{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "reconciler.io/v1alpha1", "kind": "JobQueue", "metadata": {"name": "a"},
+   "spec": {"priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "c"}]}},
+  {"apiVersion": "reconciler.io/v1alpha1", "kind": "JobQueue", "metadata": {"name": "b"},
+   "spec": {"priority": 5000, "computeEnvironmentOrder": []}}
+]}"""
+    docs = load_text(text, "list.json")
+    assert [(d.line, d.data["metadata"]["name"]) for d in docs] == [(2, "a"), (4, "b")]
+    with pytest.raises(ManifestError) as caught:
+        validate_documents(docs)
+    assert any(
+        str(p).startswith("list.json:5: JobQueue/b: spec.priority") for p in caught.value.problems
+    )
