@@ -46,10 +46,10 @@ def get_live(words: tuple[str, ...], labels: tuple[str, ...], target: Target, ou
         rows = render.live_rows(inv)
         for line in render.live_tables(rows, wide=output == "wide"):
             out(line)
-        if not rows and not inv.missing:
-            err(f"No resources found in stack {ctx.stack!r}.")
-    elif inv.found or not inv.missing:
+    elif inv.found:
         code = _print_manifests(ctx, inv, output, annotate=True)
+    if not inv.found and not inv.missing:
+        err(f"No resources found in stack {ctx.stack!r}.")
     if inv.missing:
         err(f"error: {not_found(inv.missing)}")
         _elsewhere_hint(inv, ctx.stack)

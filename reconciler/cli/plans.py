@@ -223,7 +223,13 @@ def apply_command(
         "reconciler delete jobdefinitions -l team=genomics",
     ],
 )
-@click.argument("resources", nargs=-1, metavar="[KIND[/NAME]] [NAME]...", callback=values.resources)
+@click.argument(
+    "resources",
+    nargs=-1,
+    metavar="[KIND[/NAME]] [NAME]...",
+    callback=values.resources,
+    shell_complete=values.complete_kinds,
+)
 @selector_option
 @click.option("--all", "everything", is_flag=True, help="with a KIND: every one the stack owns")
 @click.option(
@@ -336,7 +342,13 @@ def selected_rows(
         "reconciler get -f stack/ pipeline/stress --watch",
     ],
 )
-@click.argument("selectors", nargs=-1, metavar="[KIND[/NAME]] [NAME]...", callback=values.resources)
+@click.argument(
+    "selectors",
+    nargs=-1,
+    metavar="[KIND[/NAME]] [NAME]...",
+    callback=values.resources,
+    shell_complete=values.complete_kinds,
+)
 @selector_option
 @click.option(
     "--watch",

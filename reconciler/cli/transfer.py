@@ -37,7 +37,13 @@ FORMATS = ("yaml", "json", "text", "wide")
         "reconciler export jobdefinitions -l team=genomics --all-stacks",
     ],
 )
-@click.argument("resources", nargs=-1, metavar="[KIND[/NAME]] [NAME]...", callback=values.resources)
+@click.argument(
+    "resources",
+    nargs=-1,
+    metavar="[KIND[/NAME]] [NAME]...",
+    callback=values.resources,
+    shell_complete=values.complete_kinds,
+)
 @selector_option
 @click.option("--all-stacks", is_flag=True, help="every resource, whoever owns it")
 @click.option("--unowned", is_flag=True, help="only resources that no stack owns")

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import Any
 
 import click
+import click.shell_completion
 
 from reconciler.limits import STACK_MAX, STACK_PATTERN
 
@@ -57,6 +58,19 @@ def resources(
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
     return value
+
+
+def complete_kinds(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of the first word: the kinds' plural names (then `KIND/`)."""
+    from click.shell_completion import CompletionItem
+
+    from reconciler.registry import models
+
+    if ctx.params.get(param.name or "") or "/" in incomplete:
+        return []  # names: only AWS knows them
+    return [CompletionItem(m.PLURAL) for m in models().values() if m.PLURAL.startswith(incomplete)]
 
 
 def label_selectors(

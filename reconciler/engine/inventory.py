@@ -122,7 +122,7 @@ def read(
     for kind in wanted:
         live = observed.get(kind, [])
         if kind in whole:
-            for o in _current(live, ctx.stack):
+            for o in _current(live):
                 if scope == "stack" and not o.owned_by(ctx.stack):
                     continue
                 if scope == "unowned" and o.owner is not None:
@@ -131,7 +131,7 @@ def read(
         for t in targets:
             if t.kind != kind or t.name is None:
                 continue
-            mine = [o for o in _current(live, ctx.stack) if _named(o, ctx.stack, t.name)]
+            mine = [o for o in _current(live) if _named(o, ctx.stack, t.name)]
             theirs = [o for o in live if kinds()[kind].matches_name(o, t.name)]
             if mine:
                 add(kind, t.name, mine[0])
@@ -150,7 +150,7 @@ def _named(o: Observed, stack: str, name: str) -> bool:
     return o.owner is not None and o.owned_by(stack) and o.owner.name == name
 
 
-def _current(live: list[Observed], stack: str) -> list[Observed]:
+def _current(live: list[Observed]) -> list[Observed]:
     """One live resource per owned name: a leftover of an interrupted blue/green replacement
     (two owned resources for one name) is not listed twice; the one under the name itself,
     else the first, stands for it."""

@@ -443,6 +443,13 @@ def test_completion_answers_the_shell(
     ]
     assert complete(monkeypatch, capsys, "reconciler apply -f ") == ["file,"]
     assert complete(monkeypatch, capsys, "reconciler completion z") == ["plain,zsh"]
+    # Kinds as get, delete and export take them; names are AWS's, not completed.
+    assert complete(monkeypatch, capsys, "reconciler get job") == [
+        "plain,jobdefinitions",
+        "plain,jobqueues",
+    ]
+    assert complete(monkeypatch, capsys, "reconciler export comp") == ["plain,computeenvironments"]
+    assert not any(complete(monkeypatch, capsys, "reconciler delete jq ma"))
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
