@@ -5,6 +5,8 @@ batchbeagle itself ignores is left out with a warning. No AWS call."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,23 @@ from reconciler import cli
 from reconciler.errors import ManifestError
 from reconciler.manifests import load_resources
 from reconciler.manifests.beagle import command_of, convert
+
+ROOT = Path(__file__).resolve().parents[2]
+# batchbeagle 0.2.0 itself, where `python benchmarks/bench_peer.py` installed it.
+PEER_PYTHON = ROOT / "benchmarks" / ".peer" / "venv" / "bin" / "python"
+# The request bodies batchbeagle's own classes render for a stack (what `assemble` sends).
+PEER_RENDER = """
+import json, sys, yaml
+from batchbeagle.aws.batch import ComputeEnvironment, JobDefinition, Queue
+stack = yaml.safe_load(open(sys.argv[1]))
+out = {}
+for section, cls in (("compute_environments", ComputeEnvironment), ("queues", Queue),
+                     ("job_definitions", JobDefinition)):
+    for entry in stack.get(section) or []:
+        out[entry["name"]] = cls(entry).render()
+print(json.dumps(out, default=str))
+"""
+NAME_KEYS = ("computeEnvironmentName", "jobQueueName", "jobDefinitionName")
 
 # The seed's poller and processor services, as batch-deployment's stack files write them.
 SEED_STACK = """\
@@ -186,6 +205,34 @@ def test_the_benchmarks_peer_stack_converts_to_what_the_reconciler_declares(tmp_
     assert jd["containerProperties"]["image"] == "busybox:1.5"
     assert jd["containerProperties"]["jobRoleArn"] == account.role("BatchJobRole")
     assert jd["retryStrategy"] == {"attempts": 2}
+
+
+@pytest.mark.skipif(not PEER_PYTHON.exists(), reason="batchbeagle not installed (bench_peer.py)")
+def test_field_for_field_what_batchbeagle_itself_sends(tmp_path: Path) -> None:
+    """Our spec of each resource is the request body batchbeagle renders for it, but for the
+    name (metadata.name) and the queue's environment ARNs (which batchbeagle looks up in AWS;
+    ours name the environments)."""
+    path = _write(tmp_path, SEED_STACK)
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    rendered = subprocess.run(
+        [str(PEER_PYTHON), "-c", PEER_RENDER, path],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    theirs = json.loads(rendered.stdout)
+    ours = {d["metadata"]["name"]: d["spec"] for d in convert(path).documents}
+    assert set(ours) == set(theirs)
+    for name, body in theirs.items():
+        body = {k: v for k, v in body.items() if k not in NAME_KEYS}
+        spec = dict(ours[name])
+        if "computeEnvironmentOrder" in spec:
+            spec["computeEnvironmentOrder"] = [
+                {"order": e["order"]} for e in spec["computeEnvironmentOrder"]
+            ]
+        assert spec == body, name
 
 
 def test_what_batchbeagle_ignores_is_left_out_with_a_warning(tmp_path: Path) -> None:
