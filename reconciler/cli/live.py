@@ -68,6 +68,11 @@ def _print_manifests(ctx: Context, inv: Inventory, output: str, annotate: bool) 
                 err(f"error: {subject}: {path}: cannot be written as a manifest: {message}")
             code = EXIT_ERROR
             continue
+        for path in found.defaulted:
+            err(
+                f"note: {subject}: {path}: unset in AWS; applying this manifest sets the "
+                "default (the plan shows it)"
+            )
         for path in found.hidden:
             err(
                 f"warning: {subject}: {path}: a secret value is written as a placeholder, "

@@ -28,7 +28,7 @@ from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Verb, Work
 from reconciler.models.common import RESERVED_TAG_PREFIX, Resource
 from reconciler.models.fields import drop_local, semantics_of
-from reconciler.models.written import hide_secrets, set_at, written
+from reconciler.models.written import defaulted, hide_secrets, set_at, written
 
 BUSY = ("CREATING", "UPDATING", "DELETING")
 
@@ -68,12 +68,15 @@ class Manifest:
     """A live resource written as a manifest `apply` takes (`get -o yaml`, `export`).
 
     `hidden`: paths whose secret value was replaced by a placeholder (applying the manifest
-    as it is would write the placeholder); `problems`: (path, message) for what the manifest
-    cannot express (then `data` is not a valid manifest and must not be written)."""
+    as it is would write the placeholder); `defaulted`: fields AWS has unset that a manifest
+    cannot leave unset (applying it sets the model's default: the plan shows it); `problems`:
+    (path, message) for what the manifest cannot express (then `data` is not a valid manifest
+    and must not be written)."""
 
     data: dict[str, Any]
     hidden: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    defaulted: list[str] = field(default_factory=list)  # unset in AWS; the default applies
 
 
 STATUS_COLUMNS = (
@@ -162,7 +165,8 @@ class Kind(ABC):
             return Manifest(data, problems=problems)
         for kind, aws_name, path in res.references():
             set_at(data, path, name_of(kind, aws_name))
-        return Manifest(data, hidden=hide_secrets(spec, res.spec))
+        unset = [f"spec.{k}" for k in defaulted(live.spec, self.spec_model) if k not in spec]
+        return Manifest(data, hidden=hide_secrets(spec, res.spec), defaulted=unset)
 
     def matches_name(self, live: Observed, name: str) -> bool:
         """Whether `live` is the AWS resource called `name` (ignoring ownership)."""

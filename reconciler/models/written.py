@@ -53,6 +53,21 @@ def written(data: Any, model: type[BaseModel]) -> Any:
     return out
 
 
+def defaulted(data: dict[str, Any], model: type[BaseModel]) -> list[str]:
+    """Top-level fields AWS reports as unset for which the model has a default of its own
+    (a bucket's encryption): a manifest cannot say "unset", so applying it sets the default."""
+    out = []
+    table = semantics_of(model)
+    for key, info in model.model_fields.items():
+        marks = table.get(key)
+        if not _empty(data.get(key)) or key == "tags" or (marks is not None and marks.local):
+            continue
+        default = info.get_default(call_default_factory=True)
+        if not _empty(default) and not isinstance(default, bool):
+            out.append(key)
+    return out
+
+
 def set_at(doc: dict[str, Any], path: str, value: Any) -> None:
     """Sets the value at a dotted path (list indices as numbers) that exists in `doc`."""
     parts = path.split(".")

@@ -183,3 +183,58 @@ def test_a_secret_is_never_exported(run, write, aws):
     refused = run("apply", "-f", write(got.out), "--adopt")
     assert refused.code == 1 and "placeholder for a secret value" in refused.err
     assert refused.calls == {}
+
+
+def test_roles_and_buckets_made_by_hand_are_exported_by_name(run, write, aws):
+    """Kinds outside Batch work the same way: an IAM role and an S3 bucket made by plain
+    boto3, exported by name and adopted, change tags only."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam = client(aws, "iam")
+    iam.create_role(RoleName="hand-role", AssumeRolePolicyDocument=json.dumps(trust))
+    read = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+    }
+    iam.put_role_policy(RoleName="hand-role", PolicyName="read", PolicyDocument=json.dumps(read))
+    s3 = client(aws, "s3")
+    s3.create_bucket(Bucket="hand-bucket")
+    # As AWS makes every bucket now (moto leaves it unset).
+    s3.put_bucket_encryption(
+        Bucket="hand-bucket",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.create_bucket(Bucket="plain-bucket")
+
+    exported = run("export", "iamroles/hand-role", "bucket/hand-bucket")
+    assert exported.code == 0, exported.err
+    docs = {d["metadata"]["name"]: d for d in _docs(exported.out)}
+    assert docs["hand-role"]["spec"]["trustedServices"] == ["ecs-tasks.amazonaws.com"]
+    assert docs["hand-role"]["spec"]["inlinePolicies"]["read"]["Statement"][0]["Action"]
+    path = write(exported.out, "other.yaml")
+    plan = run("diff", "-f", path, "--adopt", "-o", "json")
+    assert len(_only_tags_change(plan.out)) == 2, plan.out
+    assert run("apply", "-f", path, "--adopt").code == 0
+    again = run("apply", "-f", path)
+    writes = [
+        k
+        for k in again.calls
+        if not k.split(":")[1].startswith(("Describe", "List", "Get", "Head"))
+    ]
+    assert again.code == 0 and writes == [], again.calls
+
+    # Unset in AWS, but a manifest cannot say "unset": the export says the default applies.
+    plain = run("export", "bucket/plain-bucket")
+    assert "spec.encryption: unset in AWS; applying this manifest sets the default" in plain.err
+    plan = run("diff", "-f", write(plain.out, "plain.yaml"), "--adopt")
+    assert "encryption" in plan.out

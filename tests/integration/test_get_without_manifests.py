@@ -133,6 +133,7 @@ def test_wide_shows_arns_and_labels(run, applied, aws):
 def test_get_o_yaml_is_a_manifest_that_applies_as_a_no_op(run, write, applied):
     got = run("get", "-o", "yaml")
     assert got.code == 0, got.err
+    assert "note:" not in got.err and "warning:" not in got.err
     docs = list(YAML(typ="safe").load_all(got.out))
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
         ("ComputeEnvironment", "other-ce"),

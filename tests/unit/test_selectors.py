@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.models.job_definition import JobDefinitionSpec
-from reconciler.models.written import hide_secrets, set_at, written
+from reconciler.models.written import defaulted, hide_secrets, set_at, written
 from reconciler.registry import models
 from reconciler.selectors import LabelSelector, Target, parse_labels, parse_targets
 
@@ -157,3 +157,15 @@ def test_a_kubectl_list_is_one_document_per_item_at_its_line() -> None:
     assert any(
         str(p).startswith("list.json:5: JobQueue/b: spec.priority") for p in caught.value.problems
     )
+
+
+def test_defaulted_names_what_a_manifest_cannot_leave_unset() -> None:
+    """A field AWS has unset but the model defaults to something (a bucket's encryption):
+    the manifest cannot say "unset". The tool's own (local) fields never count."""
+    bucket_spec = next(m for m in models().values() if m.PLURAL == "buckets").model_fields["spec"]
+    spec_model = bucket_spec.annotation
+    assert defaulted(
+        {"encryption": None, "publicAccessBlock": {"blockPublicAcls": True}}, spec_model
+    ) == ["encryption"]
+    live = {"type": "container", "containerProperties": {"image": "x"}}  # no history limit
+    assert defaulted(live, JobDefinitionSpec) == []
