@@ -34,13 +34,22 @@ from reconciler.selectors import LabelSelector, Target, kind_word
 Scope = Literal["stack", "unowned", "all"]
 
 
+class _Unset:
+    """A spec that sets nothing: every field reads as unset (None)."""
+
+    def __getattr__(self, _name: str) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Named:
-    """A stand-in for a declared resource when only its kind and name are known: kinds that
-    read by name (job definitions, roles) read it, the others list their kind anyway."""
+    """A stand-in for a declared resource when only its kind and name are known: a
+    declaration with nothing but a name (every spec field unset). Kinds that read by name
+    (job definitions, roles, buckets) read it; the others list their kind anyway."""
 
     KIND: str
     name: str
+    spec: Any = field(default_factory=_Unset)
 
 
 @dataclass
