@@ -39,6 +39,7 @@ from reconciler.cli.plans import (
     validate_command,
 )
 from reconciler.cli.runs import logs_command, report_command
+from reconciler.cli.transfer import export_command, import_command
 from reconciler.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -55,6 +56,7 @@ SECTIONS: list[tuple[str, list[click.Command]]] = [
         "Plan and apply",
         [validate_command, diff_command, apply_command, delete_command, get_command],
     ),
+    ("Adopt and convert", [export_command, import_command]),
     ("Runs", [logs_command, report_command]),
     ("Cluster", [operator_command]),
     (

@@ -93,6 +93,16 @@ def filename_option(
     )
 
 
+selector_option = click.option(
+    "-l",
+    "--selector",
+    multiple=True,
+    metavar="SELECTOR",
+    callback=values.label_selectors,
+    help="by label: key=value, key!=value, key, !key; comma-separated (AND), repeatable",
+)
+
+
 # -- the AWS target --------------------------------------------------------------------------
 
 

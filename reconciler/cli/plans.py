@@ -28,6 +28,7 @@ from reconciler.cli.options import (
     print_stats,
     report_option,
     run_timeout_option,
+    selector_option,
     target_options,
 )
 from reconciler.cli.runs import follow_runs
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from reconciler.engine.types import Plan
 
 PLAN_OUTPUT = "text for people; json or yaml for scripts; markdown: a pull-request comment"
+GET_OUTPUT = "text for people (wide: with ARNs and labels); json or yaml for scripts"
+GET_OUTPUTS = ("text", "wide", "json", "yaml")
 
 lock_timeout_option = click.option(
     "--lock-timeout",
@@ -206,16 +209,29 @@ def apply_command(
 
 @click.command(
     "delete",
-    short_help="delete what the manifests declare and this stack owns",
-    help="Delete what the manifests declare and this stack owns; resources of other stacks "
-    "are left alone. Deleting a queue with unfinished jobs is refused unless --drain or "
-    "--force says what to do with them.",
+    short_help="delete what the manifests (or KIND/NAME) name and this stack owns",
+    help="Delete what the manifests declare, or what KIND/NAME, KIND NAME... or KIND -l "
+    "SELECTOR name, and this stack owns; resources of other stacks are left alone. The plan "
+    "is shown first. Deleting a queue with unfinished jobs is refused unless --drain or "
+    "--force says what to do with them; deleting what another resource still uses is refused "
+    "unless --force.",
     cls=ExampleCommand,
     examples=[
         "reconciler delete -f manifests/examples/ --sandbox --dry-run",
         "reconciler delete -f stack/ --drain --drain-timeout 600",
+        "reconciler delete jobqueue/main-queue --dry-run",
+        "reconciler delete jobdefinitions -l team=genomics",
     ],
 )
+@click.argument(
+    "resources",
+    nargs=-1,
+    metavar="[KIND[/NAME]] [NAME]...",
+    callback=values.resources,
+    shell_complete=values.complete_kinds,
+)
+@selector_option
+@click.option("--all", "everything", is_flag=True, help="with a KIND: every one the stack owns")
 @click.option(
     "--drain", is_flag=True, help="let a queue's unfinished jobs finish before deleting it"
 )
@@ -235,6 +251,9 @@ def apply_command(
 @output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def delete_command(
+    resources: tuple[str, ...],
+    selector: tuple[str, ...],
+    everything: bool,
     drain: bool,
     force: bool,
     drain_timeout: float,
@@ -247,47 +266,90 @@ def delete_command(
     from reconciler.engine.locking import leased_plan
     from reconciler.engine.planner import plan_delete
 
-    declared = load_resources(filenames)
-    ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
+    if filenames and (resources or selector or everything):
+        raise UsageError("name what to delete with -f, or with KIND/NAME and -l, not both")
+    make_plan: Callable[[], Plan]
+    if filenames:
+        declared = load_resources(filenames)
+        ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
+        make_plan = lambda: plan_delete(ctx, declared)  # noqa: E731
+    else:
+        from reconciler.cli.live import delete_targets
+        from reconciler.engine.inventory import plan_delete as plan_delete_named
+
+        if not resources:
+            load_resources(filenames)  # the usual "no manifests given" error
+        targets, labels = delete_targets(resources, selector, everything)
+        ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
+        make_plan = lambda: plan_delete_named(ctx, targets, labels)  # noqa: E731
     if dry_run:
-        plan = plan_delete(ctx, declared)
+        plan = make_plan()
         show_plan(plan, output)
         code = EXIT_ERROR if plan.blocked else EXIT_OK
     else:
-        with leased_plan(ctx, "delete", lock_timeout, lambda: plan_delete(ctx, declared)) as plan:
+        with leased_plan(ctx, "delete", lock_timeout, make_plan) as plan:
             code = run_plan(ctx, plan, output)
     print_stats(ctx, target)
     return code
 
 
-def selected_rows(rows: list[dict[str, Any]], selectors: tuple[str, ...]) -> list[dict[str, Any]]:
-    if not selectors:
-        return rows
-    from reconciler.registry import kind_for
+def selected_rows(
+    plan: Plan, rows: list[dict[str, Any]], words: tuple[str, ...], labels: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The rows of the declared resources the words and label selectors name; a named one
+    that is not declared is an error, as kubectl's `not found`."""
+    from reconciler.cli.live import selection
+    from reconciler.engine.inventory import not_found
 
-    keep = []
-    for sel in selectors:
-        kind_text, _, name = sel.partition("/")
-        model = kind_for(kind_text)
-        if model is None:
-            raise PlanError(f"unknown kind {kind_text!r} in {sel!r}")
-        keep += [r for r in rows if r["kind"] == model.KIND and (not name or r["name"] == name)]
-    return keep
+    targets, selector = selection(words, labels)
+    if selector:
+        rows = [
+            r
+            for r in rows
+            if selector.matches(plan.desired[(r["kind"], r["name"])].metadata.labels)
+        ]
+    if not targets:
+        return rows
+    missing = [
+        t
+        for t in targets
+        if t.name and not any(r["kind"] == t.kind and r["name"] == t.name for r in rows)
+    ]
+    if missing:
+        raise PlanError(not_found(missing))
+    return [
+        r
+        for r in rows
+        if any(r["kind"] == t.kind and (t.name is None or r["name"] == t.name) for t in targets)
+    ]
 
 
 @click.command(
     "get",
-    short_help="live state of declared resources: status, ARNs, revision, drift",
-    help="Live state of the declared resources: status, ARNs, revision and drift, for all of "
-    "them or those KIND[/NAME] selects (kinds as kubectl takes them: Kind, plural, short).",
+    short_help="what the stack owns in AWS, or the live state of declared resources",
+    help="Without -f: what the stack owns, read from AWS by its ownership tags, one table per "
+    "kind; `-o yaml|json` prints it as manifests `apply` takes. With -f: the live state of the "
+    "declared resources (status, ARNs, revision and drift). KIND[/NAME] and KIND NAME... "
+    "select, as kubectl takes them (Kind, plural, singular, short name), and -l selects by "
+    "label.",
     cls=ExampleCommand,
     examples=[
-        "reconciler get -f manifests/examples/ --sandbox",
+        "reconciler get --sandbox                            # everything the stack owns",
+        "reconciler get jobqueues -o wide                    # with ARNs",
+        "reconciler get jobqueue/main-queue -o yaml          # a manifest apply takes",
+        "reconciler get jd leader follower -l team=genomics",
         "reconciler get -f stack/ jobqueue computeenvironment/spot -o yaml",
         "reconciler get -f stack/ pipeline/stress --watch",
     ],
 )
-@click.argument("selectors", nargs=-1, metavar="[KIND[/NAME]]...", callback=values.kind_selectors)
+@click.argument(
+    "selectors",
+    nargs=-1,
+    metavar="[KIND[/NAME]] [NAME]...",
+    callback=values.resources,
+    shell_complete=values.complete_kinds,
+)
+@selector_option
 @click.option(
     "--watch",
     is_flag=True,
@@ -297,10 +359,11 @@ def selected_rows(rows: list[dict[str, Any]], selectors: tuple[str, ...]) -> lis
 @run_timeout_option
 @filename_option()
 @target_options
-@output_option()
+@output_option(GET_OUTPUT, GET_OUTPUTS)
 @debug_option
 def get_command(
     selectors: tuple[str, ...],
+    selector: tuple[str, ...],
     watch: bool,
     report_dir: str,
     run_timeout: float,
@@ -308,15 +371,22 @@ def get_command(
     target: Target,
     output: str,
 ) -> int:
+    if not filenames:
+        if watch:
+            raise UsageError("--watch follows the runs of pipelines and tasks: name them with -f")
+        from reconciler.cli.live import get_live
+
+        return get_live(selectors, selector, target, output)
     from reconciler.engine.planner import plan_apply
     from reconciler.render import plans as render
 
     declared = load_resources(filenames)
     ctx = make_context(target, output)
     plan = plan_apply(ctx, declared)
-    rows = selected_rows(render.state_rows(plan), selectors)
-    if output == "text":
-        for line in render.kind_tables(rows) + render.drift_lines(rows):
+    rows = selected_rows(plan, render.state_rows(plan), selectors, selector)
+    if output in ("text", "wide"):
+        lines = render.kind_tables(rows, wide=output == "wide") + render.drift_lines(rows)
+        for line in lines:
             out(line)
     else:
         out(render.dump(rows, output).rstrip())

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import Any
 
 import click
+import click.shell_completion
 
 from reconciler.limits import STACK_MAX, STACK_PATTERN
 
@@ -45,21 +46,43 @@ class SafePath(click.Path):
             self.fail(f"{str(value)[:80]!r}: {exc}", param, ctx)
 
 
-def kind_selectors(
+def resources(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...]:
-    """KIND[/NAME] selectors name known kinds: checked before any AWS call, not after."""
-    from reconciler.registry import kind_for, models
+    """KIND[/NAME] and KIND NAME... words name known kinds, in a form kubectl takes: checked
+    before any AWS call, not after."""
+    from reconciler.selectors import parse_targets
 
-    for selector in value:
-        kind = selector.partition("/")[0]
-        if kind_for(kind) is None:
-            known = ", ".join(m.PLURAL for m in models().values())
-            raise click.BadParameter(
-                f"unknown kind {kind[:80]!r} in {selector[:120]!r}; known kinds: {known}",
-                ctx,
-                param,
-            )
+    try:
+        parse_targets(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
+def complete_kinds(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of the first word: the kinds' plural names (then `KIND/`)."""
+    from click.shell_completion import CompletionItem
+
+    from reconciler.registry import models
+
+    if ctx.params.get(param.name or "") or "/" in incomplete:
+        return []  # names: only AWS knows them
+    return [CompletionItem(m.PLURAL) for m in models().values() if m.PLURAL.startswith(incomplete)]
+
+
+def label_selectors(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """`-l` requirements: key=value, key!=value, key, !key, comma-separated."""
+    from reconciler.selectors import parse_labels
+
+    try:
+        parse_labels(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
     return value
 
 

@@ -33,11 +33,17 @@ def _uses_others(kind: Any) -> bool:
 
 
 def observe(
-    ctx: Context, declared: ResourceSet, everything: bool, users: bool = False
+    ctx: Context,
+    declared: ResourceSet,
+    everything: bool,
+    users: bool = False,
+    whole: frozenset[str] = frozenset(),
 ) -> dict[str, list[Observed]]:
     """Every kind's live state, read concurrently; read-only. With `users`, kinds whose
     resources can use others (queues use environments) are read even when none is declared:
-    a delete must see who still uses what it deletes."""
+    a delete must see who still uses what it deletes. Kinds in `whole` are read as with
+    `everything` (every owned one), the others as the declared resources ask: what `get` and
+    `delete` of a kind without manifests read."""
 
     def read(kind: Any) -> tuple[str, list[Observed]]:
         mine = declared.of_kind(kind.name)
@@ -45,11 +51,9 @@ def observe(
         # definition still on the role being deleted): kinds whose live resources say what
         # they use are read whole (every one the stack owns). Runs use nothing that way.
         user = users and kind.tracks_use and not kind.runs
-        live = (
-            kind.observe(ctx, mine, everything or user)
-            if mine or everything or (users and _uses_others(kind))
-            else []
-        )
+        every = everything or kind.name in whole
+        wanted = mine or every or (users and _uses_others(kind))
+        live = kind.observe(ctx, mine, every or user) if wanted else []
         return kind.name, [o for o in live if o.status not in GONE]
 
     registered = list(kinds().values())

@@ -14,18 +14,21 @@ whose `run` returns at once: either done, or `Pending` with a check to look agai
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from reconciler import API_VERSION
 from reconciler.aws.tags import DELETION_POLICY, ownership_tags, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Verb, Work
-from reconciler.models.common import Resource
+from reconciler.models.common import RESERVED_TAG_PREFIX, Resource
 from reconciler.models.fields import drop_local, semantics_of
+from reconciler.models.written import defaulted, hide_secrets, set_at, written
 
 BUSY = ("CREATING", "UPDATING", "DELETING")
 
@@ -58,6 +61,22 @@ class Permission:
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     condition: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (operator, key, values)
+
+
+@dataclass
+class Manifest:
+    """A live resource written as a manifest `apply` takes (`get -o yaml`, `export`).
+
+    `hidden`: paths whose secret value was replaced by a placeholder (applying the manifest
+    as it is would write the placeholder); `defaulted`: fields AWS has unset that a manifest
+    cannot leave unset (applying it sets the model's default: the plan shows it); `problems`:
+    (path, message) for what the manifest cannot express (then `data` is not a valid manifest
+    and must not be written)."""
+
+    data: dict[str, Any]
+    hidden: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    defaulted: list[str] = field(default_factory=list)  # unset in AWS; the default applies
 
 
 STATUS_COLUMNS = (
@@ -112,6 +131,42 @@ class Kind(ABC):
         another (a bucket's `namePrefix`). Derived, never random, so that an interrupted
         create finds the same name again."""
         return str(res.name)
+
+    def observe_all(self, ctx: Context) -> list[Observed]:
+        """Every live resource of the kind, whoever owns it (`export --unowned`). By default
+        what `observe(everything=True)` reads: kinds that list the whole account (compute
+        environments, queues, policies) report others' resources there too."""
+        return self.observe(ctx, [], True)
+
+    def manifest(self, live: Observed, name: str, name_of: Callable[[str, str], str]) -> Manifest:
+        """`live` as a manifest named `name`: its spec as a user writes it (models/written.py),
+        its tags as `metadata.labels` (which become the same tags again; the tool's own are
+        left out), a recorded deletionPolicy as the spec's, and the resources it refers to by
+        the names `name_of(kind, aws_name)` gives. Applying it to the same resource is a
+        no-op (with `--adopt` for one the stack does not own: then only the ownership tags
+        change)."""
+        spec = written(live.spec, self.spec_model)
+        policy = live.tags.get(DELETION_POLICY)
+        if policy in ("Retain", "Delete"):  # set by a manifest, recorded in a tag
+            spec["deletionPolicy"] = policy
+        tags = spec.pop("tags", None) or {}
+        labels = {k: v for k, v in tags.items() if not k.startswith(RESERVED_TAG_PREFIX)}
+        metadata: dict[str, Any] = {"name": name}
+        if labels:
+            metadata["labels"] = labels
+        data = {"apiVersion": API_VERSION, "kind": self.name, "metadata": metadata, "spec": spec}
+        try:
+            res = self.model.model_validate(data)
+        except ValidationError as exc:
+            problems = [
+                (".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
+                for e in exc.errors()
+            ]
+            return Manifest(data, problems=problems)
+        for kind, aws_name, path in res.references():
+            set_at(data, path, name_of(kind, aws_name))
+        unset = [f"spec.{k}" for k in defaulted(live.spec, self.spec_model) if k not in spec]
+        return Manifest(data, hidden=hide_secrets(spec, res.spec), defaulted=unset)
 
     def matches_name(self, live: Observed, name: str) -> bool:
         """Whether `live` is the AWS resource called `name` (ignoring ownership)."""

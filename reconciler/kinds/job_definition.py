@@ -108,6 +108,17 @@ class JobDefinitionKind(Kind):
         active = [d for d in unique.values() if d.get("status") == "ACTIVE"]
         return [self.from_aws(revs) for revs in _group(active).values()]
 
+    def observe_all(self, ctx: Context) -> list[Observed]:
+        """Every ACTIVE definition in the account, whoever registered it (`export
+        --unowned`): listed 100 a page."""
+        pages = ctx.aws.client("batch").get_paginator("describe_job_definitions")
+        active = [
+            d
+            for p in pages.paginate(status="ACTIVE", PaginationConfig={"PageSize": 100})
+            for d in p["jobDefinitions"]
+        ]
+        return [self.from_aws(revs) for revs in _group(active).values()]
+
     def _owned_revisions(self, ctx: Context) -> dict[str, list[str]]:
         """Name -> ARNs of every revision tagged as this stack's (deregistered ones too)."""
         pages = ctx.aws.client("resourcegroupstaggingapi").get_paginator("get_resources")

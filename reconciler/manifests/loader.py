@@ -298,7 +298,8 @@ def load_text(text: str, file: str, budget: Budget | None = None) -> list[Docume
                     message = f"more than {MAX_DOCUMENTS} documents; nothing after this was read"
                     raise Exhausted(Problem(file, line, "", "", message), docs)
                 budget.documents -= 1
-                docs.append(Document(file=file, line=line, tree=tree, data=plain(tree, budget)))
+                data = plain(tree, budget)
+                docs.extend(_list_items(file, line, tree, data))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -320,6 +321,19 @@ def load_text(text: str, file: str, budget: Budget | None = None) -> list[Docume
     except RecursionError:  # ruamel parses nested collections recursively
         raise ManifestError([Problem(file, 1, "", "", "invalid YAML: nested too deeply")]) from None
     return docs
+
+
+def _list_items(file: str, line: int, tree: Any, data: Any) -> list[Document]:
+    """A document; or, for kubectl's `kind: List` (what `get -o json` prints for several
+    resources), one document per item, each at its own line."""
+    items = data.get("items") if isinstance(data, dict) and data.get("kind") == "List" else None
+    if not isinstance(items, list) or not isinstance(tree.get("items"), CommentedSeq):
+        return [Document(file=file, line=line, tree=tree, data=data)]
+    seq = tree["items"]
+    return [
+        Document(file=file, line=_line_in(seq, i) or line, tree=seq[i], data=item)
+        for i, item in enumerate(items)
+    ]
 
 
 def load_paths(paths: list[str]) -> list[Document]:

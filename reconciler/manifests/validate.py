@@ -19,7 +19,7 @@ from reconciler.errors import ManifestError, Problem
 from reconciler.manifests.loader import Document, printable, quoted, read_paths
 from reconciler.models.common import Resource
 from reconciler.models.fields import _nested_models
-from reconciler.models.sensitive import plain_secrets
+from reconciler.models.sensitive import SENSITIVE, plain_secrets
 from reconciler.registry import models
 
 
@@ -194,6 +194,20 @@ def _secret_warnings(doc: Document, res: Resource) -> list[Problem]:
     return out
 
 
+def _placeholders(doc: Document, data: Any, loc: list[str | int]) -> list[Problem]:
+    """A secret's placeholder (from `get -o yaml` or `export`) left in a manifest: applying
+    it would replace the real secret with the placeholder."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _placeholders(doc, v, [*loc, k])]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _placeholders(doc, v, [*loc, i])]
+    if data != SENSITIVE:
+        return []
+    path = ".".join(str(p) for p in loc)
+    message = "a placeholder for a secret value: put the value back (better: a secrets entry)"
+    return [Problem(doc.file, doc.line_of(loc), doc.subject, path, message)]
+
+
 def validate_documents(docs: list[Document]) -> ResourceSet:
     problems: list[Problem] = []
     declared = ResourceSet(resources=[])
@@ -222,6 +236,11 @@ def validate_documents(docs: list[Document]) -> ResourceSet:
                     f"duplicate: already declared at {first.file}:{first.line}",
                 )
             )
+            continue
+        placeholders = _placeholders(doc, doc.data.get("spec"), ["spec"])
+        if placeholders:
+            problems.extend(placeholders)
+            invalid.add(doc.subject)
             continue
         by_key[res.key] = doc
         declared.resources.append(res)

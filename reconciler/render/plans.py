@@ -132,15 +132,19 @@ def drift_lines(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def kind_tables(rows: list[dict[str, Any]]) -> list[str]:
+def kind_tables(rows: list[dict[str, Any]], wide: bool = False) -> list[str]:
     """One table per kind, as `kubectl get a,b` prints them: NAME, the columns the kind
-    declares, READY and SYNC."""
+    declares, READY and SYNC; `wide` (-o wide) adds the ARN."""
     lines: list[str] = []
     registered = kinds()
     for kind in dict.fromkeys(r["kind"] for r in rows):
         columns = registered[kind].columns
+        names = ["name", *(c.name for c in columns), "ready", "sync"]
+        if wide and "arn" not in names:
+            names.append("arn")
         cells = [
             {
+                "arn": r["arn"],
                 "name": r["name"],
                 **{c.name: r["fields"].get(c.field) for c in columns},
                 "ready": r["ready"],
@@ -152,7 +156,7 @@ def kind_tables(rows: list[dict[str, Any]]) -> list[str]:
         if lines:
             lines.append("")
         lines.append(f"{kind}:")
-        lines += table(cells, ["name", *(c.name for c in columns), "ready", "sync"])
+        lines += table(cells, names)
     return lines
 
 

@@ -43,8 +43,11 @@ FLAGS = {
     "delete": COMMON
     | MANIFESTS
     | TARGET
-    | {"--drain", "--force", "--drain-timeout", "--dry-run", "--lock-timeout"},
-    "get": COMMON | MANIFESTS | TARGET | RUNS | {"--watch"},
+    | {"--drain", "--force", "--drain-timeout", "--dry-run", "--lock-timeout"}
+    | {"-l", "--selector", "--all"},
+    "get": COMMON | MANIFESTS | TARGET | RUNS | {"--watch", "-l", "--selector"},
+    "export": COMMON | TARGET | {"-l", "--selector", "--all-stacks", "--unowned"},
+    "import": {"-o", "--output-dir", "--debug", "-h", "--help"},
     "logs": COMMON | MANIFESTS | TARGET | {"--index", "--follow", "--run"},
     "report": COMMON | MANIFESTS | TARGET | {"--run", "--report"},
     "operator": COMMON
@@ -96,9 +99,27 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
             "drain_timeout": 3600.0,
             "dry_run": False,
             "lock_timeout": 600.0,
+            "resources": (),
+            "selector": (),
+            "everything": False,
         },
     ),
-    "get": ([], {**PLANS, **RUN_DEFAULTS, "selectors": (), "watch": False}),
+    "get": ([], {**PLANS, **RUN_DEFAULTS, "selectors": (), "selector": (), "watch": False}),
+    "export": (
+        [],
+        {
+            **{k: v for k, v in PLANS.items() if k != "filenames"},
+            "output": "yaml",
+            "resources": (),
+            "selector": (),
+            "all_stacks": False,
+            "unowned": False,
+        },
+    ),
+    "import": (
+        ["beagle", "stack.yml"],
+        {"source_format": "beagle", "stack_file": "stack.yml", "output_dir": None},
+    ),
     "logs": (
         ["pipeline/p/t"],
         {**PLANS, "selector": "pipeline/p/t", "index": None, "follow": False, "run": None},
@@ -133,6 +154,7 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
 }
 SECTIONS = {
     "Plan and apply": ["validate", "diff", "apply", "delete", "get"],
+    "Adopt and convert": ["export", "import"],
     "Runs": ["logs", "report"],
     "Cluster": ["operator"],
     "Tools": ["sandbox", "schema", "iam-policy", "unlock", "completion"],
@@ -315,7 +337,7 @@ def test_bad_environment_value_is_a_usage_error(
 
 def test_close_misspellings_get_every_candidate(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Did you mean 'diff'?" in run(capsys, "dif")[2]
-    assert "Did you mean 'report'?" in run(capsys, "reprot")[2]
+    assert "Did you mean one of 'report', 'export'?" in run(capsys, "reprot")[2]
     assert "Did you mean 'validate'?" in run(capsys, "validte")[2]
 
 
@@ -421,6 +443,13 @@ def test_completion_answers_the_shell(
     ]
     assert complete(monkeypatch, capsys, "reconciler apply -f ") == ["file,"]
     assert complete(monkeypatch, capsys, "reconciler completion z") == ["plain,zsh"]
+    # Kinds as get, delete and export take them; names are AWS's, not completed.
+    assert complete(monkeypatch, capsys, "reconciler get job") == [
+        "plain,jobdefinitions",
+        "plain,jobqueues",
+    ]
+    assert complete(monkeypatch, capsys, "reconciler export comp") == ["plain,computeenvironments"]
+    assert not any(complete(monkeypatch, capsys, "reconciler delete jq ma"))
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
