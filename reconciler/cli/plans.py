@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.cli import values
+from reconciler.cli.approval import (
+    Approval,
+    approve,
+    colour_wanted,
+    no_color_option,
+    saved_plan_hash,
+    yes_option,
+)
 from reconciler.cli.help import ExampleCommand
 from reconciler.cli.options import (
     OUTPUTS,
@@ -54,13 +62,15 @@ adopt_option = click.option(
 )
 
 
-def show_plan(plan: Plan, output: str) -> None:
+def show_plan(plan: Plan, output: str, colour: bool = False) -> None:
     from reconciler.render import markdown
     from reconciler.render import plans as render
 
     if output == "text":
-        for line in render.plan_lines(plan):
+        for line in render.plan_lines(plan, colour=colour):
             out(line)
+        if plan.has_changes:
+            out(f"Plan hash: {render.plan_hash(plan)} (to apply exactly this plan: --expect-plan)")
     elif output == "markdown":
         print(markdown.plan_markdown(plan), end="")
     else:
@@ -68,15 +78,24 @@ def show_plan(plan: Plan, output: str) -> None:
 
 
 def run_plan(
-    ctx: Context, plan: Plan, output: str, replan: Callable[[], Plan] | None = None
+    ctx: Context,
+    plan: Plan,
+    output: str,
+    replan: Callable[[], Plan] | None = None,
+    approval: Approval | None = None,
 ) -> int:
+    """Shows the plan, has it approved (approval.py), carries it out."""
     from reconciler.engine.apply import converge, has_work
     from reconciler.render import plans as render
 
-    show_plan(plan, output)
+    approval = approval or Approval()
+    show_plan(plan, output, approval.colour)
     if plan.blocked:
         err(f"error: the plan cannot be applied: {len(plan.blocked)} blocked action(s) above")
         return EXIT_ERROR
+    if approval.expected_hash is None and not has_work(plan):
+        return EXIT_OK
+    approve(plan, approval, log_to_stderr=output != "text")
     if not has_work(plan):
         return EXIT_OK
     start = time.monotonic()
@@ -118,13 +137,20 @@ def validate_command(filenames: tuple[str, ...], output: str) -> int:
     return EXIT_OK
 
 
-def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, adopt: bool) -> int:
+def diff(
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+    prune: bool,
+    adopt: bool,
+    colour: bool = False,
+) -> int:
     from reconciler.engine.planner import plan_apply
 
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
     plan = plan_apply(ctx, declared)
-    show_plan(plan, output)
+    show_plan(plan, output, colour)
     print_stats(ctx, target)
     if plan.blocked:
         return EXIT_ERROR
@@ -144,14 +170,20 @@ def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, a
 )
 @prune_option
 @adopt_option
+@no_color_option
 @filename_option()
 @target_options
 @output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def diff_command(
-    prune: bool, adopt: bool, filenames: tuple[str, ...], target: Target, output: str
+    prune: bool,
+    adopt: bool,
+    no_color: bool,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
 ) -> int:
-    return diff(filenames, target, output, prune, adopt)
+    return diff(filenames, target, output, prune, adopt, colour_wanted(no_color))
 
 
 @click.command(
@@ -164,11 +196,34 @@ def diff_command(
         "reconciler apply -f manifests/examples/ --sandbox",
         "reconciler apply -f stack/ --prune --stack team-a",
         "reconciler apply -f stack/ --wait --report out/runs",
+        "reconciler apply -f stack/ --plan plan.json    # saved by diff -o json > plan.json",
     ],
 )
 @prune_option
 @adopt_option
-@click.option("--dry-run", is_flag=True, help="same as diff")
+@click.option("--dry-run", is_flag=True, help="show the plan only, as diff does (exit 0)")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="with --dry-run: exit 2 when there are changes, as diff does",
+)
+@yes_option
+@click.option(
+    "--expect-plan",
+    metavar="HASH",
+    default=None,
+    callback=values.plan_hash,
+    help="apply only if the plan's hash is HASH (as diff showed it); else change nothing",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    metavar="FILE",
+    default=None,
+    type=values.SafePath(dir_okay=False),
+    help="apply only if the plan is the one saved in FILE (diff -o json > FILE)",
+)
+@no_color_option
 @lock_timeout_option
 @click.option("--wait", is_flag=True, help="follow the runs of pipelines and tasks to their end")
 @report_option
@@ -181,6 +236,11 @@ def apply_command(
     prune: bool,
     adopt: bool,
     dry_run: bool,
+    detailed_exitcode: bool,
+    yes: bool,
+    expect_plan: str | None,
+    plan_file: str | None,
+    no_color: bool,
     lock_timeout: float,
     wait: bool,
     report_dir: str,
@@ -189,15 +249,22 @@ def apply_command(
     target: Target,
     output: str,
 ) -> int:
+    if detailed_exitcode and not dry_run:
+        raise UsageError("--detailed-exitcode goes with --dry-run (or use diff)")
     if dry_run:
-        return diff(filenames, target, output, prune, adopt)
+        code = diff(filenames, target, output, prune, adopt, colour_wanted(no_color))
+        return code if detailed_exitcode or code != EXIT_CHANGES else EXIT_OK
+    if expect_plan and plan_file:
+        raise UsageError("give --expect-plan or --plan, not both")
+    expected = saved_plan_hash(plan_file) if plan_file else expect_plan
     from reconciler.engine.locking import leased_plan
     from reconciler.engine.planner import plan_apply
 
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
+    approval = Approval(yes=yes, expected_hash=expected, colour=colour_wanted(no_color))
     with leased_plan(ctx, "apply", lock_timeout, lambda: plan_apply(ctx, declared)) as plan:
-        code = run_plan(ctx, plan, output, replan=lambda: plan_apply(ctx, declared))
+        code = run_plan(ctx, plan, output, lambda: plan_apply(ctx, declared), approval)
     if code == EXIT_OK and wait:
         code = follow_runs(ctx, plan, run_timeout, report_dir)
     print_stats(ctx, target)
@@ -229,6 +296,8 @@ def apply_command(
     help="seconds to wait for a drained queue's jobs to finish",
 )
 @click.option("--dry-run", is_flag=True, help="show the plan only")
+@yes_option
+@no_color_option
 @lock_timeout_option
 @filename_option()
 @target_options
@@ -239,6 +308,8 @@ def delete_command(
     force: bool,
     drain_timeout: float,
     dry_run: bool,
+    yes: bool,
+    no_color: bool,
     lock_timeout: float,
     filenames: tuple[str, ...],
     target: Target,
@@ -249,13 +320,15 @@ def delete_command(
 
     declared = load_resources(filenames)
     ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
+    colour = colour_wanted(no_color)
     if dry_run:
         plan = plan_delete(ctx, declared)
-        show_plan(plan, output)
+        show_plan(plan, output, colour)
         code = EXIT_ERROR if plan.blocked else EXIT_OK
     else:
+        approval = Approval(yes=yes, colour=colour)
         with leased_plan(ctx, "delete", lock_timeout, lambda: plan_delete(ctx, declared)) as plan:
-            code = run_plan(ctx, plan, output)
+            code = run_plan(ctx, plan, output, approval=approval)
     print_stats(ctx, target)
     return code
 

@@ -96,7 +96,9 @@ def test_replace_cancels_the_active_run_then_submits(srun, write, aws, monkeypat
     monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "30")
     assert srun("apply", "-f", write(stack(infra(), pipeline(policy="Replace")))).code == 0
     old_run = _jobs(aws)[0]["tags"]["reconciler.io/run"]
-    replaced = srun("apply", "-f", write(stack(infra(), pipeline(policy="Replace", size=6))))
+    replaced = srun(
+        "apply", "--yes", "-f", write(stack(infra(), pipeline(policy="Replace", size=6)))
+    )
     assert replaced.code == 0, replaced.out + replaced.err
     assert f"first cancels run {old_run}" in replaced.out
     runs: dict[str, list[dict]] = {}
@@ -123,7 +125,7 @@ def test_delete_cancels_and_terminates_unfinished_jobs(srun, write, aws, monkeyp
     path = write(stack(infra(), pipeline()))
     assert srun("apply", "-f", path).code == 0
     ids = [j["jobId"] for j in _jobs(aws)]
-    deleted = srun("delete", "-f", path, "--force")
+    deleted = srun("delete", "-f", path, "--force", "--yes")
     assert deleted.code == 0, deleted.out + deleted.err
     assert "cancel or terminate 2 unfinished job(s)" in deleted.out
     jobs = client(aws).describe_jobs(jobs=ids)["jobs"]
@@ -137,7 +139,7 @@ def test_delete_with_drain_lets_the_runs_jobs_finish(srun, write, aws, monkeypat
     path = write(stack(infra(), pipeline()))
     assert srun("apply", "-f", path).code == 0
     ids = [j["jobId"] for j in _jobs(aws)]
-    deleted = srun("delete", "-f", path, "--drain")
+    deleted = srun("delete", "-f", path, "--drain", "--yes")
     assert deleted.code == 0, deleted.out + deleted.err
     assert "let 2 unfinished job(s) of run" in deleted.out and "finish (--drain)" in deleted.out
     assert deleted.calls.get("batch:TerminateJob", 0) == 0
@@ -321,3 +323,4 @@ spec:
     followed = srun("logs", "-f", path, "task/chatty", "--follow")
     assert followed.code == 0, followed.err
     assert followed.out.splitlines() == ["first", "second"]
+
