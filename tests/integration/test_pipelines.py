@@ -324,3 +324,27 @@ spec:
     assert followed.code == 0, followed.err
     assert followed.out.splitlines() == ["first", "second"]
 
+
+def test_report_shows_each_attempt_and_the_log_streams_of_array_children(
+    srun, write, aws, tmp_path
+):
+    """The children's log streams are those `reconciler logs --index N` reads; a retried
+    child's attempts each get a row."""
+    doc = pipeline(size=2, extra="\n      sandbox: {outcome: fail, exitCode: 4}")
+    path = write(stack(infra(), doc))
+    assert srun("apply", "-f", path, "--wait", "--report", str(tmp_path / "r")).code == 1
+    made = srun("report", "-f", path, "pipeline/stress", "--report", str(tmp_path / "x"))
+    assert made.code == 0, made.err
+    html = next((tmp_path / "x").glob("**/report.html")).read_text()
+    follower = _by_task(_jobs(aws))["follower"]
+    child = client(aws).describe_jobs(jobs=[f"{follower['jobId']}:1"])["jobs"][0]
+    streams = [a["container"]["logStreamName"] for a in child["attempts"]]
+    assert len(streams) == 2 and streams[0] != streams[1]
+    failures = html.split("<h2>Failures</h2>", 1)[1]
+    assert "<td>child [1]</td><td>4</td><td>" in failures
+    assert f"<td>{streams[1]}</td>" in failures  # was an em dash
+    attempts = html.split("<h2>Attempts</h2>", 1)[1].split("</section>", 1)[0]
+    assert "<td>child [1] attempt 1</td>" in attempts and f"<td>{streams[0]}</td>" in attempts
+    assert "<td>child [1] attempt 2</td>" in attempts and f"<td>{streams[1]}</td>" in attempts
+    shown = srun("logs", "-f", path, "pipeline/stress/follower", "--index", "1")
+    assert shown.code == 0, shown.err
