@@ -234,9 +234,7 @@ def convert(node: dict[str, Any], defs: dict[str, Any], path: str = "spec") -> d
 def spec_schema(model: type[Resource]) -> dict[str, Any]:
     from reconciler.schema import describe  # AWS's descriptions, as the JSON Schemas have them
 
-    root = describe(
-        model.model_json_schema(schema_generator=_CrdJsonSchema), kinds()[model.KIND].api_shapes
-    )
+    root = describe(model.model_json_schema(schema_generator=_CrdJsonSchema))
     spec = convert(root["properties"]["spec"], root.get("$defs", {}))
     spec.setdefault("properties", {})["deletionPolicy"] = dict(DELETION_POLICY)
     return spec

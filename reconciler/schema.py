@@ -3,8 +3,9 @@
 The models are the source of truth; two things are added on the way out. What a model coerces
 is accepted as the model accepts it: a resource quantity is a string in AWS, but a number in a
 manifest (`value: 1`) is fine. Fields that mirror an AWS request are described in the API
-reference's own words (aws/api_docs.py, from botocore's service models), which editors show on
-hover; a field's own `Field(description=...)` wins. The CRDs get the same descriptions.
+reference's own words (aws/api_docs.py, from botocore's service models, matched to the models
+by their fields' names), which editors show on hover; a field's own `Field(description=...)`
+wins. The CRDs get the same descriptions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic_core import core_schema
 
 from reconciler import API_VERSION, generated
 from reconciler.models.common import Quantity
-from reconciler.registry import kinds
+from reconciler.registry import models
 
 _QUANTITY_FUNC = typing.get_args(Quantity)[1].func
 
@@ -37,13 +38,16 @@ class ManifestJsonSchema(GenerateJsonSchema):
         return super().function_before_schema(schema)
 
 
-def describe(root: dict[str, Any], api_shapes: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """Adds AWS's description to each field of `root` (a model's JSON Schema) that mirrors a
-    member of the request shapes in `api_shapes` (a kind's), in place; returns `root`."""
+def describe(root: dict[str, Any]) -> dict[str, Any]:
+    """Adds AWS's description to each field of the spec in `root` (a model's JSON Schema) that
+    mirrors a member of an AWS shape, in place; returns `root`. The spec is matched to its
+    shape first and walked with it (nested models follow the members' shapes); models the walk
+    does not reach (a pipeline's tasks, which SubmitJob's request mirrors while the pipeline
+    itself mirrors nothing) are matched on their own."""
     from reconciler.aws import api_docs
 
     defs = root.get("$defs", {})
-    seen: set[tuple[str, str, str]] = set()
+    walked: set[str] = set()
 
     def walk(node: Any, service: str, shape: str) -> None:
         if not isinstance(node, dict):
@@ -51,8 +55,8 @@ def describe(root: dict[str, Any], api_shapes: dict[str, tuple[str, str]]) -> di
         ref = node.get("$ref")
         if isinstance(ref, str):
             name = ref.rsplit("/", 1)[-1]
-            if (name, service, shape) not in seen:
-                seen.add((name, service, shape))
+            if name not in walked:
+                walked.add(name)
                 walk(defs.get(name), service, shape)
         for key in ("anyOf", "oneOf", "allOf"):
             for branch in node.get(key) or []:
@@ -67,37 +71,41 @@ def describe(root: dict[str, Any], api_shapes: dict[str, tuple[str, str]]) -> di
                 prop["description"] = member.doc
             walk(prop, service, member.shape)
 
-    spec = root.get("properties", {}).get("spec")
-    for path, (service, shape) in api_shapes.items():
-        node = spec
-        for part in path.split(".") if path else []:
-            node = _resolved(node, defs).get("properties", {}).get(part)
-        walk(node, service, shape)
+    for name in _reachable(root.get("properties", {}).get("spec"), defs):
+        if name in walked:
+            continue
+        found = api_docs.best_shape(defs[name].get("properties") or {})
+        if found is not None:
+            walk({"$ref": f"#/$defs/{name}"}, *found)
     return root
 
 
-def _resolved(node: Any, defs: dict[str, Any]) -> dict[str, Any]:
-    """The node behind `$ref`s and an Optional's anyOf, to step into its properties."""
-    while isinstance(node, dict):
-        if "$ref" in node:
-            node = defs.get(node["$ref"].rsplit("/", 1)[-1])
-        elif "anyOf" in node:
-            node = next((b for b in node["anyOf"] if b.get("type") != "null"), {})
-        else:
-            return node
-    return {}
+def _reachable(node: Any, defs: dict[str, Any]) -> list[str]:
+    """The names of the definitions `node` refers to, directly or not, nearest first."""
+    order: list[str] = []
+    todo = [node]
+    while todo:
+        current = todo.pop(0)
+        if isinstance(current, dict):
+            ref = current.get("$ref")
+            if isinstance(ref, str):
+                name = ref.rsplit("/", 1)[-1]
+                if name not in order and name in defs:
+                    order.append(name)
+                    todo.append(defs[name])
+            todo.extend(v for k, v in current.items() if k != "$ref")
+        elif isinstance(current, list):
+            todo.extend(current)
+    return order
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     out = {}
-    for kind in kinds().values():
-        model = kind.model
-        schema = describe(
-            model.model_json_schema(schema_generator=ManifestJsonSchema), kind.api_shapes
-        )
+    for kind, model in models().items():
+        schema = describe(model.model_json_schema(schema_generator=ManifestJsonSchema))
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"https://reconciler.io/schemas/{API_VERSION}/{model.KIND}.json"
-        out[f"{model.KIND}.json"] = schema
+        schema["$id"] = f"https://reconciler.io/schemas/{API_VERSION}/{kind}.json"
+        out[f"{kind}.json"] = schema
     return out
 
 

@@ -1,22 +1,36 @@
 """The AWS API's own words for the fields of its requests, from the service models botocore
 ships (each member of a shape has a `documentation` string, in HTML).
 
-The JSON Schemas and CRDs are generated from the models; where a model's field mirrors a
-member of an AWS request shape, its description is the API reference's, as plain text, so that
-an editor shows it on hover without anyone copying documentation into the models. Only read
-when schemas are generated: botocore's JSON is loaded from its own data files.
+The JSON Schemas and CRDs are generated from the models; where a model mirrors an AWS shape
+(a job definition's spec is RegisterJobDefinition's request, its containerProperties AWS's
+ContainerProperties), its fields are described in the API reference's words, as plain text,
+so that an editor shows them on hover without anyone copying documentation into the models.
+Which shape a model mirrors is found by the names of their fields (`best_shape`), so a new
+kind is described without being named anywhere else.
+
+botocore is not imported: `reconciler schema` starts as light as `validate` (its data files
+are read where the installed package keeps them). The text follows the installed botocore:
+after upgrading it, regenerate the schemas and CRDs.
 """
 
 from __future__ import annotations
 
+import gzip
 import html
+import importlib.util
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 MAX_CHARS = 1200  # a hover, not the API reference: the first paragraphs, cut at a sentence
+SERVICES = ("batch", "iam")  # the APIs whose requests the manifests mirror
+MIN_COMMON = 2  # a model mirrors a shape when at least this many of its fields are members...
+MIN_SHARE = 0.5  # ...and at least this share of its fields
 
 
 @dataclass(frozen=True)
@@ -25,21 +39,37 @@ class Member:
     shape: str  # the member's shape: a structure, list, map or scalar
 
 
+def _data_file(service: str) -> Path | None:
+    spec = importlib.util.find_spec("botocore")  # finds the package without importing it
+    if spec is None or spec.origin is None:
+        return None
+    versions = sorted((Path(spec.origin).parent / "data" / service).glob("*/service-2.json*"))
+    return versions[-1] if versions else None
+
+
 @cache
 def _shapes(service: str) -> dict[str, Any]:
-    from botocore.loaders import Loader
+    path = _data_file(service)
+    if path is None:
+        return {}
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return dict(json.loads(raw)["shapes"])
 
-    return dict(Loader().load_service_model(service, "service-2")["shapes"])
+
+def _camel(name: str) -> str:
+    """IAM spells members in PascalCase (MaxSessionDuration), manifests in camelCase."""
+    return name[:1].lower() + name[1:]
 
 
 def members(service: str, shape: str) -> dict[str, Member]:
-    """The members of a structure shape (of a list's or map's items: what a field holds)."""
+    """The members of a structure shape (of a list's or map's items: what a field holds), by
+    their camelCase names."""
     shapes = _shapes(service)
     node = shapes.get(_item_shape(service, shape), {})
     out = {}
     for name, member in (node.get("members") or {}).items():
         doc = member.get("documentation") or shapes.get(member["shape"], {}).get("documentation")
-        out[name] = Member(plain_text(doc or ""), member["shape"])
+        out[_camel(name)] = Member(plain_text(doc or ""), member["shape"])
     return out
 
 
@@ -57,10 +87,27 @@ def _item_shape(service: str, shape: str) -> str:
 
 
 def member(service: str, shape: str, name: str) -> Member | None:
-    """`name` as a member of `shape`; IAM spells its members in PascalCase, manifests in
-    camelCase, so the capitalised name is tried too."""
-    found = members(service, shape)
-    return found.get(name) or found.get(name[:1].upper() + name[1:])
+    return members(service, shape).get(name)
+
+
+def best_shape(fields: Iterable[str]) -> tuple[str, str] | None:
+    """The structure shape a model with these fields mirrors: the one sharing the most of
+    them (then the one with the fewest other members, a request rather than a description),
+    if it shares at least MIN_COMMON and MIN_SHARE of them."""
+    wanted = set(fields)
+    best: tuple[tuple[int, float, str, str], tuple[str, str]] | None = None
+    for service in SERVICES:
+        for name, node in sorted(_shapes(service).items()):
+            if node.get("type") != "structure" or not node.get("members"):
+                continue
+            names = {_camel(m) for m in node["members"]}
+            common = len(wanted & names)
+            if common < MIN_COMMON or common < MIN_SHARE * len(wanted):
+                continue
+            key = (common, common / len(names), service, name)
+            if best is None or key[:2] > best[0][:2]:
+                best = (key, (service, name))
+    return best[1] if best else None
 
 
 class _Text(HTMLParser):

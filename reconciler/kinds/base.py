@@ -78,10 +78,6 @@ class Kind(ABC):
     permissions: ClassVar[tuple[Permission, ...]] = ()
     runs: ClassVar[bool] = False  # a kind of work: watch, logs and report apply to it
     conflicts_by_name: ClassVar[bool] = True  # a same-named unowned resource is a conflict
-    # The AWS request shapes the spec mirrors, by spec path ("" the spec itself, "tasks" each
-    # item of spec.tasks): (service, shape). The JSON Schemas and CRDs describe the fields with
-    # the API reference's words for them (aws/api_docs.py); a field's own description wins.
-    api_shapes: ClassVar[dict[str, tuple[str, str]]] = {}
 
     @property
     def name(self) -> str:

@@ -128,7 +128,6 @@ def _can_update_infrastructure(current: Observed, desired: dict[str, Any]) -> bo
 
 class ComputeEnvironmentKind(Kind):
     model = ComputeEnvironment
-    api_shapes = {"": ("batch", "CreateComputeEnvironmentRequest")}
     spec_model = ComputeEnvironmentSpec
     ready_statuses = ("VALID",)
     create_before_destroy = True  # blue/green: its queues never lose their environment

@@ -93,7 +93,6 @@ def ce_arn(ctx: Context, name: str) -> str:
 
 class JobQueueKind(Kind):
     model = JobQueue
-    api_shapes = {"": ("batch", "CreateJobQueueRequest")}
     spec_model = JobQueueSpec
     ready_statuses = ("VALID",)
     columns = (*STATUS_COLUMNS, Column("State", "state", description="ENABLED or DISABLED."))

@@ -71,7 +71,6 @@ def _active(current: Observed) -> list[RunState]:
 
 
 class PipelineKind(Kind):
-    api_shapes = {"tasks": ("batch", "SubmitJobRequest")}
     model: Any = Pipeline
     spec_model = RunView
     busy_statuses = ()  # a run in progress is work being done, not a resource settling
@@ -340,7 +339,6 @@ class PipelineKind(Kind):
 
 class TaskKind(PipelineKind):
     model = Task
-    api_shapes = {"": ("batch", "SubmitJobRequest")}
 
 
 KINDS = (PipelineKind(), TaskKind())

@@ -73,7 +73,6 @@ def _changed_fields(changes: list[Change]) -> set[str]:
 
 class RoleKind(Kind):
     model = Role
-    api_shapes = {"": ("iam", "CreateRoleRequest")}
     spec_model = RoleSpec
     busy_statuses = ()
     ready_statuses = ("ACTIVE",)

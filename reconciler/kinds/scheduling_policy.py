@@ -38,7 +38,6 @@ def _name_of(arn: str) -> str:
 
 class SchedulingPolicyKind(Kind):
     model = SchedulingPolicy
-    api_shapes = {"": ("batch", "CreateSchedulingPolicyRequest")}
     spec_model = SchedulingPolicySpec
     busy_statuses = ()
     ready_statuses = ("ACTIVE",)

@@ -153,3 +153,18 @@ def test_the_schemas_in_the_repository_are_what_the_code_generates() -> None:
 def test_the_readme_shows_the_editor_modeline() -> None:
     text = (ROOT / "README.md").read_text()
     assert "# yaml-language-server: $schema=" in text
+
+
+def test_models_are_matched_to_the_shapes_they_mirror_by_their_fields() -> None:
+    spec = models()["JobDefinition"].model_json_schema()["$defs"]["JobDefinitionSpec"]
+    assert api_docs.best_shape(spec["properties"]) == ("batch", "RegisterJobDefinitionRequest")
+    task = models()["Pipeline"].model_json_schema()["$defs"]["PipelineTask"]
+    assert api_docs.best_shape(task["properties"]) == ("batch", "SubmitJobRequest")
+    assert api_docs.best_shape({"image", "somethingOfOurs", "anotherOfOurs"}) is None
+
+
+def test_a_pipeline_task_is_described_as_submit_job_describes_it() -> None:
+    task = shipped("Pipeline")["$defs"]["PipelineTask"]["properties"]
+    assert task["arrayProperties"]["description"].startswith("The array properties for the")
+    labels = shipped("Pipeline")["$defs"]["Metadata"]["properties"]["labels"]
+    assert labels["description"] == "Become AWS tags on the resource."  # ours, not EKS pods'
