@@ -61,6 +61,18 @@ def destructive(plan: Plan) -> list[Action]:
     return [a for a in plan.actions if a.verb in (Verb.DELETE, Verb.REPLACE) and not a.routine]
 
 
+def unconfirmable(plan: Plan, approval: Approval) -> bool:
+    """A destructive plan that nobody can confirm here: no --yes, no reviewed plan, no
+    terminal. `approve` refuses it; knowing it first spares taking the stack's lease."""
+    return (
+        approval.expected_hash is None
+        and not approval.yes
+        and bool(destructive(plan))
+        and not plan.blocked
+        and not _is_terminal(sys.stdin)
+    )
+
+
 def approve(plan: Plan, approval: Approval, log_to_stderr: bool) -> None:
     """Returns when the plan may be carried out; raises PlanError (exit 1) when it may not.
     Called after the plan was shown, and only for a plan with work to do."""

@@ -20,6 +20,7 @@ from reconciler.cli.approval import (
     colour_wanted,
     no_color_option,
     saved_plan_hash,
+    unconfirmable,
     yes_option,
 )
 from reconciler.cli.help import ExampleCommand
@@ -75,6 +76,26 @@ def show_plan(plan: Plan, output: str, colour: bool = False) -> None:
         print(markdown.plan_markdown(plan), end="")
     else:
         out(render.dump(render.plan_data(plan), output).rstrip())
+
+
+def refusing_early(
+    make_plan: Callable[[], Plan], approval: Approval, output: str
+) -> Callable[[], Plan]:
+    """`make_plan`, whose first plan (made before the stack's lease is taken) is refused at
+    once, shown, when no one could confirm it: a destructive plan without a terminal or --yes
+    takes no lease and writes nothing."""
+    made = 0
+
+    def make() -> Plan:
+        nonlocal made
+        made += 1
+        plan = make_plan()
+        if made == 1 and unconfirmable(plan, approval):
+            show_plan(plan, output, approval.colour)
+            approve(plan, approval, log_to_stderr=output != "text")  # raises: says why
+        return plan
+
+    return make
 
 
 def run_plan(
@@ -263,11 +284,14 @@ def apply_command(
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
     approval = Approval(yes=yes, expected_hash=expected, colour=colour_wanted(no_color))
-    with leased_plan(ctx, "apply", lock_timeout, lambda: plan_apply(ctx, declared)) as plan:
-        code = run_plan(ctx, plan, output, lambda: plan_apply(ctx, declared), approval)
-    if code == EXIT_OK and wait:
-        code = follow_runs(ctx, plan, run_timeout, report_dir)
-    print_stats(ctx, target)
+    first = refusing_early(lambda: plan_apply(ctx, declared), approval, output)
+    try:
+        with leased_plan(ctx, "apply", lock_timeout, first) as plan:
+            code = run_plan(ctx, plan, output, lambda: plan_apply(ctx, declared), approval)
+        if code == EXIT_OK and wait:
+            code = follow_runs(ctx, plan, run_timeout, report_dir)
+    finally:  # a refused or failed apply's calls are worth counting too
+        print_stats(ctx, target)
     return code
 
 
@@ -327,8 +351,13 @@ def delete_command(
         code = EXIT_ERROR if plan.blocked else EXIT_OK
     else:
         approval = Approval(yes=yes, colour=colour)
-        with leased_plan(ctx, "delete", lock_timeout, lambda: plan_delete(ctx, declared)) as plan:
-            code = run_plan(ctx, plan, output, approval=approval)
+        first = refusing_early(lambda: plan_delete(ctx, declared), approval, output)
+        try:
+            with leased_plan(ctx, "delete", lock_timeout, first) as plan:
+                code = run_plan(ctx, plan, output, approval=approval)
+        finally:
+            print_stats(ctx, target)
+        return code
     print_stats(ctx, target)
     return code
 
