@@ -108,7 +108,12 @@ async def report_missing_peering(
             what = f"{resource.kind} {settings.peering.name}" + (
                 f" in namespace {place}" if place else ""
             )
-            if await kube.exists(settings, resource, place, settings.peering.name):
+            try:
+                found = await kube.exists(settings, resource, place, settings.peering.name)
+            except Exception as exc:  # forbidden, unreachable: kopf says so itself; look again
+                logger.debug(f"could not look for {what}: {exc}")
+                continue
+            if found:
                 places.remove(place)
                 if place in waiting:
                     logger.info(f"found {what}: starting")

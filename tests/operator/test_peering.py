@@ -88,3 +88,29 @@ def test_the_message_names_the_namespace_and_says_when_the_peering_appears(
         "--standalone",
         "found KopfPeering team-peering in namespace team-a: starting",
     ]
+
+
+def test_an_api_error_while_looking_is_not_fatal(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers: list[Any] = [PermissionError("forbidden"), False, True]
+
+    async def exists(*_args: Any) -> bool:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return bool(answer)
+
+    monkeypatch.setattr(runner.kube, "exists", exists)
+    monkeypatch.setattr(runner, "PEERING_CHECK_SECONDS", 0.0)
+    log = logging.getLogger("test-peering-errors")
+    lines = Lines()
+    log.addHandler(lines)
+    log.setLevel(logging.INFO)
+    try:
+        asyncio.run(runner.report_missing_peering(runner.build_settings(clusterwide=True), [], log))
+    finally:
+        log.removeHandler(lines)
+    assert answers == []
+    assert lines.lines == [
+        "waiting for ClusterKopfPeering reconciler: install the chart or pass --standalone",
+        "found ClusterKopfPeering reconciler: starting",
+    ]
