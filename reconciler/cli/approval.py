@@ -38,6 +38,7 @@ class Approval:
     yes: bool = False
     expected_hash: str | None = None
     colour: bool = False
+    pinnable: bool = True  # the command takes --expect-plan: the plan shows its hash
 
 
 def colour_wanted(no_color: bool) -> bool:

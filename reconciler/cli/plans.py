@@ -63,15 +63,17 @@ adopt_option = click.option(
 )
 
 
-def show_plan(plan: Plan, output: str, colour: bool = False) -> None:
+def show_plan(plan: Plan, output: str, colour: bool = False, pinnable: bool = True) -> None:
+    """The plan; `pinnable` (diff and apply): with the hash that `apply --expect-plan` takes."""
     from reconciler.render import markdown
     from reconciler.render import plans as render
 
     if output == "text":
         for line in render.plan_lines(plan, colour=colour):
             out(line)
-        if plan.has_changes:
-            out(f"Plan hash: {render.plan_hash(plan)} (to apply exactly this plan: --expect-plan)")
+        if plan.has_changes and pinnable:
+            digest = render.plan_hash(plan)
+            out(f"Plan hash: {digest} (`apply --expect-plan {digest}` applies exactly this plan)")
     elif output == "markdown":
         print(markdown.plan_markdown(plan), end="")
     else:
@@ -91,7 +93,7 @@ def refusing_early(
         made += 1
         plan = make_plan()
         if made == 1 and unconfirmable(plan, approval):
-            show_plan(plan, output, approval.colour)
+            show_plan(plan, output, approval.colour, approval.pinnable)
             approve(plan, approval, log_to_stderr=output != "text")  # raises: says why
         return plan
 
@@ -110,7 +112,7 @@ def run_plan(
     from reconciler.render import plans as render
 
     approval = approval or Approval()
-    show_plan(plan, output, approval.colour)
+    show_plan(plan, output, approval.colour, approval.pinnable)
     if plan.blocked:
         err(f"error: the plan cannot be applied: {len(plan.blocked)} blocked action(s) above")
         return EXIT_ERROR
@@ -347,10 +349,10 @@ def delete_command(
     colour = colour_wanted(no_color)
     if dry_run:
         plan = plan_delete(ctx, declared)
-        show_plan(plan, output, colour)
+        show_plan(plan, output, colour, pinnable=False)
         code = EXIT_ERROR if plan.blocked else EXIT_OK
     else:
-        approval = Approval(yes=yes, colour=colour)
+        approval = Approval(yes=yes, colour=colour, pinnable=False)
         first = refusing_early(lambda: plan_delete(ctx, declared), approval, output)
         try:
             with leased_plan(ctx, "delete", lock_timeout, first) as plan:

@@ -68,6 +68,7 @@ def test_without_a_terminal_a_delete_needs_yes(run, write, aws):
     assert refused.writes == 0, "nothing deleted, and the stack's lease not even taken"
     assert _definitions(aws) == [(1, "ACTIVE")]
     assert "JobDefinition/leader" in refused.out, "the plan was shown first"
+    assert "Plan hash" not in refused.out, "delete takes no --expect-plan: no hash to offer"
     deleted = run("delete", "-f", path, "-y")
     assert deleted.code == 0, deleted.err
     assert _definitions(aws) == [(1, "INACTIVE")]
