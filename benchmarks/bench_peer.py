@@ -345,6 +345,7 @@ def command(
     return [
         *(sys.executable, str(PEAK_RSS), str(peak_file), "-m", "reconciler"),
         *(verb, "-f", str(stack_file)),
+        *(["--yes"] if verb == "delete" else []),  # no terminal: a delete must be confirmed
         *("--endpoint-url", endpoint, "--region", REGION, "--stack", STACK),
         *("--max-rps", str(max_rps), "--stats"),
     ]

@@ -224,7 +224,9 @@ def convert(node: dict[str, Any], defs: dict[str, Any], path: str = "spec") -> d
 
 
 def spec_schema(model: type[Resource]) -> dict[str, Any]:
-    root = model.model_json_schema(schema_generator=_CrdJsonSchema)
+    from reconciler.schema import describe  # AWS's descriptions, as the JSON Schemas have them
+
+    root = describe(model.model_json_schema(schema_generator=_CrdJsonSchema))
     spec = convert(root["properties"]["spec"], root.get("$defs", {}))
     return spec
 

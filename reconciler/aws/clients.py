@@ -12,6 +12,7 @@ pay the ~0.2 s that importing boto3 costs.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -90,6 +91,12 @@ class CallStats:
             self.calls.clear()
 
 
+NO_REGION = (
+    "no AWS region: pass --region REGION, set AWS_REGION, or set one for the profile with "
+    "`aws configure` (or use --sandbox for the embedded AWS sandbox)"
+)
+
+
 @dataclass(frozen=True)
 class AwsConfig:
     region: str | None = None
@@ -114,7 +121,9 @@ class Aws:
         try:  # a missing profile, a malformed config file: the project's errors, not botocore's
             self._session = boto3.session.Session(
                 profile_name=config.profile,
-                region_name=config.region,
+                # AWS_REGION comes first, as in the AWS CLI v2 and the other SDKs; boto3 itself
+                # reads only AWS_DEFAULT_REGION and the profile's region.
+                region_name=config.region or os.environ.get("AWS_REGION") or None,
                 aws_access_key_id=config.aws_access_key_id,
                 aws_secret_access_key=config.aws_secret_access_key,
             )
@@ -126,7 +135,11 @@ class Aws:
 
     @property
     def region(self) -> str:
-        return self._session.region_name or "us-east-1"
+        """The region the profile, AWS_REGION or --region chose; never a silent us-east-1:
+        resources made in a region nobody chose are resources nobody finds."""
+        if not self._session.region_name:
+            raise TerminalError(NO_REGION)
+        return str(self._session.region_name)
 
     def client(self, service: str, retries: bool = True) -> Any:
         """A client of `service`. `retries=False` for non-idempotent writes (aws/once.py): the

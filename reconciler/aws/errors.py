@@ -118,8 +118,16 @@ def translate(exc: BaseException, operation: str = "") -> BaseException:
         if code in NOT_FOUND or code.endswith(".NotFound"):
             return NotFoundError(text, **kw)
         return TerminalError(text, **kw)
-    if isinstance(exc, NoCredentialsError | NoRegionError):
-        return TerminalError(f"{exc} (configure AWS credentials and a region, or use --sandbox)")
+    if isinstance(exc, NoCredentialsError):
+        return TerminalError(
+            "no AWS credentials found: run `aws configure` (or `aws sso login`), set AWS_PROFILE "
+            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or try everything on the embedded "
+            "AWS sandbox with --sandbox, no account needed"
+        )
+    if isinstance(exc, NoRegionError):
+        from reconciler.aws.clients import NO_REGION
+
+        return TerminalError(NO_REGION)
     # A dropped connection or a lost reply (ConnectionClosedError, ReadTimeoutError, ...): the
     # request may or may not have been carried out; retrying is the caller's call (aws/once.py).
     if isinstance(exc, EndpointConnectionError | ConnectionError | HTTPClientError):

@@ -277,7 +277,9 @@ def make_context(target: Target, output: str, **options: Any) -> Context:
         **options,
     )
     log = err if output != "text" else out
-    return Context(aws=Aws(config), options=opts, log=log)
+    aws = Aws(config)
+    _ = aws.region  # no region is an error that says how to set one, before any AWS call
+    return Context(aws=aws, options=opts, log=log)
 
 
 def print_stats(ctx: Context, target: Target) -> None:

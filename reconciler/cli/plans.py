@@ -14,6 +14,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.cli import values
+from reconciler.cli.approval import (
+    Approval,
+    approve,
+    colour_wanted,
+    no_color_option,
+    saved_plan_hash,
+    unconfirmable,
+    yes_option,
+)
 from reconciler.cli.help import ExampleCommand
 from reconciler.cli.options import (
     OUTPUTS,
@@ -57,29 +66,62 @@ adopt_option = click.option(
 )
 
 
-def show_plan(plan: Plan, output: str) -> None:
+def show_plan(plan: Plan, output: str, colour: bool = False, pinnable: bool = True) -> None:
+    """The plan; `pinnable` (diff and apply): with the hash that `apply --expect-plan` takes."""
     from reconciler.render import markdown
     from reconciler.render import plans as render
 
     if output == "text":
-        for line in render.plan_lines(plan):
+        for line in render.plan_lines(plan, colour=colour):
             out(line)
+        if plan.has_changes and pinnable:
+            digest = render.plan_hash(plan)
+            out(f"Plan hash: {digest} (`apply --expect-plan {digest}` applies exactly this plan)")
     elif output == "markdown":
         print(markdown.plan_markdown(plan), end="")
     else:
         out(render.dump(render.plan_data(plan), output).rstrip())
 
 
+def refusing_early(
+    make_plan: Callable[[], Plan], approval: Approval, output: str
+) -> Callable[[], Plan]:
+    """`make_plan`, whose first plan (made before the stack's lease is taken) is refused at
+    once, shown, when no one could confirm it: a destructive plan without a terminal or --yes
+    takes no lease and writes nothing."""
+    made = 0
+
+    def make() -> Plan:
+        nonlocal made
+        made += 1
+        plan = make_plan()
+        if made == 1 and unconfirmable(plan, approval):
+            show_plan(plan, output, approval.colour, approval.pinnable)
+            approve(plan, approval, log_to_stderr=output != "text")  # raises: says why
+        return plan
+
+    return make
+
+
 def run_plan(
-    ctx: Context, plan: Plan, output: str, replan: Callable[[], Plan] | None = None
+    ctx: Context,
+    plan: Plan,
+    output: str,
+    replan: Callable[[], Plan] | None = None,
+    approval: Approval | None = None,
 ) -> int:
+    """Shows the plan, has it approved (approval.py), carries it out."""
     from reconciler.engine.apply import converge, has_work
     from reconciler.render import plans as render
 
-    show_plan(plan, output)
+    approval = approval or Approval()
+    show_plan(plan, output, approval.colour, approval.pinnable)
     if plan.blocked:
         err(f"error: the plan cannot be applied: {len(plan.blocked)} blocked action(s) above")
         return EXIT_ERROR
+    if approval.expected_hash is None and not has_work(plan):
+        return EXIT_OK
+    approve(plan, approval, log_to_stderr=output != "text")
     if not has_work(plan):
         return EXIT_OK
     start = time.monotonic()
@@ -121,13 +163,20 @@ def validate_command(filenames: tuple[str, ...], output: str) -> int:
     return EXIT_OK
 
 
-def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, adopt: bool) -> int:
+def diff(
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
+    prune: bool,
+    adopt: bool,
+    colour: bool = False,
+) -> int:
     from reconciler.engine.planner import plan_apply
 
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
     plan = plan_apply(ctx, declared)
-    show_plan(plan, output)
+    show_plan(plan, output, colour)
     print_stats(ctx, target)
     if plan.blocked:
         return EXIT_ERROR
@@ -147,14 +196,20 @@ def diff(filenames: tuple[str, ...], target: Target, output: str, prune: bool, a
 )
 @prune_option
 @adopt_option
+@no_color_option
 @filename_option()
 @target_options
 @output_option(PLAN_OUTPUT, OUTPUTS)
 @debug_option
 def diff_command(
-    prune: bool, adopt: bool, filenames: tuple[str, ...], target: Target, output: str
+    prune: bool,
+    adopt: bool,
+    no_color: bool,
+    filenames: tuple[str, ...],
+    target: Target,
+    output: str,
 ) -> int:
-    return diff(filenames, target, output, prune, adopt)
+    return diff(filenames, target, output, prune, adopt, colour_wanted(no_color))
 
 
 @click.command(
@@ -167,11 +222,34 @@ def diff_command(
         "reconciler apply -f manifests/examples/ --sandbox",
         "reconciler apply -f stack/ --prune --stack team-a",
         "reconciler apply -f stack/ --wait --report out/runs",
+        "reconciler apply -f stack/ --plan plan.json    # saved by diff -o json > plan.json",
     ],
 )
 @prune_option
 @adopt_option
-@click.option("--dry-run", is_flag=True, help="same as diff")
+@click.option("--dry-run", is_flag=True, help="show the plan only, as diff does (exit 0)")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="with --dry-run: exit 2 when there are changes, as diff does",
+)
+@yes_option
+@click.option(
+    "--expect-plan",
+    metavar="HASH",
+    default=None,
+    callback=values.plan_hash,
+    help="apply only if the plan's hash is HASH (as diff showed it); else change nothing",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    metavar="FILE",
+    default=None,
+    type=values.SafePath(dir_okay=False),
+    help="apply only if the plan is the one saved in FILE (diff -o json > FILE)",
+)
+@no_color_option
 @lock_timeout_option
 @click.option("--wait", is_flag=True, help="follow the runs of pipelines and tasks to their end")
 @report_option
@@ -184,6 +262,11 @@ def apply_command(
     prune: bool,
     adopt: bool,
     dry_run: bool,
+    detailed_exitcode: bool,
+    yes: bool,
+    expect_plan: str | None,
+    plan_file: str | None,
+    no_color: bool,
     lock_timeout: float,
     wait: bool,
     report_dir: str,
@@ -192,18 +275,28 @@ def apply_command(
     target: Target,
     output: str,
 ) -> int:
+    if detailed_exitcode and not dry_run:
+        raise UsageError("--detailed-exitcode goes with --dry-run (or use diff)")
     if dry_run:
-        return diff(filenames, target, output, prune, adopt)
+        code = diff(filenames, target, output, prune, adopt, colour_wanted(no_color))
+        return code if detailed_exitcode or code != EXIT_CHANGES else EXIT_OK
+    if expect_plan and plan_file:
+        raise UsageError("give --expect-plan or --plan, not both")
+    expected = saved_plan_hash(plan_file) if plan_file else expect_plan
     from reconciler.engine.locking import leased_plan
     from reconciler.engine.planner import plan_apply
 
     declared = load_resources(filenames, warn=True)
     ctx = make_context(target, output, prune=prune, adopt=adopt)
-    with leased_plan(ctx, "apply", lock_timeout, lambda: plan_apply(ctx, declared)) as plan:
-        code = run_plan(ctx, plan, output, replan=lambda: plan_apply(ctx, declared))
-    if code == EXIT_OK and wait:
-        code = follow_runs(ctx, plan, run_timeout, report_dir)
-    print_stats(ctx, target)
+    approval = Approval(yes=yes, expected_hash=expected, colour=colour_wanted(no_color))
+    first = refusing_early(lambda: plan_apply(ctx, declared), approval, output)
+    try:
+        with leased_plan(ctx, "apply", lock_timeout, first) as plan:
+            code = run_plan(ctx, plan, output, lambda: plan_apply(ctx, declared), approval)
+        if code == EXIT_OK and wait:
+            code = follow_runs(ctx, plan, run_timeout, report_dir)
+    finally:  # a refused or failed apply's calls are worth counting too
+        print_stats(ctx, target)
     return code
 
 
@@ -245,6 +338,8 @@ def apply_command(
     help="seconds to wait for a drained queue's jobs to finish",
 )
 @click.option("--dry-run", is_flag=True, help="show the plan only")
+@yes_option
+@no_color_option
 @lock_timeout_option
 @filename_option()
 @target_options
@@ -258,6 +353,8 @@ def delete_command(
     force: bool,
     drain_timeout: float,
     dry_run: bool,
+    yes: bool,
+    no_color: bool,
     lock_timeout: float,
     filenames: tuple[str, ...],
     target: Target,
@@ -282,13 +379,20 @@ def delete_command(
         targets, labels = delete_targets(resources, selector, everything)
         ctx = make_context(target, output, drain=drain, force=force, drain_timeout=drain_timeout)
         make_plan = lambda: plan_delete_named(ctx, targets, labels)  # noqa: E731
+    colour = colour_wanted(no_color)
     if dry_run:
         plan = make_plan()
-        show_plan(plan, output)
+        show_plan(plan, output, colour, pinnable=False)
         code = EXIT_ERROR if plan.blocked else EXIT_OK
     else:
-        with leased_plan(ctx, "delete", lock_timeout, make_plan) as plan:
-            code = run_plan(ctx, plan, output)
+        approval = Approval(yes=yes, colour=colour, pinnable=False)
+        first = refusing_early(make_plan, approval, output)
+        try:
+            with leased_plan(ctx, "delete", lock_timeout, first) as plan:
+                code = run_plan(ctx, plan, output, approval=approval)
+        finally:
+            print_stats(ctx, target)
+        return code
     print_stats(ctx, target)
     return code
 

@@ -123,3 +123,12 @@ def endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> s
             f"{value[:80]!r} is not an http:// or https:// URL with a host", ctx, param
         )
     return value
+
+
+def plan_hash(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A plan hash as `diff` prints it: 16 hex digits."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{16}", value.strip().lower()):
+        raise click.BadParameter(f"{value[:40]!r} is not a plan hash (16 hex digits)", ctx, param)
+    return value.strip().lower()

@@ -147,6 +147,7 @@ def plan_resource(
         plan.observed[res.key] = current
         for work in kind.housekeeping(ctx, res, current, main.verb):
             extra = plan.add(action_of(res.KIND, res.name, Verb.DELETE, work))
+            extra.routine = True
             if main.verb.runs:
                 extra.after.add(main.id)
     return plan.actions[first:]

@@ -64,12 +64,19 @@ def _group(raws: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return by_name
 
 
+def _last_revisions(ctx: Context) -> dict[str, int]:
+    """Name -> the highest revision observed in this context, INACTIVE ones included: AWS
+    numbers a new revision on from it, even after every revision was deregistered."""
+    return ctx.shared("job-definition-last-revisions", dict)  # type: ignore[no-any-return]
+
+
 def _plural(n: int) -> str:
     return "s" if n != 1 else ""
 
 
 class JobDefinitionKind(Kind):
     model = JobDefinition
+    api_shapes = {"": ("batch", "RegisterJobDefinitionRequest")}
     spec_model = JobDefinitionSpec
     busy_statuses = ()  # registering is instant: a revision is ACTIVE or INACTIVE
     ready_statuses = ("ACTIVE",)
@@ -105,6 +112,9 @@ class JobDefinitionKind(Kind):
         if missing:
             raws += self._by_name(ctx, missing)
         unique = {d["jobDefinitionArn"]: d for d in raws}
+        seen = _last_revisions(ctx)
+        for d in unique.values():  # INACTIVE ones too: AWS numbers on from the last of any
+            seen[d["jobDefinitionName"]] = max(seen.get(d["jobDefinitionName"], 0), d["revision"])
         active = [d for d in unique.values() if d.get("status") == "ACTIVE"]
         return [self.from_aws(revs) for revs in _group(active).values()]
 
@@ -169,11 +179,9 @@ class JobDefinitionKind(Kind):
             ]
 
         def read(name: str) -> list[dict[str, Any]]:
-            return [
-                d
-                for p in pages.paginate(jobDefinitionName=name, status="ACTIVE")
-                for d in p["jobDefinitions"]
-            ]
+            # Every status: a name deregistered earlier still decides the next revision's
+            # number (observe keeps only the ACTIVE ones as the live definition).
+            return [d for p in pages.paginate(jobDefinitionName=name) for d in p["jobDefinitions"]]
 
         with ThreadPoolExecutor(max_workers=ctx.options.parallelism) as pool:
             return [d for found in pool.map(read, names) for d in found]
@@ -225,7 +233,12 @@ class JobDefinitionKind(Kind):
     def create(
         self, ctx: Context, res: JobDefinition, desired: dict[str, Any], aws_name: str, refs: Refs
     ) -> Work:
-        return Work(run=lambda c: self._register(c, aws_name, desired, 0), summary="revision 1")
+        last = _last_revisions(ctx).get(aws_name, 0)
+        return Work(
+            run=lambda c: self._register(c, aws_name, desired, last),
+            summary=f"revision {last + 1}"
+            + (f" (AWS numbers on from deregistered revision {last})" if last else ""),
+        )
 
     def update(
         self,
@@ -242,9 +255,11 @@ class JobDefinitionKind(Kind):
                 run=lambda c: self._retag(c, current, desired),
                 summary=f"tags of revision {current.revision}",
             )
+        after = current.revision or 0
+        last = max(after, _last_revisions(ctx).get(current.aws_name, 0))
         work = Work(
-            run=lambda c: self._register(c, res.name, desired, current.revision or 0),
-            summary=f"new revision after {current.revision}",
+            run=lambda c: self._register(c, res.name, desired, after),
+            summary=f"revision {last + 1} (after {after})",
             verb=Verb.REVISION,
         )
         if current.extra.get("foreign"):

@@ -47,3 +47,17 @@ async def merge_patch(
         logger.warning("could not patch %s %s/%s: %s", kind, namespace, name, exc)
         return False
     return True
+
+
+async def exists(
+    settings: kopf.OperatorSettings, resource: kopf.Resource, namespace: str | None, name: str
+) -> bool:
+    """Whether the object is there; False also when its kind is not installed (404)."""
+    from kopf._cogs.clients import errors as kopf_errors  # private: see the module docstring
+
+    url = resource.get_url(namespace=namespace, name=name)
+    try:
+        await kopf_api.get(url=url, settings=settings, logger=logger)
+    except kopf_errors.APINotFoundError:
+        return False
+    return True

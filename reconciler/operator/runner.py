@@ -24,9 +24,12 @@ from typing import Any
 import kopf
 
 from reconciler.aws.clients import Aws, AwsConfig, CallStats
+from reconciler.operator import kube
 from reconciler.operator.handlers import Operator
 
 DEFAULT_DRIFT_INTERVAL = 300.0
+_log = logging.getLogger("reconciler.operator")
+_background: set[asyncio.Task[None]] = set()  # kept referenced until done
 FINALIZER = "reconciler.io/finalizer"
 PEERING_NAME = "reconciler"
 
@@ -80,10 +83,65 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs)
 
 
-def build_registry(operator: Operator) -> kopf.OperatorRegistry:
+PEERING_CHECK_SECONDS = 30.0
+KOPF_PEERING = kopf.Resource("kopf.dev", "v1", "kopfpeerings", kind="KopfPeering", namespaced=True)
+CLUSTER_PEERING = kopf.Resource(
+    "kopf.dev", "v1", "clusterkopfpeerings", kind="ClusterKopfPeering", namespaced=False
+)
+
+
+async def report_missing_peering(
+    settings: kopf.OperatorSettings, namespaces: list[str], logger: Any
+) -> None:
+    """With mandatory peering and no peering object, kopf pauses without a word: say what the
+    operator waits for, and again once it is there. Runs until every peering object exists."""
+    resource = CLUSTER_PEERING if settings.peering.clusterwide else KOPF_PEERING
+    # kopf globs cannot be looked up; the chart makes one object per named namespace.
+    places: list[str | None] = (
+        [None]
+        if settings.peering.clusterwide
+        else [n for n in namespaces if not any(c in n for c in "*?[!")]
+    )
+    waiting: set[str | None] = set()
+    while places:
+        for place in list(places):
+            what = f"{resource.kind} {settings.peering.name}" + (
+                f" in namespace {place}" if place else ""
+            )
+            try:
+                found = await kube.exists(settings, resource, place, settings.peering.name)
+            except Exception as exc:  # forbidden, unreachable: kopf says so itself; look again
+                logger.debug(f"could not look for {what}: {exc}")
+                continue
+            if found:
+                places.remove(place)
+                if place in waiting:
+                    logger.info(f"found {what}: starting")
+            elif place not in waiting:
+                waiting.add(place)
+                logger.warning(f"waiting for {what}: install the chart or pass --standalone")
+        if places:
+            await asyncio.sleep(PEERING_CHECK_SECONDS)
+
+
+def build_registry(
+    operator: Operator, namespaces: list[str] | None = None
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(login)
     operator.register(registry)
+    if not operator.settings.peering.standalone:
+
+        @kopf.on.startup(registry=registry)
+        async def peering_check(settings: kopf.OperatorSettings, **_: Any) -> None:
+            # A task of its own, started from kopf's context (its login): the startup must
+            # not wait for a peering object that may never come.
+            task = asyncio.create_task(
+                report_missing_peering(settings, list(namespaces or []), _log)
+            )
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
     return registry
 
 
@@ -141,7 +199,7 @@ def run(
     settings = build_settings(peering=peering, standalone=standalone, clusterwide=all_namespaces)
     aws = Aws(aws_config_from_env(aws_config), stats)
     operator = Operator(aws, settings, drift_interval, workers=workers, options=options)
-    registry = build_registry(operator)
+    registry = build_registry(operator, list(namespaces or []))
     coro = kopf.operator(
         registry=registry,
         settings=settings,

@@ -16,9 +16,11 @@ from reconciler import __version__
 from reconciler.engine.diff import Change, _fmt
 from reconciler.engine.types import Action, Plan, Verb
 from reconciler.models.sensitive import SENSITIVE
-from reconciler.render.plans import COUNT_WORDS, summary_line
+from reconciler.render.plans import COUNT_WORDS, plan_hash, summary_line
 
 MARKER = "<!-- reconciler:plan -->"  # lets a workflow find (and replace) its earlier comment
+# The reviewed plan's hash, for the workflow to apply exactly that plan (--expect-plan).
+HASH_MARKER = "<!-- reconciler:plan-hash {} -->"
 MAX_CHARS = 60_000  # GitHub rejects comments over 65,536 characters
 MAX_VALUE = 300  # a longer value is cut in the table; the CLI shows it whole
 MAX_LISTED = 50  # entries of the blocked and destructive lists at the top
@@ -114,6 +116,7 @@ def _section(key: tuple[str, str], actions: list[Action]) -> list[str]:
 def plan_markdown(plan: Plan, title: str = "Reconciler plan") -> str:
     """The plan as a pull-request comment; ends with a line naming the stack and region."""
     changed = plan.changes
+    digest = plan_hash(plan)
     lines = [MARKER, f"## {escape(title)}", ""]
     if not changed:
         lines += ["✅ **No changes**: AWS matches the manifests.", ""]
@@ -139,8 +142,9 @@ def plan_markdown(plan: Plan, title: str = "Reconciler plan") -> str:
         grouped.setdefault((a.kind, a.name), []).append(a)
     footer = [
         "---",
+        HASH_MARKER.format(digest),
         f"<sub>Stack {escape(plan.stack)} · region {escape(plan.region)}"
-        f" · reconciler {__version__}</sub>",
+        f" · plan {digest} · reconciler {__version__}</sub>",
     ]
     # Room for the line saying how many resources did not fit.
     size = sum(len(line) + 1 for line in lines + footer) + 200

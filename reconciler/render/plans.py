@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections import Counter
@@ -30,6 +31,27 @@ COUNT_WORDS = [
 ]
 
 
+# ANSI SGR codes per verb, as terraform and `kubectl diff` colour them: green adds, yellow
+# changes in place, red removes or replaces; what blocks the plan is red and bold.
+COLOURS = {
+    Verb.CREATE: "32",
+    Verb.REVISION: "32",
+    Verb.SUBMIT: "32",
+    Verb.UPDATE: "33",
+    Verb.ADOPT: "33",
+    Verb.DELETE: "31",
+    Verb.REPLACE: "31",
+    Verb.CONFLICT: "1;31",
+    Verb.REFUSED: "1;31",
+}
+
+
+def paint(text: str, verb: Verb, colour: bool = True) -> str:
+    """`text` in the verb's colour (when `colour`); a verb without a colour stays plain."""
+    code = COLOURS.get(verb)
+    return f"\033[{code}m{text}\033[0m" if colour and code else text
+
+
 def _subject(action: Action) -> str:
     subject = f"{action.kind}/{action.name}"
     if action.aws_name and action.aws_name != action.name:
@@ -37,19 +59,36 @@ def _subject(action: Action) -> str:
     return subject
 
 
-def plan_lines(plan: Plan, show_noop: bool = False) -> list[str]:
+def plan_lines(plan: Plan, show_noop: bool = False, colour: bool = False) -> list[str]:
+    """The plan for people; with `colour`, each action's line in its verb's colour."""
     lines = [f"Plan for stack {plan.stack!r} in {plan.region}:"]
     shown = [a for a in plan.actions if show_noop or a.verb is not Verb.NOOP]
     width = max((len(_subject(a)) for a in shown), default=0)
     for a in shown:
         what = a.verb.label + (f": {a.summary}" if a.summary else "")
-        lines.append(f"  {a.verb.symbol:>3} {_subject(a):<{width}}  {what}")
+        lines.append(paint(f"  {a.verb.symbol:>3} {_subject(a):<{width}}  {what}", a.verb, colour))
         lines.extend(f"        {change}" for change in a.changes)
         lines.extend(f"        note: {note}" for note in a.notes)
     if len(shown) == 0:
         lines.append("  No changes: AWS matches the manifests.")
     lines.append(summary_line(plan))
     return lines
+
+
+def plan_hash(plan: Plan) -> str:
+    """What a reviewer approved, in 16 hex digits: the stack, the region, every action that
+    changes something (with its changes and notes, secrets already hidden in them) and the
+    declared specs, so that a create of something else under the same name is another plan.
+    Actions that change nothing are left out: a run's status moves on, the plan stays the same.
+    The specs come from the manifests the reviewer has: the hash tells nothing they do not."""
+    actions = sorted((a.as_dict() for a in plan.changes), key=lambda a: str(a["id"]))
+    declared = {
+        f"{kind}/{name}": res.model_dump(mode="json") if hasattr(res, "model_dump") else res
+        for (kind, name), res in sorted(plan.desired.items())
+    }
+    data = {"stack": plan.stack, "region": plan.region, "actions": actions, "declared": declared}
+    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def summary_line(plan: Plan) -> str:
@@ -77,6 +116,7 @@ def plan_data(plan: Plan) -> dict[str, Any]:
         "stack": plan.stack,
         "region": plan.region,
         "hasChanges": plan.has_changes,
+        "planHash": plan_hash(plan),
         "actions": [a.as_dict() for a in plan.actions],
     }
 

@@ -129,13 +129,22 @@ def failures(ctx: Context, target: Watched) -> list[str]:
     return lines
 
 
+def described_children(ctx: Context, job: dict[str, Any]) -> list[Any]:
+    """An array's children as DescribeJobs gives them (100 a call, by their `<parent>:<index>`
+    ids): with attempts and log streams, which ListJobs summaries lack, for as many calls."""
+    size = (job.get("arrayProperties") or {}).get("size")
+    if not size:
+        return []
+    return list(describe(ctx, [f"{job['jobId']}:{i}" for i in range(int(size))]).values())
+
+
 def task_jobs(ctx: Context, target: Watched) -> list[TaskJobs]:
     """The run as the report wants it: every task's job, arrays with their children."""
     return [
         TaskJobs(
             name=key,
             job=target.jobs.get(key),
-            children=children(ctx, target.jobs[key]) if key in target.jobs else [],
+            children=described_children(ctx, target.jobs[key]) if key in target.jobs else [],
         )
         for key in target.tasks
     ]

@@ -89,7 +89,7 @@ def test_job_definition_revisions_and_history_limit(run, write, aws):
     run("apply", "-f", write(jd(limit=2)))
     changed = run("apply", "-f", write(jd(image="busybox:2", limit=2)))
     assert changed.code == 0
-    assert "new revision after 1" in changed.out
+    assert "new revision: revision 2 (after 1)" in changed.out
     assert "containerProperties.image: busybox:1 -> busybox:2" in changed.out
     assert changed.calls["batch:RegisterJobDefinition"] == 1
 
@@ -124,12 +124,12 @@ def test_prune_deletes_only_what_the_stack_owns_and_no_longer_declares(run, writ
     kept = run("apply", "-f", smaller)
     assert kept.code == 0 and kept.writes == 0, "without --prune nothing is deleted"
 
-    pruned = run("apply", "-f", smaller, "--prune")
+    pruned = run("apply", "-f", smaller, "--prune", "--yes")
     assert pruned.code == 0, pruned.err
     assert "JobDefinition/follower" in pruned.out and "no longer declared" in pruned.out
     active = client(aws).describe_job_definitions(jobDefinitionName="follower", status="ACTIVE")
     assert active["jobDefinitions"] == []
-    assert run("apply", "-f", smaller, "--prune").writes == 0
+    assert run("apply", "-f", smaller, "--prune", "--yes").writes == 0
 
 
 def test_prune_removes_a_queue_before_its_environment(run, write, aws):
@@ -145,7 +145,7 @@ def test_prune_removes_a_queue_before_its_environment(run, write, aws):
             )
         ),
     )
-    pruned = run("apply", "-f", write(stack(ce(), jq(envs=("spot-ce",)))), "--prune")
+    pruned = run("apply", "-f", write(stack(ce(), jq(envs=("spot-ce",)))), "--prune", "--yes")
     assert pruned.code == 0, pruned.out + pruned.err
     batch = client(aws)
     assert [
@@ -158,13 +158,13 @@ def test_prune_removes_a_queue_before_its_environment(run, write, aws):
 def test_delete_removes_everything_in_dependency_order(run, write, aws):
     path = write(stack(ce(), jq(), jd()))
     run("apply", "-f", path)
-    deleted = run("delete", "-f", path)
+    deleted = run("delete", "--yes", "-f", path)
     assert deleted.code == 0, deleted.out + deleted.err
     batch = client(aws)
     assert batch.describe_compute_environments()["computeEnvironments"] == []
     assert batch.describe_job_queues()["jobQueues"] == []
     assert batch.describe_job_definitions(status="ACTIVE")["jobDefinitions"] == []
-    again = run("delete", "-f", path)
+    again = run("delete", "--yes", "-f", path)
     assert again.code == 0 and again.writes == 0
     assert "No changes" in run("delete", "-f", path, "--dry-run").out
 

@@ -96,7 +96,9 @@ def test_replace_cancels_the_active_run_then_submits(srun, write, aws, monkeypat
     monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "30")
     assert srun("apply", "-f", write(stack(infra(), pipeline(policy="Replace")))).code == 0
     old_run = _jobs(aws)[0]["tags"]["reconciler.io/run"]
-    replaced = srun("apply", "-f", write(stack(infra(), pipeline(policy="Replace", size=6))))
+    replaced = srun(
+        "apply", "--yes", "-f", write(stack(infra(), pipeline(policy="Replace", size=6)))
+    )
     assert replaced.code == 0, replaced.out + replaced.err
     assert f"first cancels run {old_run}" in replaced.out
     runs: dict[str, list[dict]] = {}
@@ -123,7 +125,7 @@ def test_delete_cancels_and_terminates_unfinished_jobs(srun, write, aws, monkeyp
     path = write(stack(infra(), pipeline()))
     assert srun("apply", "-f", path).code == 0
     ids = [j["jobId"] for j in _jobs(aws)]
-    deleted = srun("delete", "-f", path, "--force")
+    deleted = srun("delete", "-f", path, "--force", "--yes")
     assert deleted.code == 0, deleted.out + deleted.err
     assert "cancel or terminate 2 unfinished job(s)" in deleted.out
     jobs = client(aws).describe_jobs(jobs=ids)["jobs"]
@@ -137,7 +139,7 @@ def test_delete_with_drain_lets_the_runs_jobs_finish(srun, write, aws, monkeypat
     path = write(stack(infra(), pipeline()))
     assert srun("apply", "-f", path).code == 0
     ids = [j["jobId"] for j in _jobs(aws)]
-    deleted = srun("delete", "-f", path, "--drain")
+    deleted = srun("delete", "-f", path, "--drain", "--yes")
     assert deleted.code == 0, deleted.out + deleted.err
     assert "let 2 unfinished job(s) of run" in deleted.out and "finish (--drain)" in deleted.out
     assert deleted.calls.get("batch:TerminateJob", 0) == 0
@@ -321,3 +323,28 @@ spec:
     followed = srun("logs", "-f", path, "task/chatty", "--follow")
     assert followed.code == 0, followed.err
     assert followed.out.splitlines() == ["first", "second"]
+
+
+def test_report_shows_each_attempt_and_the_log_streams_of_array_children(
+    srun, write, aws, tmp_path
+):
+    """The children's log streams are those `reconciler logs --index N` reads; a retried
+    child's attempts each get a row."""
+    doc = pipeline(size=2, extra="\n      sandbox: {outcome: fail, exitCode: 4}")
+    path = write(stack(infra(), doc))
+    assert srun("apply", "-f", path, "--wait", "--report", str(tmp_path / "r")).code == 1
+    made = srun("report", "-f", path, "pipeline/stress", "--report", str(tmp_path / "x"))
+    assert made.code == 0, made.err
+    html = next((tmp_path / "x").glob("**/report.html")).read_text()
+    follower = _by_task(_jobs(aws))["follower"]
+    child = client(aws).describe_jobs(jobs=[f"{follower['jobId']}:1"])["jobs"][0]
+    streams = [a["container"]["logStreamName"] for a in child["attempts"]]
+    assert len(streams) == 2 and streams[0] != streams[1]
+    failures = html.split("<h2>Failures</h2>", 1)[1]
+    assert "<td>child [1]</td><td>4</td><td>" in failures
+    assert f"<td>{streams[1]}</td>" in failures  # was an em dash
+    attempts = html.split("<h2>Attempts</h2>", 1)[1].split("</section>", 1)[0]
+    assert "<td>child [1] attempt 1</td>" in attempts and f"<td>{streams[0]}</td>" in attempts
+    assert "<td>child [1] attempt 2</td>" in attempts and f"<td>{streams[1]}</td>" in attempts
+    shown = srun("logs", "-f", path, "pipeline/stress/follower", "--index", "1")
+    assert shown.code == 0, shown.err

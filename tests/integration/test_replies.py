@@ -142,7 +142,8 @@ def test_an_empty_reply_once_the_stack_exists(operation, proxy, prun, write) -> 
     assert first.code == 0, first.out + first.err
     proxy.broken = operation
     for verb in ("diff", "get", "delete"):
-        assert_clean(prun(verb, "-f", path), operation)
+        yes = ["--yes"] if verb == "delete" else []  # no terminal: a delete must be confirmed
+        assert_clean(prun(verb, "-f", path, *yes), operation)
     assert proxy.hits
 
 

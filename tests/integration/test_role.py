@@ -155,7 +155,7 @@ def test_create_reapply_update_and_delete(run, write, aws):
     shown = run("get", "-f", swapped, "-o", "json")
     assert shown.code == 0 and '"Role"' in shown.out
 
-    gone = run("delete", "-f", swapped)
+    gone = run("delete", "--yes", "-f", swapped)
     assert gone.code == 0, gone.out + gone.err
     assert gone.calls.get("iam:DeleteRole") == 1
     assert gone.calls.get("iam:DeleteInstanceProfile") == 1
@@ -179,7 +179,7 @@ def test_dropping_the_instance_profile_and_pruning(run, write, aws):
     assert _writes(run("apply", "-f", without).calls) == {}
 
     other = write(role(name="other-role", profile="false"), "other.yaml")
-    pruned = run("apply", "--prune", "-f", other)
+    pruned = run("apply", "--prune", "--yes", "-f", other)
     assert pruned.code == 0, pruned.out + pruned.err
     names = {r["RoleName"] for r in _iam(aws).list_roles()["Roles"]}
     assert "other-role" in names and "ce-role" not in names
@@ -198,7 +198,7 @@ def test_an_unowned_role_of_the_same_name_is_a_conflict_and_adopt_takes_it(run, 
     assert plan.code == 1
     assert "use --adopt to take it over" in plan.out
     assert _writes(plan.calls) == {}
-    deleted = run("delete", "-f", path)
+    deleted = run("delete", "--yes", "-f", path)
     assert deleted.code == 0 and _writes(deleted.calls) == {}
     assert iam.get_role(RoleName="theirs")["Role"]["RoleName"] == "theirs"
 
@@ -217,13 +217,13 @@ def test_a_role_in_someone_elses_instance_profile_is_not_deleted(run, write, aws
     iam.create_instance_profile(InstanceProfileName="their-profile")
     iam.add_role_to_instance_profile(InstanceProfileName="their-profile", RoleName="shared-role")
 
-    refused = run("delete", "-f", path)
+    refused = run("delete", "--yes", "-f", path)
     assert refused.code != 0
     assert "their-profile" in refused.out + refused.err
     assert _writes(refused.calls) == {}
 
     # --force tries anyway: IAM answers DeleteConflict, reported as an error, not a traceback.
-    forced = run("delete", "--force", "-f", path)
+    forced = run("delete", "--force", "--yes", "-f", path)
     assert forced.code != 0
     assert "Traceback" not in forced.out + forced.err
     assert "cannot be deleted" in forced.out + forced.err

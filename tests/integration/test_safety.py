@@ -44,7 +44,7 @@ def test_replacement_is_blue_green_and_the_queue_never_breaks(run, write, aws, m
     assert "- ComputeEnvironment/spot-ce" in plan.out, "the delete of the old one is in the plan"
 
     started = time.monotonic()
-    applied = run("apply", "-f", path)
+    applied = run("apply", "--yes", "-f", path)
     assert applied.code == 0, applied.out + applied.err
     assert time.monotonic() - started >= 1.0, "waited for the relationship to clear"
     names = _env_names(aws)
@@ -99,7 +99,9 @@ def test_adopting_a_compute_environment_tags_it_and_keeps_it(run, write, aws):
     path = write(ce())
     conflict = run("diff", "-f", path)
     assert conflict.code == 1 and "owned by stack 'other'" in conflict.out
-    assert run("delete", "-f", path).writes == 0, "delete leaves another stack's resource alone"
+    assert run("delete", "--yes", "-f", path).writes == 0, (
+        "delete leaves another stack's resource alone"
+    )
     assert _env_names(aws) == ["spot-ce"]
     adopted = run("apply", "-f", path, "--adopt")
     assert adopted.code == 0
@@ -152,7 +154,7 @@ def test_interrupted_replacement_is_finished_on_rerun(run, write, aws):
         tags=tags_of(aws, existing["computeEnvironmentArn"]),
     )
 
-    rerun = run("apply", "-f", path)
+    rerun = run("apply", "--yes", "-f", path)
     assert rerun.code == 0, rerun.out + rerun.err
     assert "leftover of an interrupted replacement" in rerun.out
     assert rerun.calls.get("batch:CreateComputeEnvironment", 0) == 0
@@ -170,7 +172,7 @@ def running_job(aws, run, write, monkeypatch):
 
 
 def test_deleting_a_queue_with_running_jobs_is_refused(run, running_job, aws):
-    refused = run("delete", "-f", running_job)
+    refused = run("delete", "--yes", "-f", running_job)
     assert refused.code == 1
     assert "unfinished jobs that deleting would kill" in refused.out
     assert refused.writes == 0
@@ -179,7 +181,7 @@ def test_deleting_a_queue_with_running_jobs_is_refused(run, running_job, aws):
 
 def test_drain_waits_for_jobs_then_deletes(run, running_job, aws):
     started = time.monotonic()
-    drained = run("delete", "-f", running_job, "--drain")
+    drained = run("delete", "--yes", "-f", running_job, "--drain")
     assert drained.code == 0, drained.out + drained.err
     assert time.monotonic() - started >= 1.0
     assert "draining them first" in drained.out
@@ -198,7 +200,7 @@ def test_deleting_what_an_unowned_queue_uses_is_refused_before_any_write(run, wr
         priority=1,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": arn}],
     )
-    refused = run("delete", "-f", path)
+    refused = run("delete", "--yes", "-f", path)
     assert refused.code == 1
     assert "still used by JobQueue their-queue (unowned)" in refused.out
     assert refused.writes == 0, refused.calls

@@ -47,7 +47,7 @@ def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
     assert restored.stdout.count('"sync": "in sync"') == 10, restored.stdout
 
     # The replayed jobs may still be running: --drain lets them finish before the queue goes.
-    deleted = _cli("delete", "-f", EXAMPLES, "--sandbox", "--drain")
+    deleted = _cli("delete", "-f", EXAMPLES, "--sandbox", "--drain", "--yes")
     assert deleted.returncode == 0, deleted.stdout + deleted.stderr
     assert "Apply complete" in deleted.stdout and "0 failed" in deleted.stdout
 

@@ -61,7 +61,7 @@ def test_create_reapply_update_and_delete(run, write, aws):
     shown = run("get", "-f", changed, "-o", "json")
     assert shown.code == 0 and '"SchedulingPolicy"' in shown.out
 
-    gone = run("delete", "-f", changed)
+    gone = run("delete", "--yes", "-f", changed)
     assert gone.code == 0, gone.out
     assert gone.calls.get("batch:DeleteSchedulingPolicy") == 1
     names = [
@@ -78,6 +78,6 @@ def test_an_unowned_policy_of_the_same_name_is_a_conflict(run, write, aws):
     assert plan.code == 1
     assert "use --adopt to take it over" in plan.out
     assert plan.writes == 0
-    deleted = run("delete", "-f", path)
+    deleted = run("delete", "--yes", "-f", path)
     assert deleted.code == 0 and deleted.writes == 0
     assert _described(aws, "theirs")["fairsharePolicy"]["computeReservation"] == 5

@@ -34,17 +34,19 @@ MANIFESTS = {"-f", "--filename"}
 RUNS = {"--report", "--run-timeout"}
 FLAGS = {
     "validate": COMMON | MANIFESTS,
-    "diff": COMMON | MANIFESTS | TARGET | {"--prune", "--adopt"},
+    "diff": COMMON | MANIFESTS | TARGET | {"--prune", "--adopt", "--no-color"},
     "apply": COMMON
     | MANIFESTS
     | TARGET
     | RUNS
-    | {"--prune", "--adopt", "--dry-run", "--wait", "--lock-timeout"},
+    | {"--prune", "--adopt", "--dry-run", "--wait", "--lock-timeout"}
+    | {"--detailed-exitcode", "--yes", "-y", "--expect-plan", "--plan", "--no-color"},
     "delete": COMMON
     | MANIFESTS
     | TARGET
     | {"--drain", "--force", "--drain-timeout", "--dry-run", "--lock-timeout"}
-    | {"-l", "--selector", "--all"},
+    | {"-l", "--selector", "--all"}
+    | {"--yes", "-y", "--no-color"},
     "get": COMMON | MANIFESTS | TARGET | RUNS | {"--watch", "-l", "--selector"},
     "export": COMMON | TARGET | {"-l", "--selector", "--all-stacks", "--unowned"},
     "import": {"-o", "--output-dir", "--debug", "-h", "--help"},
@@ -77,7 +79,7 @@ PLANS = {"output": "text", "filenames": (), **TARGET_DEFAULTS}
 RUN_DEFAULTS = {"report_dir": os.path.join(".reconciler", "runs"), "run_timeout": 86400.0}
 DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "validate": ([], {"output": "text", "filenames": ()}),
-    "diff": ([], {**PLANS, "prune": False, "adopt": False}),
+    "diff": ([], {**PLANS, "prune": False, "adopt": False, "no_color": False}),
     "apply": (
         [],
         {
@@ -86,6 +88,11 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
             "prune": False,
             "adopt": False,
             "dry_run": False,
+            "detailed_exitcode": False,
+            "yes": False,
+            "expect_plan": None,
+            "plan_file": None,
+            "no_color": False,
             "wait": False,
             "lock_timeout": 600.0,
         },
@@ -98,6 +105,8 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
             "force": False,
             "drain_timeout": 3600.0,
             "dry_run": False,
+            "yes": False,
+            "no_color": False,
             "lock_timeout": 600.0,
             "resources": (),
             "selector": (),

@@ -328,7 +328,8 @@ def test_unions_that_cannot_be_structural_keep_what_they_are_given() -> None:
 
 def test_free_form_objects_are_preserved() -> None:
     spec = crds.spec_schema(models()["JobDefinition"])
-    linux = spec["properties"]["containerProperties"]["properties"]["linuxParameters"]
+    linux = dict(spec["properties"]["containerProperties"]["properties"]["linuxParameters"])
+    assert linux.pop("description").startswith("Linux-specific modifications")  # AWS's words
     assert linux == {
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": True,
@@ -342,7 +343,8 @@ def test_defaults_are_kept_only_when_structural() -> None:
     assert spec["properties"]["trackDesiredvCpus"]["default"] is False
     assert "default" not in spec["properties"]["computeResources"]  # null
     queue = crds.spec_schema(models()["JobQueue"])
-    action = queue["properties"]["jobStateTimeLimitActions"]["items"]["properties"]["state"]
+    action = dict(queue["properties"]["jobStateTimeLimitActions"]["items"]["properties"]["state"])
+    assert action.pop("description").startswith("The state of the job")  # AWS's words
     assert action == {"type": "string", "enum": ["RUNNABLE"], "default": "RUNNABLE"}
 
 

@@ -79,7 +79,7 @@ def test_spec_change_registers_a_new_revision(ctx: Context, plan: Plan) -> None:
     assert action.verb is Verb.REVISION
     assert action.id == "JobDefinition/jd1"
     assert action.run is not None
-    assert "new revision after 2" in action.summary
+    assert action.summary == "revision 3 (after 2)"
     assert [(c.path, c.old, c.new) for c in action.changes] == [
         ("containerProperties.image", "busybox:1", "busybox:2")
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from reconciler.engine.diff import Change
 from reconciler.engine.types import Action, Plan, Verb
 from reconciler.render import markdown
+from reconciler.render import plans as render_plans
 
 CE = "ComputeEnvironment"
 JQ = "JobQueue"
@@ -79,7 +80,11 @@ def test_title_summary_table_and_final_line() -> None:
     assert "| 🟢 `+` | new revision | 1 |" in lines
     assert "| 🔴 `-` | to delete | 1 |" in lines
     assert "| ⚪ `=` | unchanged | 1 |" in lines
-    assert lines[-1] == "<sub>Stack prod · region eu-west-1 · reconciler 0.1.0</sub>"
+    digest = render_plans.plan_hash(sample_plan())
+    assert lines[-2] == f"<!-- reconciler:plan-hash {digest} -->"  # the workflow applies it
+    assert (
+        lines[-1] == f"<sub>Stack prod · region eu-west-1 · plan {digest} · reconciler 0.1.0</sub>"
+    )
     assert text.endswith("\n")
 
 

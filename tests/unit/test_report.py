@@ -212,6 +212,7 @@ def test_array_follower(report: dict[str, Any]) -> None:
     assert running["startedAt"] == "2024-05-01T12:03:15.000Z"
     assert list(children[0]) == [
         "index", "jobId", "status", "exitCode", "startedAt", "stoppedAt", "statusReason",
+        "logStreamName", "attempts",
     ]  # fmt: skip
 
 
@@ -406,6 +407,46 @@ def test_html_escapes_markup_injected_by_users_and_aws() -> None:
     assert f"<td>etl/{escaped}</td>" in page  # the failed attempt's log stream
     assert f"<title>{escaped}</title>" in page  # the timeline row's tooltip
     assert 'class="badge s-__' in page  # the status cannot leave its class attribute
+
+
+def test_html_lists_each_attempt_of_a_retried_task(report: dict[str, Any]) -> None:
+    page = render_html(report)
+    section = page.split("<h2>Attempts</h2>", 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr><td><b>([^<]*)</b></td><td>([^<]*)</td><td>([^<]*)</td>", section)
+    assert rows == [("leader", "attempt 1", "1"), ("leader", "attempt 2", "0")]
+    assert "<td>etl/default/a1</td>" in section and "<td>etl/default/a2</td>" in section
+    assert "<td>1m 15.0s</td>" in section or "<td>1m 15s</td>" in section  # 55s -> 130s
+
+
+def test_retried_array_children_show_their_attempts_and_log_streams() -> None:
+    """A child's log stream is where `reconciler logs --index N` reads: the report shows it."""
+    child = follower_child(3)  # failed
+    child["container"]["logStreamName"] = "etl/default/child-3-b"
+    child["attempts"] = [
+        {"container": {"exitCode": 2, "logStreamName": f"etl/default/child-3-{x}"}, "startedAt": t}
+        for x, t in (("a", at(140)), ("b", at(150)))
+    ]
+    ok = follower_child(0)
+    ok["attempts"] = [{"container": {"exitCode": 0, "logStreamName": "etl/default/child-0"}}]
+    tasks = [TaskJobs("follower", follower_job(), [child, ok])]
+    data = build_report("etl", "run42", tasks, now=NOW)
+    children = task(data, "follower")["children"]
+    assert [c["logStreamName"] for c in children] == [
+        "etl/default/child-0",
+        "etl/default/child-3-b",
+    ]
+    assert children[0]["attempts"] == []  # one attempt is the child itself
+    assert [a["logStreamName"] for a in children[1]["attempts"]] == [
+        "etl/default/child-3-a",
+        "etl/default/child-3-b",
+    ]
+    page = render_html(data)
+    failures = page.split("<h2>Failures</h2>", 1)[1]
+    assert "<td>child [3]</td>" in failures and "<td>etl/default/child-3-b</td>" in failures
+    attempts = page.split("<h2>Attempts</h2>", 1)[1].split("</section>", 1)[0]
+    assert "<td>child [3] attempt 1</td>" in attempts
+    assert "<td>etl/default/child-3-a</td>" in attempts
+    assert "logStreamName: etl/default/child-3-a" in render_yaml(data)
 
 
 def test_importing_the_report_leaves_jinja2_unloaded() -> None:

@@ -139,6 +139,7 @@ def _attempt(attempt: Job) -> dict[str, Any]:
 
 def _child(child: Job) -> dict[str, Any]:
     container = child.get("container") or {}
+    attempts = child.get("attempts") or []
     return {
         "index": _child_index(child),
         "jobId": child.get("jobId"),
@@ -147,7 +148,20 @@ def _child(child: Job) -> dict[str, Any]:
         "startedAt": _iso(child.get("startedAt")),
         "stoppedAt": _iso(child.get("stoppedAt")),
         "statusReason": child.get("statusReason") or container.get("reason"),
+        # Where `reconciler logs --index N` reads: the current attempt's, else the last one's.
+        "logStreamName": log_stream(child),
+        # A child retried on its own: each attempt (one attempt is the child itself).
+        "attempts": [_attempt(a) for a in attempts] if len(attempts) > 1 else [],
     }
+
+
+def log_stream(job: Job) -> str | None:
+    """The job's log stream: its container's, else that of its latest attempt that has one."""
+    attempts = job.get("attempts") or []
+    for source in [job.get("container") or {}, *(a.get("container") or {} for a in attempts[::-1])]:
+        if source.get("logStreamName"):
+            return str(source["logStreamName"])
+    return None
 
 
 def _child_index(child: Job) -> int | None:

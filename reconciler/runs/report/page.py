@@ -43,6 +43,19 @@ class TaskLine:
 
 
 @dataclass(frozen=True)
+class AttemptLine:
+    """One attempt of a retried task (or array child): each run of its container."""
+
+    task: str
+    where: str
+    exit_code: Any
+    started: str
+    duration: str
+    reason: str | None
+    log_stream: str | None
+
+
+@dataclass(frozen=True)
 class FailureLine:
     task: str
     where: str
@@ -52,7 +65,9 @@ class FailureLine:
 
 
 def render_html(report: Report) -> str:
-    """Header, per-task table, timeline, failures: the order in which a person asks questions."""
+    """Header, per-task table, timeline, attempts, failures: the order in which a person asks
+    questions."""
+    now = report["generatedAt"]
     return (
         _environment()
         .get_template(TEMPLATE)
@@ -62,6 +77,7 @@ def render_html(report: Report) -> str:
             facts=_facts(report),
             tasks=[_task_line(t, report["generatedAt"]) for t in report["tasks"]],
             timeline=timeline(report),
+            attempts=[row for t in report["tasks"] for row in _attempt_lines(t, now)],
             failures=[row for t in report["tasks"] for row in _failure_lines(t)],
             colours=COLOURS,
         )
@@ -159,7 +175,13 @@ def _failure_lines(t: dict[str, Any]) -> list[FailureLine]:
     ]
     failed = [c for c in t["children"] if c["status"] == "FAILED"]
     rows += [
-        FailureLine(name, f"child [{_dash(c['index'])}]", c["exitCode"], c["statusReason"], None)
+        FailureLine(
+            name,
+            f"child [{_dash(c['index'])}]",
+            c["exitCode"],
+            c["statusReason"],
+            c.get("logStreamName"),  # reports saved before it was recorded lack it
+        )
         for c in failed[:MAX_FAILURE_ROWS]
     ]
     if len(failed) > MAX_FAILURE_ROWS:
@@ -167,4 +189,32 @@ def _failure_lines(t: dict[str, Any]) -> list[FailureLine]:
         rows.append(FailureLine(name, more, "", "", ""))
     if not rows and t["status"] == "FAILED":
         rows.append(FailureLine(name, "job", None, t["statusReason"], None))
+    return rows
+
+
+def _attempt_lines(t: dict[str, Any], now: str) -> list[AttemptLine]:
+    """Every attempt of a task that was retried, then of its retried children (capped as the
+    failures are): which run failed how, and where its log is."""
+
+    def lines(where: str, attempts: list[dict[str, Any]]) -> list[AttemptLine]:
+        return [
+            AttemptLine(
+                t["name"],
+                f"{where}attempt {n}",
+                a["exitCode"],
+                clock(a["startedAt"]),
+                elapsed(a["startedAt"], a["stoppedAt"], now),
+                a["statusReason"],
+                a["logStreamName"],
+            )
+            for n, a in enumerate(attempts, 1)
+        ]
+
+    rows = lines("", t["attempts"]) if len(t["attempts"]) > 1 else []
+    retried = [c for c in t["children"] if len(c.get("attempts") or []) > 1]
+    for c in retried[:MAX_FAILURE_ROWS]:
+        rows += lines(f"child [{_dash(c['index'])}] ", c["attempts"])
+    if len(retried) > MAX_FAILURE_ROWS:
+        more = f"and {len(retried) - MAX_FAILURE_ROWS:,} more retried children"
+        rows.append(AttemptLine(t["name"], more, "", "", "", "", ""))
     return rows
