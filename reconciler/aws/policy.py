@@ -73,7 +73,7 @@ SERVICE_LINKED = (
 )
 # Fields of the models that name an IAM role (or an instance profile) passed to Batch.
 ROLE_FIELDS = frozenset(
-    {"serviceRole", "instanceRole", "spotIamFleetRole", "jobRoleArn", "executionRoleArn"}
+    {"serviceRole", "instanceRole", "spotIamFleetRole", "jobRoleArn", "executionRoleArn", "role"}
 )
 
 
