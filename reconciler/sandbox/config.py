@@ -18,6 +18,7 @@ STEP_ENV = "RECONCILER_SANDBOX_STEP_SECONDS"  # seconds a job spends in each sta
 RUN_ENV = "RECONCILER_SANDBOX_JOB_SECONDS"  # seconds a job (without a local command) runs
 COMMANDS_ENV = "RECONCILER_SANDBOX_RUN_COMMANDS"  # "1": run a job's command as a local process
 LAG_ENV = "RECONCILER_SANDBOX_RELATIONSHIP_LAG"  # seconds a queue's release of a CE lingers
+TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"  # sandbox seconds per real second (schedules)
 
 DEFAULT_STEP_SECONDS = 0.2
 DEFAULT_JOB_SECONDS = 1.0
@@ -52,3 +53,7 @@ class SandboxConfig:
     @property
     def relationship_lag(self) -> float:
         return self._seconds(LAG_ENV, 0.0)
+
+    @property
+    def time_scale(self) -> float:
+        return max(1.0, self._seconds(TIME_SCALE_ENV, 1.0))

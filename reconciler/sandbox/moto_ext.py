@@ -11,6 +11,9 @@ module global. The patches themselves are in
 - `reconciler.sandbox.definition_patches`: job definitions asked for as `name:revision`;
 - `reconciler.sandbox.job_patches`: the job API, on top of `job_scheduler` (AWS's job states,
   dependencies, arrays, retries, timeouts) and `job_runner` (commands run as local processes).
+- `reconciler.sandbox.states_patches`: Step Functions' Batch states get AWS's request shape.
+Besides the patches, `schedule_firing.ScheduleClock` fires EventBridge Scheduler's schedules,
+which moto only stores (the server starts its thread; tests advance it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from reconciler.sandbox.job_runner import LocalRunner
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher, owner_of
 from reconciler.sandbox.resource_patches import ResourcePatches
+from reconciler.sandbox.schedule_firing import ScheduleClock
+from reconciler.sandbox.states_patches import StatesPatches
 from reconciler.sandbox.tagging_patches import TaggingPatches
 
 # A method every installation replaces: whoever replaced it owns the installation.
@@ -42,6 +47,8 @@ class Extensions:
     jobs: JobPatches
     tagging: TaggingPatches
     definitions: DefinitionPatches
+    clock: ScheduleClock
+    states: StatesPatches
 
 
 def installed() -> Extensions | None:
@@ -59,11 +66,19 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     scheduler = JobScheduler(LocalRunner())
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)
     extensions = Extensions(
-        config, scheduler, resources, jobs, TaggingPatches(), DefinitionPatches()
+        config,
+        scheduler,
+        resources,
+        jobs,
+        TaggingPatches(),
+        DefinitionPatches(),
+        ScheduleClock(config),
+        StatesPatches(),
     )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)
     extensions.jobs.install(patcher)
     extensions.tagging.install(patcher)
     extensions.definitions.install(patcher)
+    extensions.states.install(patcher)
     return extensions

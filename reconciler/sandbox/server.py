@@ -26,9 +26,15 @@ def serve(host: str, port: int) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # The extensions (and their scheduler) live as long as the moto they patched: this process.
-    moto_ext.install(SandboxConfig(os.environ))
+    extensions = moto_ext.install(SandboxConfig(os.environ))
     app = DomainDispatcherApplication(create_backend_app)
-    make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    # Schedules fire by calling this server; moto's Step Functions runner calls
+    # localhost:MOTO_PORT for the Batch states of a state machine.
+    extensions.clock.endpoint = f"http://{host}:{server.port}"
+    os.environ["MOTO_PORT"] = str(server.port)
+    extensions.clock.start()
+    server.serve_forever()
 
 
 def main() -> None:
