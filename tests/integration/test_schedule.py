@@ -168,3 +168,75 @@ def test_bad_expressions_are_reported_at_their_line(run, write, expression, mess
     assert out.code == 1
     assert "Schedule/hourly: spec.schedule: " in out.err + out.out
     assert message in out.err + out.out
+
+
+def test_preflight_refuses_what_would_never_run(run, write, aws):
+    from tests.stacks import ce, jd, jq
+
+    disabled = stack(ce(), jq(state="DISABLED"), jd(), task(), schedule())
+    out = run("apply", "-f", write(disabled))
+    assert out.code == 1, out.out + out.err
+    assert "job queue main-queue is DISABLED: every firing would fail to submit" in out.out
+
+    past = stack(infra(), task(), schedule(expression="at(2020-01-01T00:00:00)"))
+    out = run("diff", "-f", write(past))
+    assert out.code == 1, out.out + out.err
+    assert "at(2020-01-01T00:00:00) never fires again (Europe/Paris)" in out.out
+
+    iam = client(aws, "iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName="not-for-scheduler", AssumeRolePolicyDocument=json.dumps(trust))
+    given = stack(infra(), task(), schedule(extra="\n  role: not-for-scheduler"))
+    out = run("diff", "-f", write(given))
+    assert out.code == 1, out.out + out.err
+    assert "role not-for-scheduler does not trust scheduler.amazonaws.com" in out.out
+    assert client(aws, "scheduler").list_schedules()["Schedules"] == []
+
+
+def test_a_given_role_is_used_and_no_role_is_made(run, write, aws):
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    client(aws, "iam").create_role(
+        RoleName="ops-scheduler", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    path = write(stack(infra(), task(), schedule(extra="\n  role: ops-scheduler")))
+    out = run("apply", "-f", path)
+    assert out.code == 0, out.out + out.err
+    assert out.calls.get("iam:CreateRole", 0) == 0, out.calls
+    assert _schedule(aws)["Target"]["RoleArn"].endswith(":role/ops-scheduler")
+    assert run("apply", "-f", path).writes == 0
+
+
+def test_a_schedule_group_the_stack_does_not_own_is_a_conflict(run, write, aws):
+    client(aws, "scheduler").create_schedule_group(Name=GROUP)
+    client(aws, "scheduler").create_schedule(
+        GroupName=GROUP,
+        Name="hourly",
+        ScheduleExpression="rate(1 hour)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": "arn:aws:sqs:us-east-1:123456789012:q",
+            "RoleArn": "arn:aws:iam::123456789012:role/r",
+        },
+    )
+    out = run("apply", "-f", write(stack(infra(), task(), schedule())))
+    assert out.code == 1, out.out + out.err
+    assert "--adopt" in out.out
+    assert _schedule(aws)["ScheduleExpression"] == "rate(1 hour)"  # left alone
