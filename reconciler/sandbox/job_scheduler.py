@@ -33,6 +33,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +146,8 @@ class JobScheduler:
         self._wake = threading.Condition(self.lock)
         self._active: list[JobRun] = []  # unfinished jobs, array children before their parent
         self._thread: threading.Thread | None = None
+        # Called with the Job on each status change (batch_events: AWS's job state events).
+        self.listeners: list[Callable[[Any], None]] = []
 
     def add(self, run: JobRun) -> None:
         """Takes a just-created job over, as SUBMITTED."""
@@ -154,6 +157,7 @@ class JobScheduler:
             run.since = time.monotonic()
             run.backend._jobs[run.job.job_id] = run.job
             self._active.append(run)
+            self._changed(run)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="sandbox-batch-scheduler", daemon=True
@@ -200,6 +204,11 @@ class JobScheduler:
     def _set(self, run: JobRun, status: str) -> None:
         run.job._status = status
         run.since = time.monotonic()
+        self._changed(run)
+
+    def _changed(self, run: JobRun) -> None:
+        for listener in self.listeners:
+            listener(run.job)
 
     def _finish(
         self, run: JobRun, success: bool, reason: str | None, exit_code: int | None = None

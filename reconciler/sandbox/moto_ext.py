@@ -13,7 +13,8 @@ module global. The patches themselves are in
   dependencies, arrays, retries, timeouts) and `job_runner` (commands run as local processes).
 - `reconciler.sandbox.states_patches`: Step Functions' Batch states get AWS's request shape.
 Besides the patches, `schedule_firing.ScheduleClock` fires EventBridge Scheduler's schedules,
-which moto only stores (the server starts its thread; tests advance it).
+which moto only stores (the server starts its thread; tests advance it), and
+`batch_events.BatchEvents` emits Batch job state change events and delivers them to rules.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from moto.batch import models as batch_models
 
+from reconciler.sandbox.batch_events import BatchEvents
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.definition_patches import DefinitionPatches
 from reconciler.sandbox.job_patches import JobPatches
@@ -49,6 +51,7 @@ class Extensions:
     definitions: DefinitionPatches
     clock: ScheduleClock
     states: StatesPatches
+    events: BatchEvents
 
 
 def installed() -> Extensions | None:
@@ -65,6 +68,9 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     config = config or SandboxConfig()
     scheduler = JobScheduler(LocalRunner())
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)
+    clock = ScheduleClock(config)
+    events = BatchEvents(clock)
+    scheduler.listeners.append(events.changed)
     extensions = Extensions(
         config,
         scheduler,
@@ -72,8 +78,9 @@ def install(config: SandboxConfig | None = None) -> Extensions:
         jobs,
         TaggingPatches(),
         DefinitionPatches(),
-        ScheduleClock(config),
+        clock,
         StatesPatches(),
+        events,
     )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)
