@@ -326,11 +326,14 @@ class NotificationKind(Kind):
         if spec.slack is not None:
             secret = spec.slack.webhookUrlSecret
             read = ["ssm:GetParameter"] if ":ssm:" in secret else ["secretsmanager:GetSecretValue"]
+            resources = [secret] if ":ssm:" in secret else [secret, secret + "-??????"]
             logs = arn.format("logs", f"log-group:/aws/lambda/{parts['slack']}:*")
             policy = {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {"Effect": "Allow", "Action": read, "Resource": secret},
+                    # A secret's ARN ends in six random characters; a policy names it
+                    # with "-??????" (AWS's advice) when the manifest gives the ARN without.
+                    {"Effect": "Allow", "Action": read, "Resource": resources},
                     {
                         "Effect": "Allow",
                         "Action": [
