@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from reconciler.models.common import BATCH_NAME, Metadata, Resource, Strict
 
@@ -64,9 +64,20 @@ class Subscription(Strict):
 
 class Slack(Strict):
     webhookUrlSecret: str = Field(
-        pattern=SECRET_ARN,
+        max_length=2048,
         description="ARN of the Secrets Manager secret or SSM parameter holding the webhook URL.",
     )
+
+    @field_validator("webhookUrlSecret")
+    @classmethod
+    def _an_arn(cls, value: str) -> str:
+        # Never quote the value: it may be the webhook URL itself, which is a secret.
+        if not re.match(SECRET_ARN, value):
+            raise ValueError(
+                "must be the ARN of a Secrets Manager secret or an SSM parameter that holds "
+                "the webhook URL (the URL itself is a secret: never put it in a manifest)"
+            )
+        return value
 
 
 class DeadLetterQueue(Strict):
