@@ -167,6 +167,10 @@ class ScheduleKind(Kind):
     # -- reading -------------------------------------------------------------------------------
 
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
+        if not declared and not everything:
+            # A delete reads kinds with references to find users of what it deletes; a
+            # schedule reports none (observed_refs), so reading schedules would be calls wasted.
+            return []
         scheduler = ctx.aws.client("scheduler")
         group = group_name(ctx.stack)
         groups = scheduler.list_schedule_groups(NamePrefix=group).get("ScheduleGroups") or []

@@ -240,3 +240,11 @@ def test_a_schedule_group_the_stack_does_not_own_is_a_conflict(run, write, aws):
     assert out.code == 1, out.out + out.err
     assert "--adopt" in out.out
     assert _schedule(aws)["ScheduleExpression"] == "rate(1 hour)"  # left alone
+
+
+def test_a_stack_without_schedules_reads_no_schedules(run, write, aws):
+    path = write(stack(infra(), task(submit_on_apply=True)))
+    for verb in ("apply", "delete"):
+        out = run(verb, "-f", path)
+        assert out.code == 0, out.out + out.err
+        assert not [k for k in out.calls if k.startswith(("scheduler:", "events:"))], out.calls
