@@ -190,24 +190,21 @@ class NotificationKind(Kind):
             "deadLetterArn": (target.get("DeadLetterConfig") or {}).get("Arn"),
             "ruleName": parts["rule"],
         }
-        sns = ctx.aws.client("sns")
         own_topic = bool(topic) and topic.endswith(":" + parts["topic"])
-        if own_topic:
-            attrs = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
-            spec["topicPolicy"] = _document(attrs.get("Policy"))
-        subs: dict[str, str] = {}
-        slack_arn = f"function:{parts['slack']}"
         wanted = {f"{s.protocol} {s.endpoint}" for s in res.spec.subscriptions} if res else set()
-        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic):
-            for s in page["Subscriptions"] if topic else []:
-                entry = f"{s['Protocol']} {s['Endpoint']}"
-                if s["Protocol"] == "lambda" and s["Endpoint"].endswith(slack_arn):
-                    spec["slackSubscription"] = s["SubscriptionArn"]
-                elif own_topic or entry in wanted:
-                    subs[entry] = s["SubscriptionArn"]
+        try:
+            subs, slack_subscribed = self._topic(ctx, spec, topic, own_topic, wanted, parts)
+        except ProviderError as exc:
+            # SNS answers a missing topic with the code "NotFound" (not ...NotFoundException):
+            # deleted by hand, it is drift that an apply re-creates.
+            if not (isinstance(exc, NotFoundError) or exc.code == "NotFound"):
+                raise
+            subs, slack_subscribed = {}, False
         spec["subscriptions"] = sorted(subs)
         spec["subscriptionArns"] = subs
         spec["slack"], spec["roles"] = self._slack(ctx, parts["slack"])
+        if spec["slack"]:
+            spec["slack"]["subscribed"] = slack_subscribed
         spec.update(self._queue(ctx, parts["queue"], spec["deadLetterArn"]))
         return Observed(
             kind=self.name,
@@ -217,6 +214,35 @@ class NotificationKind(Kind):
             owner=owner_of(tags),
             status=rule.get("State"),
         )
+
+    def _topic(
+        self,
+        ctx: Context,
+        spec: dict[str, Any],
+        topic: str | None,
+        own_topic: bool,
+        wanted: set[str],
+        parts: dict[str, str],
+    ) -> tuple[dict[str, str], bool]:
+        """The topic's policy (ours only) into `spec`; its subscriptions that are ours, and
+        whether the Slack function is subscribed."""
+        if not topic:
+            return {}, False
+        sns = ctx.aws.client("sns")
+        if own_topic:
+            attrs = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+            spec["topicPolicy"] = _document(attrs.get("Policy"))
+        subs: dict[str, str] = {}
+        slack_subscribed = False
+        slack_arn = f"function:{parts['slack']}"
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic):
+            for s in page["Subscriptions"]:
+                entry = f"{s['Protocol']} {s['Endpoint']}"
+                if s["Protocol"] == "lambda" and s["Endpoint"].endswith(slack_arn):
+                    slack_subscribed = True
+                elif own_topic or entry in wanted:
+                    subs[entry] = s["SubscriptionArn"]
+        return subs, slack_subscribed
 
     def _slack(
         self, ctx: Context, name: str
@@ -358,6 +384,7 @@ class NotificationKind(Kind):
                 "role": role_arn,
                 "secret": secret,
                 "code": wiring.code_sha256(),
+                "subscribed": True,
             }
         return {
             "pattern": pattern,

@@ -154,10 +154,18 @@ def _put_function(
         if (have.get("roles") or {}).get(role) != doc:
             _put_role(ctx, role, doc, pairs)
     env = {"Variables": {"SLACK_WEBHOOK_SECRET": slack["secret"]}}
-    if have.get("slack"):
-        lam.update_function_configuration(FunctionName=slack["function"], Environment=env)
-        if have["slack"].get("code") != slack["code"]:
+    old = have.get("slack")
+    if old:
+        if (old.get("secret"), old.get("role")) != (slack["secret"], slack["role"]):
+            lam.update_function_configuration(
+                FunctionName=slack["function"], Environment=env, Role=slack["role"]
+            )
+        if old.get("code") != slack["code"]:
             lam.update_function_code(FunctionName=slack["function"], ZipFile=function_zip())
+        if not old.get("subscribed"):  # its topic was re-created
+            ctx.aws.client("sns").subscribe(
+                TopicArn=want["targetArn"], Protocol="lambda", Endpoint=slack["functionArn"]
+            )
         return "updated"
 
     def attempt(c: Context) -> Step:

@@ -158,3 +158,46 @@ def test_a_failed_job_reaches_slack_and_sqs_once_per_state_change(
     assert [m["detail"]["status"] for m in messages] == ["FAILED"]
     assert messages[0]["detail"]["jobId"] == job["jobId"]
     assert messages[0]["detail-type"] == "Batch Job State Change"
+
+
+def test_failed_deliveries_go_to_the_dead_letter_queue_and_show_in_get(
+    srun, write, aws, slack_hook, events
+):
+    url, received = slack_hook
+    secret, inbox = _setup(aws, url)
+    notify = notification(secret, inbox, statuses="[SUCCEEDED]")
+    path = write(stack(infra(), notify))
+    assert srun("apply", "-f", path).code == 0
+    topic = client(aws, "sns").list_topics()["Topics"][0]["TopicArn"]
+    client(aws, "sns").delete_topic(TopicArn=topic)  # deleted by hand: deliveries now fail
+    client(aws).submit_job(jobName="by-hand", jobQueue="main-queue", jobDefinition="leader")
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline
+        and not client(aws).list_jobs(jobQueue="main-queue", jobStatus="SUCCEEDED")[
+            "jobSummaryList"
+        ]
+    ):
+        time.sleep(0.1)
+    events.drain()
+    assert received == []
+    got = srun("get", "-f", path, "notification/team-alerts", "-o", "json")
+    assert got.code == 0, got.out + got.err
+    assert '"failed": 1' in got.out, got.out
+    # An apply re-creates the topic, its subscriptions and the Slack function's subscription.
+    fixed = srun("apply", "-f", path)
+    assert fixed.code == 0, fixed.out + fixed.err
+    topic = client(aws, "sns").list_topics()["Topics"][0]["TopicArn"]
+    subs = client(aws, "sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert sorted(s["Protocol"] for s in subs) == ["lambda", "sqs"]
+    assert srun("apply", "-f", path).writes == 0
+
+
+def test_a_disabled_notification_sends_nothing(srun, write, aws, slack_hook, events):
+    url, received = slack_hook
+    secret, inbox = _setup(aws, url)
+    notify = notification(secret, inbox, statuses="[SUCCEEDED]", extra="\n  state: DISABLED")
+    path = write(stack(infra(), notify, task("nightly", submit_on_apply=True)))
+    assert srun("apply", "-f", path, "--wait").code == 0
+    events.drain()
+    assert received == [] and _messages(aws) == []
