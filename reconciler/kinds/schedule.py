@@ -47,6 +47,8 @@ from reconciler.models.schedule import Schedule
 from reconciler.runs.schedule_parts import POLICY, converge, delete_queue, delete_role
 from reconciler.runs.scheduled import (
     SUBMIT_JOB_TARGET,
+    camel,
+    comparable_definition,
     state_machine,
     submit_job_input,
 )
@@ -220,7 +222,7 @@ class ScheduleKind(Kind):
                 "deadLetterArn": (target.get("DeadLetterConfig") or {}).get("Arn"),
                 "targetArn": target.get("Arn"),
                 "roleArn": role_arn or None,
-                "input": json.loads(input_text) if input_text else None,
+                "input": camel(json.loads(input_text)) if input_text else None,
                 "roles": {k: v for k, v in roles.items() if v} or None,
                 "stateMachine": machine,
             },
@@ -237,7 +239,8 @@ class ScheduleKind(Kind):
             if "StateMachineDoesNotExist" not in exc.code:
                 raise
             return None
-        return {"definition": json.loads(raw["definition"]), "roleArn": raw["roleArn"]}
+        definition = comparable_definition(json.loads(raw["definition"]))
+        return {"definition": definition, "roleArn": raw["roleArn"]}
 
     def _role(self, ctx: Context, name: str) -> dict[str, Any] | None:
         iam = ctx.aws.client("iam")
@@ -279,7 +282,7 @@ class ScheduleKind(Kind):
         if spec.deadLetterQueue is not None:
             dlq = spec.deadLetterQueue.arn or arn.format("sqs", names["queue"])
         roles: dict[str, Any] = {}
-        machine = None
+        machine = sent_definition = None
         if target is None:
             target_arn, body = "", None
         elif spec.target.task:
@@ -293,7 +296,8 @@ class ScheduleKind(Kind):
             comment = f"reconciler: submits the Pipeline {target.name}, stack {ctx.stack}"
             definition = state_machine(ctx, target, target.task_list(), queues, comment)
             machine_role = f"arn:{partition}:iam::{account}:role/{names['machineRole']}"
-            machine = {"definition": definition, "roleArn": machine_role}
+            machine = {"definition": comparable_definition(definition), "roleArn": machine_role}
+            sent_definition = definition
             roles[names["machineRole"]] = self._role_doc(STATES, may_submit)
             own = [_allow(["states:StartExecution"], [target_arn])]
         if spec.role:
@@ -317,11 +321,13 @@ class ScheduleKind(Kind):
             "deadLetterArn": dlq,
             "targetArn": target_arn,
             "roleArn": role_arn,
-            "input": body,
+            "input": camel(body) if body is not None else None,
             "roles": roles or None,
             "stateMachine": machine,
             # Not compared (ScheduleView has no such fields): what carrying out needs.
             "group": group_name(ctx.stack),
+            "inputBody": body,  # what is sent (`input` is its comparable form), and below
+            "machineDefinition": sent_definition,
             "queueName": names["queue"]
             if spec.deadLetterQueue and spec.deadLetterQueue.create
             else None,

@@ -54,7 +54,7 @@ def converge(
             new_roles += [role] if _put_role(ctx, role, doc, tags) else []
     machine, had = want.get("stateMachine"), have.get("stateMachine")
     if machine and machine != had:
-        _put_machine(ctx, want["targetArn"], machine, tags, exists=had is not None)
+        _put_machine(ctx, want["targetArn"], want, tags, exists=had is not None)
     if created or any(want.get(k) != have.get(k) for k in SCHEDULE_FIELDS):
         step = _put_schedule(ctx, name, want, create=not have)
         if isinstance(step, Pending):
@@ -99,19 +99,18 @@ def _put_role(ctx: Context, role: str, doc: dict[str, Any], tags: dict[str, str]
 
 
 def _put_machine(
-    ctx: Context, arn: str, machine: dict[str, Any], tags: dict[str, str], exists: bool
+    ctx: Context, arn: str, want: dict[str, Any], tags: dict[str, str], exists: bool
 ) -> None:
     sfn = ctx.aws.client("stepfunctions")
-    definition = json.dumps(machine["definition"])
+    definition = json.dumps(want["machineDefinition"])
+    role = want["stateMachine"]["roleArn"]
     if exists:
-        sfn.update_state_machine(
-            stateMachineArn=arn, definition=definition, roleArn=machine["roleArn"]
-        )
+        sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role)
         return
     sfn.create_state_machine(
         name=arn.rsplit(":", 1)[-1],
         definition=definition,
-        roleArn=machine["roleArn"],
+        roleArn=role,
         type="STANDARD",
         tags=[{"key": k, "value": v} for k, v in tags.items()],
     )
@@ -121,7 +120,7 @@ def _put_schedule(ctx: Context, name: str, want: dict[str, Any], create: bool) -
     target: dict[str, Any] = {
         "Arn": want["targetArn"],
         "RoleArn": want["roleArn"],
-        "Input": json.dumps(want["input"] or {}),
+        "Input": json.dumps(want["inputBody"] or {}),
         "RetryPolicy": _pascal(want["retryPolicy"]),
     }
     if want.get("deadLetterArn"):

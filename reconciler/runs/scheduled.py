@@ -35,6 +35,7 @@ EXECUTION_ID = "<aws.scheduler.execution-id>"
 SUBMIT_JOB_TARGET = "arn:{partition}:scheduler:::aws-sdk:batch:submitJob"
 SUBMIT_JOB_STATE = "arn:{partition}:states:::batch:submitJob"
 FREE_FORM = ("tags", "parameters")  # maps whose keys are the user's, not the API's
+PASCAL_FREE_FORM = ("Tags", "Parameters")
 TASK_IN_NAME = 36  # a job name: 52 (prefix) + 36 + 2 + 36 (an execution's UUID) <= 128
 JOB_REF = "@job:"
 # A state that calls an AWS API, in the States Language's own words (kept as JSON text: its
@@ -52,6 +53,31 @@ def pascal(value: Any, free: bool = False) -> Any:
     if isinstance(value, list):
         return [pascal(v) for v in value]
     return value
+
+
+def camel(value: Any, free: bool = False) -> Any:
+    """The inverse of `pascal`: what the diff compares, so that an environment entry is a
+    `{name, value}` pair whose secret value (by its name) no output shows."""
+    if isinstance(value, dict):
+        return {
+            (k if free else k[:1].lower() + k[1:]): camel(v, not free and k in PASCAL_FREE_FORM)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value
+
+
+def comparable_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """A state machine definition with each state's Parameters (SubmitJob requests) in
+    camelCase, for the same reason as `camel`; the rest as it is."""
+    states = {
+        name: {**state, "Parameters": camel(state["Parameters"])}
+        if "Parameters" in state
+        else state
+        for name, state in (definition.get("States") or {}).items()
+    }
+    return {**definition, "States": states}
 
 
 def job_name(name: str, key: str, run: str) -> str:

@@ -248,3 +248,20 @@ def test_a_stack_without_schedules_reads_no_schedules(run, write, aws):
         out = run(verb, "-f", path)
         assert out.code == 0, out.out + out.err
         assert not [k for k in out.calls if k.startswith(("scheduler:", "events:"))], out.calls
+
+
+def test_a_secret_in_the_target_is_never_shown(run, write, aws):
+    def secret_task(password: str) -> str:
+        return task().replace(
+            "command: [poll, --once]",
+            f"command: [poll]\n    environment: [{{name: DB_PASSWORD, value: {password}}}]",
+        )
+
+    first = run("apply", "-f", write(stack(infra(), secret_task("hunter2"), schedule())))
+    assert first.code == 0, first.out + first.err
+    assert run("apply", "-f", write(stack(infra(), secret_task("hunter2"), schedule()))).writes == 0
+    changed = write(stack(infra(), secret_task("correct-horse"), schedule()))
+    for out in (run("diff", "-f", changed), run("diff", "-f", changed, "-o", "json")):
+        assert out.code == 2, out.out + out.err
+        assert "hunter2" not in out.out + out.err and "correct-horse" not in out.out + out.err
+        assert "sensitive" in out.out
