@@ -1,5 +1,7 @@
 """The sandbox's Batch events: a `Batch Job State Change` on every status change, delivered.
 
+As in AWS, the submission itself (SUBMITTED) makes no event; every later change does.
+
 moto emits no Batch events, and its EventBridge cannot deliver to SNS (PutEvents raises), so
 a Notification could not be tried on the sandbox. `BatchEvents` (one per server, made by
 `moto_ext.install()`) is told of every status change by the job scheduler and, on a thread of

@@ -146,7 +146,8 @@ class JobScheduler:
         self._wake = threading.Condition(self.lock)
         self._active: list[JobRun] = []  # unfinished jobs, array children before their parent
         self._thread: threading.Thread | None = None
-        # Called with the Job on each status change (batch_events: AWS's job state events).
+        # Called with the Job on each status change after SUBMITTED (batch_events: AWS sends
+        # no event for the submission itself).
         self.listeners: list[Callable[[Any], None]] = []
 
     def add(self, run: JobRun) -> None:
@@ -157,7 +158,6 @@ class JobScheduler:
             run.since = time.monotonic()
             run.backend._jobs[run.job.job_id] = run.job
             self._active.append(run)
-            self._changed(run)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._loop, name="sandbox-batch-scheduler", daemon=True

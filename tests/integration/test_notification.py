@@ -138,6 +138,8 @@ def test_a_failed_job_reaches_slack_and_sqs_once_per_state_change(
     url, received = slack_hook
     secret, inbox = _setup(aws, url)
     failing = task("nightly", submit_on_apply=True, fail=True)
+    first = srun("apply", "-f", write(stack(infra(), notification(secret, inbox))))
+    assert first.code == 0, first.out + first.err  # the rule exists before the job runs
     path = write(stack(infra(), failing, notification(secret, inbox)))
     applied = srun("apply", "-f", path, "--wait")
     assert applied.code == 1, applied.out + applied.err  # the task failed, as told
@@ -201,3 +203,18 @@ def test_a_disabled_notification_sends_nothing(srun, write, aws, slack_hook, eve
     assert srun("apply", "-f", path, "--wait").code == 0
     events.drain()
     assert received == [] and _messages(aws) == []
+
+
+def test_one_event_per_state_change_and_none_for_the_submission(
+    srun, write, aws, slack_hook, events
+):
+    url, _ = slack_hook
+    secret, inbox = _setup(aws, url)
+    every = "[SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED]"
+    notify = notification(secret, inbox, statuses=every)
+    assert srun("apply", "-f", write(stack(infra(), notify))).code == 0  # the rule first
+    path = write(stack(infra(), notify, task("nightly", submit_on_apply=True)))
+    assert srun("apply", "-f", path, "--wait").code == 0
+    events.drain()
+    statuses = sorted(m["detail"]["status"] for m in _messages(aws))  # SQS keeps no order
+    assert statuses == sorted(["PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"])
