@@ -86,13 +86,13 @@ def converge(ctx: Context, name: str, want: dict[str, Any], have: dict[str, Any]
                 AttributeName="Policy",
                 AttributeValue=json.dumps(want["topicPolicy"]),
             )
-    if want.get("slack") and want["slack"] != have.get("slack"):
-        step = _put_function(ctx, want, have, pairs)
-        if isinstance(step, Pending):
-            return step
-    for role, doc in (want.get("roles") or {}).items():
+    for role, doc in (want.get("roles") or {}).items():  # the function needs its role first
         if (have.get("roles") or {}).get(role) != doc:
             _put_role(ctx, role, doc, pairs)
+    if want.get("slack") and want["slack"] != have.get("slack"):
+        step = _put_function(ctx, want, have, tags)
+        if isinstance(step, Pending):
+            return step
     _subscribe(ctx, topic, want, have)
     rule = want["ruleName"]
     events = ctx.aws.client("events")
@@ -146,13 +146,10 @@ def _put_role(ctx: Context, role: str, doc: dict[str, Any], pairs: list[dict[str
 
 
 def _put_function(
-    ctx: Context, want: dict[str, Any], have: dict[str, Any], pairs: list[dict[str, str]]
+    ctx: Context, want: dict[str, Any], have: dict[str, Any], tags: dict[str, str]
 ) -> Step:
     lam = ctx.aws.client("lambda")
     slack = want["slack"]
-    for role, doc in (want.get("roles") or {}).items():  # the function needs its role first
-        if (have.get("roles") or {}).get(role) != doc:
-            _put_role(ctx, role, doc, pairs)
     env = {"Variables": {"SLACK_WEBHOOK_SECRET": slack["secret"]}}
     old = have.get("slack")
     if old:
@@ -178,7 +175,7 @@ def _put_function(
                 Code={"ZipFile": function_zip()},
                 Environment=env,
                 Timeout=30,
-                Tags={p["Key"]: p["Value"] for p in pairs},
+                Tags=tags,
             )
         except ProviderError as exc:
             # IAM is eventually consistent: a role made a moment ago may not be assumable yet.

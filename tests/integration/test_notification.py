@@ -218,3 +218,26 @@ def test_one_event_per_state_change_and_none_for_the_submission(
     events.drain()
     statuses = sorted(m["detail"]["status"] for m in _messages(aws))  # SQS keeps no order
     assert statuses == sorted(["PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"])
+
+
+def test_creating_writes_each_part_once(run, write, aws, slack_hook, events):
+    secret, inbox = _setup(aws, slack_hook[0])
+    out = run("apply", "-f", write(stack(infra(), notification(secret, inbox))))
+    assert out.code == 0, out.out + out.err
+    parts = {
+        k: n
+        for k, n in out.calls.items()
+        if k.split(":")[0] in ("iam", "lambda", "sns", "events", "sqs")
+    }
+    assert parts == {
+        "events:DescribeRule": parts.get("events:DescribeRule"),  # reads: however many
+        "events:PutRule": 1,
+        "events:PutTargets": 1,
+        "iam:CreateRole": 1,
+        "iam:PutRolePolicy": 1,
+        "lambda:CreateFunction": 1,
+        "lambda:AddPermission": 1,
+        "sns:CreateTopic": 1,
+        "sns:Subscribe": 2,
+        "sqs:CreateQueue": 1,
+    }, out.calls
