@@ -132,6 +132,19 @@ def test_pipeline_schedule_generates_a_state_machine(run, write, aws):
     path = write(stack(infra(), body, schedule(target=target, expression="rate(1 hour)")))
     first = run("apply", "-f", path)
     assert first.code == 0, first.out + first.err
+    writes = {
+        k: n
+        for k, n in first.calls.items()
+        if k.split(":")[0] in ("iam", "stepfunctions", "scheduler")
+        and not k.split(":")[1].startswith(("Get", "List", "Describe"))
+    }
+    assert writes == {
+        "iam:CreateRole": 2,  # Scheduler's role and the state machine's
+        "iam:PutRolePolicy": 2,
+        "stepfunctions:CreateStateMachine": 1,
+        "scheduler:CreateScheduleGroup": 1,
+        "scheduler:CreateSchedule": 1,
+    }, first.calls
     live = _schedule(aws)
     arn = live["Target"]["Arn"]
     assert ":states:" in arn and ":stateMachine:" in arn
