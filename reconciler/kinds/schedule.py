@@ -52,7 +52,7 @@ from reconciler.runs.scheduled import (
     state_machine,
     submit_job_input,
 )
-from reconciler.runs.submit import BARRIER_DEFINITION
+from reconciler.runs.submit import BARRIER_DEFINITION, barrier_count
 
 SCHEDULER, STATES = "scheduler.amazonaws.com", "states.amazonaws.com"
 SHOWN_FIRINGS = 3
@@ -333,6 +333,7 @@ class ScheduleKind(Kind):
             else None,
             "labels": dict(res.metadata.labels),
             "targetQueues": sorted(set(queues.values())),
+            "barriers": bool(spec.target.pipeline and target and barrier_count(target.task_list())),
         }
 
     @staticmethod

@@ -18,6 +18,7 @@ from reconciler.aws.tags import ownership_tags
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
 from reconciler.errors import NotFoundError, ProviderError
+from reconciler.runs.submit import ensure_barrier_definition
 
 POLICY = "target"  # the inline policy of the roles made for a schedule
 ROLE_WAIT = 60.0  # seconds IAM may take before a new role can be assumed
@@ -53,6 +54,8 @@ def converge(
         if (have.get("roles") or {}).get(role) != doc:
             new_roles += [role] if _put_role(ctx, role, doc, tags) else []
     machine, had = want.get("stateMachine"), have.get("stateMachine")
+    if machine and machine != had and want.get("barriers"):
+        ensure_barrier_definition(ctx)  # the DAG's barrier jobs run this definition
     if machine and machine != had:
         _put_machine(ctx, want["targetArn"], want, tags, exists=had is not None)
     if created or any(want.get(k) != have.get(k) for k in SCHEDULE_FIELDS):

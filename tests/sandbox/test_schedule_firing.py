@@ -117,3 +117,30 @@ def test_a_firing_that_cannot_submit_goes_to_the_dead_letter_queue(srun, write, 
     messages = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
     assert len(messages) == 1
     assert "main-queue" in messages[0]["Body"]
+
+
+def test_a_fired_fan_in_beyond_twenty_dependencies_uses_barrier_jobs(srun, write, aws, clock):
+    tasks = "\n".join(f"    - {{name: a{i}, jobDefinition: leader}}" for i in range(21))
+    deps = ", ".join(f"{{task: a{i}}}" for i in range(21))
+    wide = f"""
+apiVersion: reconciler.io/v1alpha1
+kind: Pipeline
+metadata: {{name: wide}}
+spec:
+  jobQueue: main-queue
+  submitOnApply: false
+  tasks:
+{tasks}
+    - {{name: join, jobDefinition: follower, dependsOn: [{deps}]}}
+"""
+    path = write(stack(infra(), wide, schedule(target="{pipeline: wide}")))
+    first = srun("apply", "-f", path)
+    assert first.code == 0, first.out + first.err
+    assert first.calls.get("batch:RegisterJobDefinition", 0) == 3  # leader, follower, barrier
+    fired = clock.advance(3600)
+    assert len(fired) == 1, fired
+    jobs = _until(lambda: len(_jobs(aws, "wide--")) == 24 and _jobs(aws, "wide--"), 30)
+    assert jobs, "the state machine did not submit 21 tasks, 2 barriers and the join"
+    join = next(j for j in jobs if j["tags"]["reconciler.io/task"] == "join")
+    assert len(join["dependsOn"]) == 2  # the barriers, each waiting for up to 20
+    assert _until(lambda: all(j["status"] == "SUCCEEDED" for j in _jobs(aws, "wide--")), 30)
