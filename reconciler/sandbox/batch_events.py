@@ -74,7 +74,9 @@ class BatchEvents:
     def _listening(account: str, region: str) -> bool:
         from moto.events.models import events_backends
 
-        bus = events_backends[account][region].event_buses.get("default")
+        # dict.get, not [...]: looking must not create a backend, under the scheduler's lock.
+        backend = (dict.get(events_backends, account) or {}).get(region)
+        bus = backend.event_buses.get("default") if backend is not None else None
         return bool(bus and bus.rules)
 
     def drain(self, timeout: float = 10.0) -> None:
