@@ -144,7 +144,12 @@ class ScheduleKind(Kind):
                 "DeleteRolePolicy",
                 "DeleteRole",
             ),
-            ("arn:{partition}:iam::{account}:role/*",),
+            # The roles this kind names (_names); a role given by name is read under the
+            # Role kind's statement, which covers every role.
+            (
+                "arn:{partition}:iam::{account}:role/*-scheduler-*",
+                "arn:{partition}:iam::{account}:role/*-states-*",
+            ),
         ),
         Permission(
             "ScheduleStateMachines",
