@@ -123,8 +123,10 @@ class PipelineKind(Kind):
 
     def desired(self, ctx: Context, res: Any, refs: Refs) -> dict[str, Any]:
         # concurrencyPolicy is not compared (RunView has no such field): the hook reads it.
+        # submitOnApply false: the spec calls for no run of its own (runId None); runs that
+        # something else started (a schedule's firings) are shown, never a change.
         return {
-            "runId": self.run_id(res, refs),
+            "runId": self.run_id(res, refs) if res.spec.submitOnApply else None,
             "complete": True,
             "concurrencyPolicy": res.spec.concurrencyPolicy,
         }
@@ -134,6 +136,10 @@ class PipelineKind(Kind):
     ) -> tuple[Observed, list[Observed]]:
         """The spec's own run if it exists (complete or not), else the latest."""
         current = candidates[0]
+        if desired["runId"] is None:  # submitOnApply false: whatever runs exist are fine
+            current.extra["latest"] = current.spec["runId"]
+            current.spec = {"runId": None, "complete": True}
+            return current, []
         run = current.extra["runs"].get(desired["runId"])
         if run is not None:
             complete = len(run.jobs) >= len(expand(res.task_list()))
@@ -153,7 +159,7 @@ class PipelineKind(Kind):
         return None
 
     def unchanged(self, ctx: Context, res: Any, current: Observed) -> Work:
-        run = current.spec["runId"]
+        run = current.spec["runId"] or current.extra.get("latest")
         return Work(summary=f"run {run}: {current.status}")
 
     # -- carrying out ------------------------------------------------------------------------
@@ -212,6 +218,8 @@ class PipelineKind(Kind):
     def create(
         self, ctx: Context, res: Any, desired: dict[str, Any], aws_name: str, refs: Refs
     ) -> Work:
+        if desired["runId"] is None:
+            return Work(verb=Verb.NOOP, summary="submitOnApply is false: applying runs nothing")
         return self._submission(ctx, res, refs, desired["runId"], {}, [])
 
     def update(
@@ -307,6 +315,9 @@ class PipelineKind(Kind):
         ids = ctx.shared(f"run:{res.KIND}/{res.name}", dict).get(wanted)
         if ids is None:
             runs = read_runs(ctx, res.KIND, res.name, list(queues_of(res).values()))
+            if run is None and not res.spec.submitOnApply and runs:
+                # No run of its own: the latest that something else started (a firing).
+                wanted = max(runs.values(), key=lambda r: r.created).run_id
             found = runs.get(wanted)
             ids = {k: j["jobId"] for k, j in found.jobs.items()} if found else None
         return Watched(res.KIND, res.name, wanted, ids) if ids else None
@@ -315,7 +326,8 @@ class PipelineKind(Kind):
         """The run as planning saw it (no extra AWS call); the operator adds job counts."""
         if live is None:
             return {"runId": None, "runStatus": None}
-        return {"runId": live.spec.get("runId"), "runStatus": live.status}
+        run = live.spec.get("runId") or live.extra.get("latest")
+        return {"runId": run, "runStatus": live.status}
 
     def run_status(self, ctx: Context, res: Any, refs: Refs) -> dict[str, Any]:
         """The run the spec calls for as status shows it: ID, status, job counts by state."""

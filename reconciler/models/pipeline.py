@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from reconciler.limits import INT32_MAX, MAX_ARRAY_SIZE
 from reconciler.models.common import BATCH_NAME, Resource, Spec, bucket_values
+from reconciler.models.fields import LOCAL
 from reconciler.models.submission import (
     MAX_DEPENDENCIES,
     PipelineTask,
@@ -23,6 +24,10 @@ from reconciler.models.submission import (
 )
 
 ConcurrencyPolicy = Literal["Forbid", "Replace", "Allow"]
+SUBMIT_DOC = (
+    "false: applying submits no run; the spec is a template that only something else runs "
+    "(a schedule's firings). Never sent to AWS, and not part of the run's identity."
+)
 POLICY_DOC = (
     "What a changed spec does while a run is active: Forbid refuses, Replace "
     "cancels the active run first, Allow runs both."
@@ -35,6 +40,7 @@ class PipelineSpec(Spec):
     rerun: int = Field(
         default=0, ge=0, le=INT32_MAX, description="Bump to start a new run of an unchanged spec."
     )
+    submitOnApply: Annotated[bool, LOCAL] = Field(default=True, description=SUBMIT_DOC)
     tasks: list[PipelineTask] = Field(min_length=1, max_length=MAX_ARRAY_SIZE)
 
     @model_validator(mode="after")
@@ -179,6 +185,7 @@ class TaskSpec(Submission, Spec):
     jobQueue: str = Field(pattern=BATCH_NAME)  # type: ignore[assignment]
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
     rerun: int = Field(default=0, ge=0, le=INT32_MAX)
+    submitOnApply: Annotated[bool, LOCAL] = Field(default=True, description=SUBMIT_DOC)
     dependsOn: list[TaskDependency] | None = Field(
         default=None, description="Only {type: SEQUENTIAL} for an array task."
     )
@@ -212,7 +219,9 @@ class Task(Resource):
         return refs + _buckets(self.spec, "spec")
 
     def task_list(self) -> list[PipelineTask]:
-        data = self.spec.model_dump(exclude={"concurrencyPolicy", "rerun"}, exclude_none=True)
+        data = self.spec.model_dump(
+            exclude={"concurrencyPolicy", "rerun", "submitOnApply"}, exclude_none=True
+        )
         return [PipelineTask(name=self.name[:64], **data)]
 
     def request_problems(self) -> list[tuple[str, str]]:

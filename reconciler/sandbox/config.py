@@ -23,9 +23,10 @@ STEP_ENV = "RECONCILER_SANDBOX_STEP_SECONDS"  # seconds a job spends in each sta
 RUN_ENV = "RECONCILER_SANDBOX_JOB_SECONDS"  # seconds a job (without a local command) runs
 COMMANDS_ENV = "RECONCILER_SANDBOX_RUN_COMMANDS"  # "1": run a job's command as a local process
 LAG_ENV = "RECONCILER_SANDBOX_RELATIONSHIP_LAG"  # seconds a queue's release of a CE lingers
+TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"  # sandbox seconds per real second (schedules)
 AWS_CLI_ENV = "RECONCILER_SANDBOX_AWS_CLI"  # "auto" (the real `aws` if any, else ours) | "shim"
 # What the server's environment sets for users, in the order status shows them.
-SETTINGS = (COMMANDS_ENV, STEP_ENV, RUN_ENV, LAG_ENV, AWS_CLI_ENV)
+SETTINGS = (COMMANDS_ENV, STEP_ENV, RUN_ENV, LAG_ENV, AWS_CLI_ENV, TIME_SCALE_ENV)
 
 # Set by the manager for the server it starts (a test's in-process server has neither):
 ENDPOINT_ENV = "RECONCILER_SANDBOX_ENDPOINT"  # the URL jobs reach the sandbox at
@@ -95,4 +96,9 @@ class SandboxConfig:
             "jobSeconds": self.job_seconds,
             "relationshipLag": self.relationship_lag,
             "awsCli": self.aws_cli,
+            "timeScale": self.time_scale,
         }
+
+    @property
+    def time_scale(self) -> float:
+        return max(1.0, self._seconds(TIME_SCALE_ENV, 1.0))

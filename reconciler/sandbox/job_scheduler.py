@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from reconciler.sandbox import job_journal
@@ -90,6 +91,9 @@ class JobScheduler:
         self._active: list[JobRun] = []  # unfinished jobs, array children before their parent
         self._thread: threading.Thread | None = None
         self._paused = False
+        # Called with the Job on each status change after SUBMITTED (batch_events: AWS sends
+        # no event for the submission itself).
+        self.listeners: list[Callable[[Any], None]] = []
 
     def add(self, run: JobRun) -> None:
         """Takes a just-created job over, as SUBMITTED (or as the journal last saw it)."""
@@ -179,6 +183,11 @@ class JobScheduler:
     def _set(self, run: JobRun, status: str) -> None:
         run.job._status = status
         run.since = time.monotonic()
+        self._changed(run)
+
+    def _changed(self, run: JobRun) -> None:
+        for listener in self.listeners:
+            listener(run.job)
 
     def _finish(
         self, run: JobRun, success: bool, reason: str | None, exit_code: int | None = None

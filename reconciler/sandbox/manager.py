@@ -264,7 +264,9 @@ def _replay(endpoint: str, directory: Path) -> None:
 def prepare_new(endpoint: str) -> None:
     """Seeds a just-started, empty server; every request here is recorded for replays."""
     _post(f"{endpoint}/moto-api/seed?a={SEED}")
-    _post(f"{endpoint}/moto-api/config", json.dumps({"batch": {"use_docker": False}}).encode())
+    # Step Functions: moto runs state machines (a scheduled Pipeline's), instead of storing them.
+    config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+    _post(f"{endpoint}/moto-api/config", json.dumps(config).encode())
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     seed_account(
         session.client("iam", endpoint_url=endpoint), session.client("ec2", endpoint_url=endpoint)

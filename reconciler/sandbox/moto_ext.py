@@ -14,6 +14,10 @@ that is a module global. The patches themselves are in
   and `job_journal` / `job_restore` (finished jobs kept as they were across restarts);
 - `reconciler.sandbox.durability_patches`: what a replayed recording needs to come back whole
   (S3 multipart uploads, no job running during the replay).
+- `reconciler.sandbox.states_patches`: Step Functions' Batch states get AWS's request shape.
+Besides the patches, `schedule_firing.ScheduleClock` fires EventBridge Scheduler's schedules,
+which moto only stores (the server starts its thread; tests advance it), and
+`batch_events.BatchEvents` emits Batch job state change events and delivers them to rules.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 from moto.batch import models as batch_models
 
+from reconciler.sandbox.batch_events import BatchEvents
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.definition_patches import DefinitionPatches
 from reconciler.sandbox.durability_patches import DurabilityPatches
@@ -33,6 +38,8 @@ from reconciler.sandbox.job_runner import LocalRunner
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher, owner_of
 from reconciler.sandbox.resource_patches import ResourcePatches
+from reconciler.sandbox.schedule_firing import ScheduleClock
+from reconciler.sandbox.states_patches import StatesPatches
 from reconciler.sandbox.tagging_patches import TaggingPatches
 
 # A method every installation replaces: whoever replaced it owns the installation.
@@ -50,6 +57,9 @@ class Extensions:
     tagging: TaggingPatches
     definitions: DefinitionPatches
     durability: DurabilityPatches
+    clock: ScheduleClock
+    states: StatesPatches
+    events: BatchEvents
 
 
 IAM_MANAGED_POLICIES = "MOTO_IAM_LOAD_MANAGED_POLICIES"
@@ -73,6 +83,9 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     journal = Journal.in_directory(config.server_dir)  # none for a test's in-process server
     scheduler = JobScheduler(LocalRunner(config), journal, restore)
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)
+    clock = ScheduleClock(config)
+    events = BatchEvents(clock)
+    scheduler.listeners.append(events.changed)
     extensions = Extensions(
         config,
         scheduler,
@@ -81,6 +94,9 @@ def install(config: SandboxConfig | None = None) -> Extensions:
         TaggingPatches(),
         DefinitionPatches(),
         DurabilityPatches(scheduler),
+        clock,
+        StatesPatches(),
+        events,
     )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)
@@ -88,4 +104,5 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     extensions.tagging.install(patcher)
     extensions.definitions.install(patcher)
     extensions.durability.install(patcher)
+    extensions.states.install(patcher)
     return extensions

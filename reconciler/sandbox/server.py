@@ -38,7 +38,13 @@ def serve(host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     app = DomainDispatcherApplication(create_backend_app)
-    make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler).serve_forever()
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    # Schedules fire by calling this server; moto's Step Functions runner calls
+    # localhost:MOTO_PORT for the Batch states of a state machine.
+    extensions.clock.endpoint = f"http://{host}:{server.port}"
+    os.environ["MOTO_PORT"] = str(server.port)
+    extensions.clock.start()
+    server.serve_forever()
 
 
 def main() -> None:
