@@ -19,8 +19,10 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from reconciler import API_VERSION, generated
-from reconciler.models.common import Quantity
+from reconciler.models.common import Quantity, Spec
 from reconciler.registry import models
+
+COMMON_FIELDS = frozenset(Spec.model_fields)  # in every kind's spec
 
 _QUANTITY_FUNC = typing.get_args(Quantity)[1].func
 
@@ -74,7 +76,8 @@ def describe(root: dict[str, Any]) -> dict[str, Any]:
     for name in _reachable(root.get("properties", {}).get("spec"), defs):
         if name in walked:
             continue
-        found = api_docs.best_shape(defs[name].get("properties") or {})
+        # Fields every spec has (deletionPolicy) are ours: they say nothing of the AWS shape.
+        found = api_docs.best_shape(set(defs[name].get("properties") or {}) - COMMON_FIELDS)
         if found is not None:
             walk({"$ref": f"#/$defs/{name}"}, *found)
     return root

@@ -28,13 +28,13 @@ from reconciler.cli.admin import (
     sandbox_command,
     schema_command,
 )
+from reconciler.cli.get import get_command
 from reconciler.cli.help import SectionedGroup
 from reconciler.cli.options import DEBUG_KEY, err
 from reconciler.cli.plans import (
     apply_command,
     delete_command,
     diff_command,
-    get_command,
     unlock_command,
     validate_command,
 )

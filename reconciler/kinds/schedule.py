@@ -41,8 +41,9 @@ from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Work
 from reconciler.errors import NotFoundError, ProviderError
 from reconciler.kinds.base import Column, Kind, Permission
+from reconciler.models.common import RoleReference
 from reconciler.models.job_queue import JobQueue
-from reconciler.models.role import normal_document, trust_document
+from reconciler.models.role import Role, normal_document, trust_document
 from reconciler.models.schedule import Schedule
 from reconciler.runs.schedule_parts import POLICY, converge, delete_queue, delete_role
 from reconciler.runs.scheduled import (
@@ -305,7 +306,9 @@ class ScheduleKind(Kind):
             sent_definition = definition
             roles[names["machineRole"]] = self._role_doc(STATES, may_submit)
             own = [_allow(["states:StartExecution"], [target_arn])]
-        if spec.role:
+        if isinstance(spec.role, RoleReference):  # a Role of the stack
+            role_arn = refs.output(ctx, Role.KIND, spec.role.role, "arn")
+        elif spec.role:
             role_arn = ctx.resolver.role_arn(spec.role)
         else:
             role_arn = f"arn:{partition}:iam::{account}:role/{names['role']}"
@@ -365,12 +368,16 @@ class ScheduleKind(Kind):
                     problems.append(
                         f"job queue {queue} is DISABLED: every firing would fail to submit"
                     )
-        if spec.role:
-            trust = self._trust_of(ctx, spec.role)
-            if trust is not None and SCHEDULER not in trust:
-                problems.append(
-                    f"role {spec.role} does not trust {SCHEDULER}: Scheduler cannot assume it"
-                )
+        if isinstance(spec.role, RoleReference):
+            # A Role of the stack: its trust is what its manifest declares.
+            role = refs.resource(Role.KIND, spec.role.role)
+            trust = set(role.spec.trustedServices) if role is not None else None
+            name = spec.role.role
+        else:
+            trust = self._trust_of(ctx, spec.role) if spec.role else None
+            name = spec.role or ""
+        if trust is not None and SCHEDULER not in trust:
+            problems.append(f"role {name} does not trust {SCHEDULER}: Scheduler cannot assume it")
         return problems
 
     def _trust_of(self, ctx: Context, role: str) -> set[str] | None:

@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reconciler.models.common import BATCH_NAME, Metadata, Resource, Strict
+from reconciler.models.common import BATCH_NAME, Metadata, Resource, Spec, Strict
 
 JobState = Literal["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"]
 SNS_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
@@ -91,7 +91,7 @@ class DeadLetterQueue(Strict):
         return self
 
 
-class NotificationSpec(Strict):
+class NotificationSpec(Spec):
     statuses: list[JobState] = Field(
         default_factory=lambda: ["FAILED"], min_length=1, description="Job states to notify."
     )

@@ -14,7 +14,15 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from reconciler.cron import ExpressionError, never_fires_problem, parse, zone
-from reconciler.models.common import BATCH_NAME, Metadata, Resource, RoleRef, Strict
+from reconciler.models.common import (
+    BATCH_NAME,
+    Metadata,
+    Resource,
+    RoleOrReference,
+    RoleReference,
+    Spec,
+    Strict,
+)
 
 # EventBridge Scheduler's limits [scheduler API reference]: schedule names 1-64 of
 # [0-9a-zA-Z-_.]; the tool also uses the name in job and role names, so it keeps Batch's rule.
@@ -88,7 +96,7 @@ class ScheduleTarget(Strict):
         return str(self.task or self.pipeline)
 
 
-class ScheduleSpec(Strict):
+class ScheduleSpec(Spec):
     schedule: str = Field(
         max_length=256,
         description="cron(min hour day-of-month month day-of-week year), rate(1 hour) or "
@@ -100,7 +108,7 @@ class ScheduleSpec(Strict):
     flexibleTimeWindow: FlexibleTimeWindow = Field(default_factory=FlexibleTimeWindow)
     retryPolicy: RetryPolicy | None = None
     deadLetterQueue: DeadLetterQueue | None = None
-    role: RoleRef | None = Field(
+    role: RoleOrReference | None = Field(
         default=None,
         description="The role Scheduler assumes (name or ARN); omitted: the tool creates one "
         "that may only submit this target.",
@@ -143,4 +151,7 @@ class Schedule(Resource):
     def references(self) -> list[tuple[str, str, str]]:
         target = self.spec.target
         path = "spec.target.task" if target.task else "spec.target.pipeline"
-        return [(target.kind, target.name, path)]
+        out = [(target.kind, target.name, path)]
+        if isinstance(self.spec.role, RoleReference):
+            out.append(("Role", self.spec.role.role, "spec.role"))
+        return out

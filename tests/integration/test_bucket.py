@@ -78,7 +78,7 @@ def test_create_with_defaults_reapply_and_update(run, write, aws):
 def test_retain_delete_leaves_the_bucket(run, write, aws):
     path = write(bucket())
     assert run("apply", "-f", path).code == 0
-    gone = run("delete", "-f", path)
+    gone = run("delete", "--yes", "-f", path)
     assert gone.code == 0, gone.out
     assert "Retain" in gone.out
     assert s3_writes(gone) == 0, gone.calls
@@ -93,13 +93,13 @@ def test_delete_with_objects_is_refused_unless_forced(run, write, aws):
         s3.put_object(Bucket="data-bkt", Key=f"k{i}", Body=b"x")
     s3.put_object(Bucket="data-bkt", Key="k0", Body=b"y")  # a second version
 
-    refused = run("delete", "-f", path)
+    refused = run("delete", "--yes", "-f", path)
     assert refused.code != 0
     assert "holds 3 objects" in refused.out and "--force" in refused.out, refused.out
     assert s3_writes(refused) == 0
     s3.head_bucket(Bucket="data-bkt")
 
-    forced = run("delete", "-f", path, "--force")
+    forced = run("delete", "--yes", "-f", path, "--force")
     assert forced.code == 0, forced.out + forced.err
     assert forced.calls.get("s3:DeleteBucket") == 1
     names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
@@ -114,7 +114,7 @@ def test_an_unowned_bucket_is_a_conflict_and_adopt_takes_it_over(run, write, aws
     assert plan.code == 1
     assert "use --adopt to take it over" in plan.out
     assert s3_writes(plan) == 0
-    deleted = run("delete", "-f", path)
+    deleted = run("delete", "--yes", "-f", path)
     assert deleted.code == 0 and s3_writes(deleted) == 0
 
     adopted = run("apply", "-f", path, "--adopt")

@@ -17,7 +17,7 @@ def test_a_pruned_bucket_is_retained_by_default_and_shown_so(run, write, aws):
     other = write(bucket(name="other-bkt", policy="Delete"), name="other.yaml")
     assert run("apply", "-f", kept, "-f", other).code == 0
 
-    pruned = run("apply", "-f", other, "--prune")
+    pruned = run("apply", "-f", other, "--prune", "--yes")
     assert pruned.code == 0, pruned.out + pruned.err
     assert "retain in AWS: deletionPolicy Retain: kept-bkt stays in AWS" in pruned.out, pruned.out
     assert "1 retained in AWS" in pruned.out
@@ -33,7 +33,7 @@ def test_a_recorded_delete_policy_lets_prune_delete_the_bucket(run, write, aws):
     tags = client(aws, "s3").get_bucket_tagging(Bucket="gone-bkt")["TagSet"]
     assert {"Key": "reconciler.io/deletion-policy", "Value": "Delete"} in tags
 
-    pruned = run("apply", "-f", other, "--prune")
+    pruned = run("apply", "-f", other, "--prune", "--yes")
     assert pruned.code == 0, pruned.out + pruned.err
     assert "gone-bkt" not in _buckets(aws)
 
@@ -46,13 +46,13 @@ def test_retain_on_a_batch_kind_leaves_it_in_aws(run, write, aws):
     assert run("apply", "-f", path).code == 0
 
     # The retained queue still uses its environment: deleting that is refused before any write.
-    both = run("delete", "-f", path)
+    both = run("delete", "--yes", "-f", path)
     assert both.code == 1, both.out + both.err
     assert "refused: still used by JobQueue main-queue" in both.out, both.out
     assert "JobQueue/main-queue" in both.out and "retain in AWS" in both.out
     assert both.calls.get("batch:UpdateJobQueue") is None
 
-    deleted = run("delete", "-f", both_kept)
+    deleted = run("delete", "--yes", "-f", both_kept)
     assert deleted.code == 0, deleted.out + deleted.err
     assert "2 retained in AWS" in deleted.out
     [q] = client(aws, "batch").describe_job_queues(jobQueues=["main-queue"])["jobQueues"]

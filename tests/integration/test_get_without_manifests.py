@@ -172,7 +172,7 @@ def test_get_o_yaml_follows_a_blue_green_replacement(run, write, aws):
     names it by its metadata.name, so the output applies unchanged."""
     assert run("apply", "-f", write(stack(ce(type_="EC2", strategy="BEST_FIT"), jq()))).code == 0
     changed = stack(ce(type_="EC2", strategy="BEST_FIT", instance_types="[c5]"), jq())
-    assert run("apply", "-f", write(changed, "changed.yaml")).code == 0
+    assert run("apply", "--yes", "-f", write(changed, "changed.yaml")).code == 0  # a replacement
     got = run("get", "jq,ce", "-o", "yaml")
     docs = {d["metadata"]["name"]: d for d in YAML(typ="safe").load_all(got.out)}
     arn = docs["spot-ce"]["metadata"]["annotations"]["reconciler.io/arn"]
@@ -199,7 +199,7 @@ def test_get_o_yaml_never_shows_a_secret(run, write, aws):
 def test_delete_by_name_shows_the_plan_and_deletes_only_that(run, applied, aws):
     dry = run("delete", "jobqueue/main-queue", "--dry-run")
     assert dry.code == 0 and "- JobQueue/main-queue" in dry.out and dry.writes == 0
-    gone = run("delete", "jq", "main-queue")
+    gone = run("delete", "--yes", "jq", "main-queue")
     assert gone.code == 0, gone.out + gone.err
     queues = {q["jobQueueName"] for q in client(aws).describe_job_queues()["jobQueues"]}
     assert "main-queue" not in queues and {"their-queue", "hand-queue"} <= queues
@@ -209,25 +209,25 @@ def test_delete_by_name_shows_the_plan_and_deletes_only_that(run, applied, aws):
 
 def test_delete_by_name_keeps_the_safety_of_delete_f(run, applied, aws):
     # An environment a queue still uses: refused in the plan, nothing written.
-    used = run("delete", "ce/spot-ce")
+    used = run("delete", "--yes", "ce/spot-ce")
     assert used.code == 1 and "still used by JobQueue main-queue" in used.out
     assert used.writes == 0
     # What the stack does not own is left alone, and the plan says so.
-    theirs = run("delete", "jobqueue/hand-queue")
+    theirs = run("delete", "--yes", "jobqueue/hand-queue")
     assert (
         theirs.code == 1 and "refused" in theirs.out and "not managed by reconciler" in theirs.out
     )
     assert theirs.writes == 0
-    other = run("delete", "jobqueue/their-queue")
+    other = run("delete", "--yes", "jobqueue/their-queue")
     assert other.code == 1 and "owned by stack 'team-b'" in other.out and other.writes == 0
     # Missing: not found, before any plan or write (all or nothing).
-    missing = run("delete", "jq", "main-queue", "nope")
+    missing = run("delete", "--yes", "jq", "main-queue", "nope")
     assert missing.code == 1 and 'error: jobqueue "nope" not found' in missing.err
     assert missing.writes == 0
     # A whole kind needs -l or --all.
-    whole = run("delete", "jobdefinitions")
+    whole = run("delete", "--yes", "jobdefinitions")
     assert whole.code == 64 and "--all" in whole.err and whole.calls == {}
-    labelled = run("delete", "jd", "-l", "team=genomics")
+    labelled = run("delete", "--yes", "jd", "-l", "team=genomics")
     assert labelled.code == 0, labelled.out + labelled.err
     assert labelled.calls.get("batch:DeregisterJobDefinition") == 2
     assert run("get", "jd").out.strip() == ""
@@ -256,7 +256,7 @@ def test_a_recorded_deletion_policy_round_trips_and_is_honoured(run, write, aws)
     [doc] = list(YAML(typ="safe").load_all(got.out))
     assert doc["spec"]["deletionPolicy"] == "Retain"
     assert run("diff", "-f", write(stack(ce(), "\n" + got.out), "back.yaml")).code == 0
-    retained = run("delete", "jq/main-queue")
+    retained = run("delete", "--yes", "jq/main-queue")
     assert retained.code == 0 and "deletionPolicy Retain" in retained.out
     assert retained.calls.get("batch:DeleteJobQueue", 0) == 0
     assert client(aws).describe_job_queues(jobQueues=["main-queue"])["jobQueues"]

@@ -126,7 +126,7 @@ def test_wiring_create_noop_and_delete(run, write, aws, slack_hook, events):
     )
     assert run("apply", "-f", changed).writes == 0
 
-    gone = run("delete", "-f", changed)
+    gone = run("delete", "--yes", "-f", changed)
     assert gone.code == 0, gone.out + gone.err
     assert not [r for r in client(aws, "events").list_rules()["Rules"] if r["Name"] == rule["Name"]]
     assert client(aws, "sns").list_topics()["Topics"] == []

@@ -132,12 +132,12 @@ def test_bad_references_are_reported_before_any_call(run, write):
 def test_a_role_still_used_is_not_deleted_and_the_plan_says_by_whom(run, write, aws):
     assert run("apply", "-f", write(_stack())).code == 0
     roles_only = write(stacks.stack(BUCKET, JOB_ROLE), name="roles.yaml")
-    refused = run("delete", "-f", roles_only)
+    refused = run("delete", "--yes", "-f", roles_only)
     assert refused.code == 1, refused.out + refused.err
     assert "still used by JobDefinition worker" in refused.out, refused.out
     client(aws, "iam").get_role(RoleName="job-role")  # still there
 
-    everything = run("delete", "-f", write(_stack(), name="all.yaml"))
+    everything = run("delete", "--yes", "-f", write(_stack(), name="all.yaml"))
     assert everything.code == 0, everything.out + everything.err
     names = [r["RoleName"] for r in client(aws, "iam").list_roles()["Roles"]]
     assert "job-role" not in names and "ecs-instance" not in names

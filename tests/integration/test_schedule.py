@@ -117,7 +117,7 @@ def test_task_schedule_create_noop_update_delete(run, write, aws):
     assert _schedule(aws)["State"] == "DISABLED"
     assert run("apply", "-f", changed).writes == 0
 
-    gone = run("delete", "-f", changed)
+    gone = run("delete", "--yes", "-f", changed)
     assert gone.code == 0, gone.out + gone.err
     names = [s["Name"] for s in client(aws, "scheduler").list_schedules()["Schedules"]]
     assert "hourly" not in names
@@ -258,7 +258,7 @@ def test_a_schedule_group_the_stack_does_not_own_is_a_conflict(run, write, aws):
 def test_a_stack_without_schedules_reads_no_schedules(run, write, aws):
     path = write(stack(infra(), task()))  # no run: a delete is not held up by jobs
     for verb in ("apply", "delete"):
-        out = run(verb, "-f", path)
+        out = run(verb, "-f", path, *(["--yes"] if verb == "delete" else []))
         assert out.code == 0, out.out + out.err
         assert not [k for k in out.calls if k.startswith(("scheduler:", "events:"))], out.calls
 
