@@ -77,6 +77,9 @@ class Sandbox:
     notice: str | None = None  # for the user (stderr): a restart, or why there was none
 
 
+SETUP_TIMEOUT = 60.0  # seconds for the requests that prepare a new server
+
+
 def _post(url: str, body: bytes = b"", timeout: float = 2.0) -> int:
     req = urllib.request.Request(url, data=body, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -263,10 +266,12 @@ def _replay(endpoint: str, directory: Path) -> None:
 
 def prepare_new(endpoint: str) -> None:
     """Seeds a just-started, empty server; every request here is recorded for replays."""
-    _post(f"{endpoint}/moto-api/seed?a={SEED}")
+    # Not the 2 s of a liveness probe: on a loaded machine (tests on every core) the first
+    # requests to a just-reset server take longer, and a timeout here fails the command.
+    _post(f"{endpoint}/moto-api/seed?a={SEED}", timeout=SETUP_TIMEOUT)
     # Step Functions: moto runs state machines (a scheduled Pipeline's), instead of storing them.
     config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
-    _post(f"{endpoint}/moto-api/config", json.dumps(config).encode())
+    _post(f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT)
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     seed_account(
         session.client("iam", endpoint_url=endpoint), session.client("ec2", endpoint_url=endpoint)

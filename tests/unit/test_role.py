@@ -201,7 +201,7 @@ def test_a_call_of_any_service_that_no_kind_declares_is_an_error(tmp_path: Path)
     package = tmp_path / "reconciler"
     package.mkdir()
     (package / "calls.py").write_text(
-        'def f(ctx):\n    ctx.aws.client("sqs").create_queue(QueueName="q")\n'
+        'def f(ctx):\n    ctx.aws.client("kinesis").create_stream(StreamName="s")\n'
     )
-    with pytest.raises(ValueError, match="no resource scope for sqs:CreateQueue"):
+    with pytest.raises(ValueError, match="no resource scope for kinesis:CreateStream"):
         iam.policy(root=package)
