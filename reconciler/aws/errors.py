@@ -60,6 +60,7 @@ NOT_FOUND = frozenset(
         "ResourceNotFoundException",
         "NoSuchEntity",
         "NoSuchBucket",
+        "NoSuchKey",
         "NotFoundException",
         "InvalidInstanceID.NotFound",
         "InvalidAMIID.NotFound",

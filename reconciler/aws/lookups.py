@@ -44,6 +44,10 @@ class Resolver:
                 self._cache[key] = value
             return value
 
+    def once(self, key: Any, compute: Any) -> Any:
+        """`compute()` once per key for this plan, single-flight (an image lookup, a bucket)."""
+        return self._cached(key, compute)
+
     def learn_account(self, arn: str) -> None:
         """Takes the account ID from an ARN already read, saving a GetCallerIdentity."""
         parts = arn.split(":")

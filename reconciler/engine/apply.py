@@ -161,6 +161,9 @@ def execute(
                 delay = result.delay or BACKOFF.after(was.delay if was else None)
                 waiting = _Waiting(action, result, started[action.id], delay)
                 heapq.heappush(timers, (time.monotonic() + delay, next(tie), waiting))
+    except KeyboardInterrupt:
+        ctx.interrupted()  # what must not outlive the command (a followed run's instances)
+        raise
     finally:
         # Never join worker threads on the way out: at most one AWS call each is in flight,
         # and Ctrl-C must stop at once. What was started is converged by a re-run.

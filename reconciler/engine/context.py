@@ -23,6 +23,7 @@ class Options:
     parallelism: int = 8
     lock_timeout: float = 30.0  # seconds to wait for the stack's lease (one-resource reconciles)
     sandbox: bool = False  # the embedded sandbox: sandbox-only task behaviour is honoured
+    run_dir: str = ".reconciler/runs"  # run reports and EC2 tasks' per-task files
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Context:
     resolver: Resolver = field(init=False)
     _shared: dict[str, Any] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _cleanups: list[Callable[[], Any]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.resolver = Resolver(self.aws)
@@ -40,6 +42,22 @@ class Context:
     @property
     def stack(self) -> str:
         return self.options.stack
+
+    def on_interrupt(self, cleanup: Callable[[], Any]) -> None:
+        """`cleanup()` runs if the user interrupts the work (Ctrl-C, SIGTERM): what must not
+        outlive the command, such as the instances of a run it follows."""
+        with self._lock:
+            self._cleanups.append(cleanup)
+
+    def interrupted(self) -> None:
+        """Runs the interrupt cleanups once each, best effort: one failing stops no other."""
+        with self._lock:
+            cleanups, self._cleanups = self._cleanups, []
+        for cleanup in cleanups:
+            try:
+                cleanup()
+            except Exception as exc:  # reported; the other cleanups still run
+                self.log(f"cleanup after interrupt failed: {exc}")
 
     def shared(self, key: str, make: Callable[[], Any]) -> Any:
         """One instance per context of things like a kind's StatusPoller."""

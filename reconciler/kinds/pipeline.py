@@ -13,6 +13,7 @@ Preflight refuses tasks that could never start (see runs/preflight.py).
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,13 +25,14 @@ from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Pending, Step, Verb, Work
 from reconciler.kinds.base import Column, Kind, Permission, spec_dict
 from reconciler.models.bucket import Bucket
-from reconciler.models.common import BucketReference
+from reconciler.models.common import BucketReference, RoleReference
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
 from reconciler.models.job_queue import JobQueue
 from reconciler.models.pipeline import Pipeline, Task, n_to_n_notes
+from reconciler.models.role import Role
 from reconciler.models.submission import PipelineTask
-from reconciler.runs import identity, preflight
+from reconciler.runs import drive, identity, preflight
 from reconciler.runs.report import run_status
 from reconciler.runs.state import FINISHED, STATES, RunState, counts, describe, read_runs
 from reconciler.runs.submit import barrier_count, expand, submit_run
@@ -48,8 +50,14 @@ class RunView(BaseModel):
 
 
 def queues_of(res: Pipeline | Task) -> dict[str, str]:
+    """The queue of each Batch task (EC2 tasks have none)."""
     default = res.spec.jobQueue
-    return {t.name: t.jobQueue or default for t in res.task_list()}
+    return {t.name: q for t in res.task_list() if t.ec2 is None and (q := t.jobQueue or default)}
+
+
+def _read(ctx: Context, res: Pipeline | Task) -> dict[str, RunState]:
+    queues = list(queues_of(res).values())
+    return read_runs(ctx, res.KIND, res.name, queues, drive.driven(res.task_list()))
 
 
 def stop_jobs(ctx: Context, runs: list[RunState], reason: str) -> int:
@@ -60,11 +68,18 @@ def stop_jobs(ctx: Context, runs: list[RunState], reason: str) -> int:
     """
     batch = ctx.aws.client("batch")
     stopped = 0
+    instances = []
     for run in runs:
         for job in run.jobs.values():
-            if job.get("status") not in FINISHED:
+            if job.get("status") in FINISHED:
+                continue
+            if job["jobId"].startswith("i-"):  # an EC2 task: its instance
+                instances.append(job["jobId"])
+            else:
                 batch.terminate_job(jobId=job["jobId"], reason=reason)
-                stopped += 1
+            stopped += 1
+    if instances:
+        ctx.aws.client("ec2").terminate_instances(InstanceIds=instances)
     return stopped
 
 
@@ -97,7 +112,7 @@ class PipelineKind(Kind):
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         found = []
         for res in declared:
-            runs = read_runs(ctx, self.name, res.name, list(queues_of(res).values()))
+            runs = _read(ctx, res)
             if not runs:
                 continue
             latest = max(runs.values(), key=lambda r: r.created)
@@ -142,9 +157,14 @@ class PipelineKind(Kind):
             return current, []
         run = current.extra["runs"].get(desired["runId"])
         if run is not None:
-            complete = len(run.jobs) >= len(expand(res.task_list()))
+            tasks = res.task_list()
+            if drive.driven(tasks):
+                complete = drive.run_complete(tasks, run.jobs)
+                current.status = run.status()
+            else:
+                complete = len(run.jobs) >= len(expand(tasks))
+                current.status = run.status(len(expand(tasks)))
             current.spec = {"runId": run.run_id, "complete": complete}
-            current.status = run.status(len(expand(res.task_list())))
         return current, []
 
     def requires_replacement(
@@ -170,7 +190,7 @@ class PipelineKind(Kind):
         res: Any,
         refs: Refs,
         run: str,
-        existing: dict[str, str],
+        existing: dict[str, dict[str, Any]],
         replacing: list[RunState],
     ) -> Work:
         tasks = [_resolved(ctx, refs, t) for t in res.task_list()]
@@ -196,13 +216,20 @@ class PipelineKind(Kind):
                 " (concurrencyPolicy Replace)"
             )
         queues = queues_of(res)
-        work.run = lambda c: self._submit(c, res, run, tasks, queues, existing, replacing)
+        if drive.driven(tasks):
+            work.notes += drive.plan_notes(tasks)
+            work.run = lambda c: self._drive(c, res, run, tasks, queues, existing, replacing)
+        else:
+            ids = {k: j["jobId"] for k, j in existing.items()}
+            work.run = lambda c: self._submit(c, res, run, tasks, queues, ids, replacing)
         return work
 
     def _preflight(self, ctx: Context, res: Any, refs: Refs) -> list[str]:
         out = []
         for task in res.task_list():
-            jd = refs.resource(JobDefinition.KIND, task.jobDefinition)
+            if task.ec2 is not None:
+                continue  # no queue, no job definition: the launch itself is the check
+            jd = refs.resource(JobDefinition.KIND, task.jobDefinition or "")
             definition = spec_dict(jd) if jd is not None else None
             queue = task.jobQueue or res.spec.jobQueue
             declared = refs.resource(JobQueue.KIND, queue)
@@ -233,9 +260,8 @@ class PipelineKind(Kind):
     ) -> Work:
         wanted = desired["runId"]
         run = current.extra["runs"].get(wanted)
-        if run is not None:  # an interrupted submission: finish it
-            existing = {k: j["jobId"] for k, j in run.jobs.items()}
-            return self._submission(ctx, res, refs, wanted, existing, [])
+        if run is not None:  # an interrupted submission (or a driven run left behind): finish it
+            return self._submission(ctx, res, refs, wanted, dict(run.jobs), [])
         active = _active(current)
         if active and desired["concurrencyPolicy"] == "Forbid":
             return Work(
@@ -306,6 +332,26 @@ class PipelineKind(Kind):
         new = len(ids) - len(existing)
         return f"run {run}: {new} job(s) submitted" + (f", {stopped} stopped" if stopped else "")
 
+    def _drive(
+        self,
+        ctx: Context,
+        res: Any,
+        run: str,
+        tasks: list[PipelineTask],
+        queues: dict[str, str],
+        existing: dict[str, dict[str, Any]],
+        replacing: list[RunState],
+    ) -> Step:
+        """A run with EC2 tasks (or file dependencies): driven step by step (runs/drive.py);
+        Ctrl-C ends what it started."""
+        if replacing:
+            stop_jobs(ctx, replacing, f"{REASON}: replaced by run {run}")
+        log_dir = Path(ctx.options.run_dir) / res.KIND.lower() / res.name / run
+        driver = drive.Driver(res, run, tasks, queues, dict(existing), log_dir=log_dir)
+        ctx.on_interrupt(lambda: driver.stop(ctx, f"{REASON}: interrupted"))
+        ctx.shared(f"driver:{res.KIND}/{res.name}", dict)[run] = driver
+        return driver.step(ctx)
+
     # -- following runs ----------------------------------------------------------------------
 
     def run_target(self, ctx: Context, res: Any, refs: Refs, run: str | None = None) -> Any:
@@ -313,14 +359,20 @@ class PipelineKind(Kind):
         none yet."""
         wanted = run or self.run_id(res, refs)
         ids = ctx.shared(f"run:{res.KIND}/{res.name}", dict).get(wanted)
+        driver = ctx.shared(f"driver:{res.KIND}/{res.name}", dict).get(wanted)
+        known: dict[str, dict[str, Any]] = dict(driver.jobs) if driver else {}
+        if driver:
+            ids = {k: j["jobId"] for k, j in known.items()}
         if ids is None:
-            runs = read_runs(ctx, res.KIND, res.name, list(queues_of(res).values()))
+            runs = _read(ctx, res)
             if run is None and not res.spec.submitOnApply and runs:
                 # No run of its own: the latest that something else started (a firing).
                 wanted = max(runs.values(), key=lambda r: r.created).run_id
             found = runs.get(wanted)
-            ids = {k: j["jobId"] for k, j in found.jobs.items()} if found else None
-        return Watched(res.KIND, res.name, wanted, ids) if ids else None
+            known = dict(found.jobs) if found else {}
+            ids = {k: j["jobId"] for k, j in known.items()} if found else None
+        # Skipped and blocked tasks have no job to read again: their entries are final.
+        return Watched(res.KIND, res.name, wanted, ids, known) if ids else None
 
     def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
         """The run as planning saw it (no extra AWS call); the operator adds job counts."""
@@ -354,7 +406,12 @@ class PipelineKind(Kind):
 
 def _resolved(ctx: Context, refs: Refs, task: PipelineTask) -> PipelineTask:
     """The task with its environment values that name a bucket of the stack resolved (the
-    bucket's name after the plan, its URL or ARN), as SubmitJob must get them."""
+    bucket's name after the plan, its URL or ARN), as SubmitJob must get them, and an EC2
+    task's role of the stack as the ARN of its instance profile."""
+    if task.ec2 is not None and isinstance(task.ec2.instanceProfile, RoleReference):
+        arn = refs.output(ctx, Role.KIND, task.ec2.instanceProfile.role, "instanceProfile")
+        ec2 = task.ec2.model_copy(update={"instanceProfile": arn})
+        return task.model_copy(update={"ec2": ec2})
     co = task.containerOverrides
     if co is None or not any(isinstance(e.value, BucketReference) for e in co.environment or []):
         return task

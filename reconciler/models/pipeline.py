@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.limits import INT32_MAX, MAX_ARRAY_SIZE
-from reconciler.models.common import BATCH_NAME, Resource, Spec, bucket_values
+from reconciler.models.common import BATCH_NAME, Resource, RoleReference, Spec, bucket_values
 from reconciler.models.fields import LOCAL
 from reconciler.models.submission import (
     MAX_DEPENDENCIES,
@@ -35,7 +35,11 @@ POLICY_DOC = (
 
 
 class PipelineSpec(Spec):
-    jobQueue: str = Field(pattern=BATCH_NAME, description="A JobQueue of the stack, by name.")
+    jobQueue: str | None = Field(
+        default=None,
+        pattern=BATCH_NAME,
+        description="A JobQueue of the stack, by name: for the tasks that run on Batch.",
+    )
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
     rerun: int = Field(
         default=0, ge=0, le=INT32_MAX, description="Bump to start a new run of an unchanged spec."
@@ -46,6 +50,12 @@ class PipelineSpec(Spec):
     @model_validator(mode="after")
     def _graph(self) -> PipelineSpec:
         problems = dag_problems(self.tasks)
+        if self.jobQueue is None:
+            problems += [
+                f"task {t.name!r}: jobQueue: required (here or on the pipeline) for a Batch task"
+                for t in self.tasks
+                if t.ec2 is None and t.jobQueue is None
+            ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -59,6 +69,7 @@ def dag_problems(tasks: list[PipelineTask]) -> list[str]:
         if t.name in by_name:
             problems.append(f"task {t.name!r} is declared twice")
         by_name[t.name] = t
+    files = file_dependencies(tasks)
     for t in tasks:
         for dep in t.dependsOn or []:
             if dep.type == "SEQUENTIAL":
@@ -83,12 +94,48 @@ def dag_problems(tasks: list[PipelineTask]) -> list[str]:
         n_to_n = [d for d in t.dependsOn or [] if d.type == "N_TO_N"]
         if len(n_to_n) > MAX_DEPENDENCIES:
             problems.append(f"task {t.name!r}: more than {MAX_DEPENDENCIES} N_TO_N dependencies")
+        if (
+            t.ec2 is not None
+            and files.get(t.name)
+            and any(
+                by_name[o].ec2 is None and by_name[o].arrayProperties is not None
+                for o in files[t.name]
+            )
+        ):
+            problems.append(f"task {t.name!r}: reads the outputs of an array job")
+    for t in tasks:
+        for dep in [*(d.task for d in t.dependsOn or []), *files.get(t.name, ())]:
+            other = by_name.get(dep or "")
+            if other is not None and other.detached:
+                problems.append(
+                    f"task {t.name!r} depends on {other.name!r}, which is detached: nothing "
+                    "waits for a detached task"
+                )
     cycle = find_cycle(
-        {t.name: [d.task for d in t.dependsOn or [] if d.task in by_name] for t in tasks}
+        {
+            t.name: [
+                *(d.task for d in t.dependsOn or [] if d.task in by_name),
+                *sorted(files.get(t.name, ())),
+            ]
+            for t in tasks
+        }
     )
     if cycle:
         problems.append("dependency cycle: " + " -> ".join(cycle))
     return problems
+
+
+def file_dependencies(tasks: list[PipelineTask]) -> dict[str, set[str]]:
+    """Task -> the tasks whose outputs it reads (bds's file dependencies): it runs after them."""
+    writers: dict[str, str] = {}
+    for t in tasks:
+        for url in t.outputs or []:
+            writers.setdefault(url, t.name)
+    return {
+        t.name: found
+        for t in tasks
+        if (found := {writers[u] for u in t.inputs or [] if u in writers} - {t.name})
+    }
 
 
 def n_to_n_notes(tasks: list[PipelineTask]) -> list[str]:
@@ -152,13 +199,13 @@ class Pipeline(Resource):
     spec: PipelineSpec
 
     def references(self) -> list[tuple[str, str, str]]:
-        refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")]
+        refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")] if self.spec.jobQueue else []
         for i, t in enumerate(self.spec.tasks):
-            if not t.external_definition:
+            if t.jobDefinition and not t.external_definition:
                 refs.append(("JobDefinition", t.jobDefinition, f"spec.tasks.{i}.jobDefinition"))
             if t.jobQueue:
                 refs.append(("JobQueue", t.jobQueue, f"spec.tasks.{i}.jobQueue"))
-            refs += _buckets(t, f"spec.tasks.{i}")
+            refs += _buckets(t, f"spec.tasks.{i}") + _profile(t, f"spec.tasks.{i}")
         return refs
 
     def task_list(self) -> list[PipelineTask]:
@@ -181,8 +228,16 @@ def _buckets(task: Submission, path: str) -> list[tuple[str, str, str]]:
     return [("Bucket", name, p) for name, p in bucket_values(env, at)]
 
 
+def _profile(task: Submission, path: str) -> list[tuple[str, str, str]]:
+    """The role whose instance profile an EC2 task's instance takes."""
+    profile = task.ec2.instanceProfile if task.ec2 else None
+    if isinstance(profile, RoleReference):
+        return [("Role", profile.role, f"{path}.ec2.instanceProfile")]
+    return []
+
+
 class TaskSpec(Submission, Spec):
-    jobQueue: str = Field(pattern=BATCH_NAME)  # type: ignore[assignment]
+    jobQueue: str | None = Field(default=None, pattern=BATCH_NAME)
     concurrencyPolicy: Annotated[ConcurrencyPolicy, Field(description=POLICY_DOC)] = "Forbid"
     rerun: int = Field(default=0, ge=0, le=INT32_MAX)
     submitOnApply: Annotated[bool, LOCAL] = Field(default=True, description=SUBMIT_DOC)
@@ -199,6 +254,8 @@ class TaskSpec(Submission, Spec):
             )
         if self.dependsOn and self.arrayProperties is None:
             raise ValueError("dependsOn: SEQUENTIAL needs arrayProperties")
+        if self.ec2 is None and self.jobQueue is None:
+            raise ValueError("jobQueue: required for a Batch task (or ec2 and script)")
         return self
 
 
@@ -213,10 +270,10 @@ class Task(Resource):
     spec: TaskSpec
 
     def references(self) -> list[tuple[str, str, str]]:
-        refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")]
-        if not self.spec.external_definition:
+        refs = [("JobQueue", self.spec.jobQueue, "spec.jobQueue")] if self.spec.jobQueue else []
+        if self.spec.jobDefinition and not self.spec.external_definition:
             refs.append(("JobDefinition", self.spec.jobDefinition, "spec.jobDefinition"))
-        return refs + _buckets(self.spec, "spec")
+        return refs + _buckets(self.spec, "spec") + _profile(self.spec, "spec")
 
     def task_list(self) -> list[PipelineTask]:
         data = self.spec.model_dump(

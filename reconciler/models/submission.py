@@ -38,9 +38,32 @@ from reconciler.models.common import (
     too_large,
     too_many_tags,
 )
+from reconciler.models.ec2_task import BATCH_ONLY, Ec2Settings, S3Url
 
-__all__ = ["MAX_DEPENDENCIES", "TASK_NAME", "PipelineTask", "Submission", "TaskDependency"]
+__all__ = [
+    "MAX_DEPENDENCIES",
+    "NOT_SUBMITTED",
+    "TASK_NAME",
+    "PipelineTask",
+    "Submission",
+    "TaskDependency",
+]
 
+# A task's fields that are not SubmitJob's: the run's wiring, and what EC2 tasks take.
+NOT_SUBMITTED = frozenset(
+    {
+        "name",
+        "dependsOn",
+        "jobQueue",
+        "sandbox",
+        "tags",
+        "ec2",
+        "script",
+        "detached",
+        "inputs",
+        "outputs",
+    }
+)
 TASK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 # What the tool adds to each SubmitJob beyond the task's own fields: the job's name and queue
 # (names of at most 128), and up to 20 dependencies of a job ID (36) and a type each.
@@ -92,11 +115,12 @@ class SandboxBehaviour(Strict):
 class Submission(Strict):
     """What SubmitJob takes, minus the job name and queue wiring."""
 
-    jobDefinition: str = Field(
+    jobDefinition: str | None = Field(
+        default=None,
         min_length=1,
         max_length=ARN_MAX,
         description="A JobDefinition of the stack by name (its current revision), or an "
-        "external one as name:revision or ARN.",
+        "external one as name:revision or ARN. Not with ec2.",
     )
     jobQueue: str | None = Field(
         default=None,
@@ -115,10 +139,52 @@ class Submission(Strict):
         default=None, max_length=SHARE_IDENTIFIER_MAX, pattern=r"^[A-Za-z0-9]+\*?$"
     )
     sandbox: SandboxBehaviour | None = None
+    ec2: Ec2Settings | None = Field(
+        default=None,
+        description="Run `script` on an EC2 instance of its own instead of a Batch job.",
+    )
+    script: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024 * 1024,
+        description="With ec2: the bash script the instance runs.",
+    )
+    detached: bool = Field(
+        default=False,
+        description="With ec2: launch and do not wait; nothing may depend on it. Follow it "
+        "later with `reconciler logs`.",
+    )
+    inputs: list[S3Url] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Files the task reads: it runs after the tasks that write them.",
+    )
+    outputs: list[S3Url] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Files the task writes: when all exist and are newer than every input, "
+        "the task is skipped as up to date.",
+    )
 
     @property
     def external_definition(self) -> bool:
-        return ":" in self.jobDefinition
+        return ":" in (self.jobDefinition or "")
+
+    @model_validator(mode="after")
+    def _batch_or_ec2(self) -> Submission:
+        if self.ec2 is None:
+            if self.jobDefinition is None:
+                raise ValueError("jobDefinition: required (or ec2 and script, to run on EC2)")
+            for name in ("script", "detached"):
+                if getattr(self, name):
+                    raise ValueError(f"{name}: only with ec2")
+            return self
+        wrong = [f for f in BATCH_ONLY if getattr(self, f) is not None]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: Batch fields, not with ec2")
+        if self.script is None:
+            raise ValueError("script: required with ec2")
+        return self
 
 
 class PipelineTask(Submission):
@@ -134,9 +200,9 @@ def task_request_problems(
     from above: the longest job and queue names, the most dependencies a job can have."""
     own = RUN_TAGS + (SANDBOX_TAGS if task.sandbox else 0)
     tags = {**labels, **(task.tags or {})}
-    body: dict[str, Any] = task.model_dump(
-        mode="json", exclude_none=True, exclude={"name", "dependsOn", "jobQueue", "sandbox", "tags"}
-    )
+    if task.ec2 is not None:  # no SubmitJob: the instance's tags are bounded the same way
+        return too_many_tags(tags, own, f"{path}.tags")
+    body: dict[str, Any] = task.model_dump(mode="json", exclude_none=True, exclude=NOT_SUBMITTED)
     body["tags"] = tags
     dependencies = min(len(task.dependsOn or []), MAX_DEPENDENCIES)
     size = request_bytes(body) + WIRING_BYTES + dependencies * DEPENDENCY_BYTES + OWN_TAGS_BYTES

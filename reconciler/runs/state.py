@@ -42,8 +42,14 @@ class RunState:
 
 
 def describe(ctx: Context, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Jobs by ID, 100 per DescribeJobs; an EC2 task's "job" is its instance (`i-...`)."""
+    from reconciler.runs.ec2_state import describe_instances_as_jobs
+
+    instances = [i for i in job_ids if i.startswith("i-")]
+    out: dict[str, dict[str, Any]] = describe_instances_as_jobs(ctx, instances) if instances else {}
+    # Skipped, blocked and gone tasks are final and were never jobs: nothing to read again.
+    job_ids = [i for i in job_ids if not i.startswith(("i-", "skipped:", "gone:", "blocked:"))]
     batch = ctx.aws.client("batch")
-    out: dict[str, dict[str, Any]] = {}
     for i in range(0, len(job_ids), BATCH):
         for job in batch.describe_jobs(jobs=job_ids[i : i + BATCH])["jobs"]:
             out[job["jobId"]] = job
@@ -69,9 +75,18 @@ def _job_ids(ctx: Context, name: str, queue: str) -> list[str]:
         raise
 
 
-def read_runs(ctx: Context, kind: str, name: str, queues: list[str]) -> dict[str, RunState]:
+def read_runs(
+    ctx: Context, kind: str, name: str, queues: list[str], driven: bool = False
+) -> dict[str, RunState]:
+    """The runs of one pipeline or task; `driven` ones also have EC2 and skipped tasks, read
+    from the instances' tags and the run's S3 record (runs/ec2_state.py)."""
     ids = [i for queue in sorted(set(queues)) for i in _job_ids(ctx, name, queue)]
     runs: dict[str, RunState] = {}
+    if driven:
+        from reconciler.runs.ec2_state import read_ec2_runs
+
+        for run, jobs in read_ec2_runs(ctx, kind, name).items():
+            runs[run] = RunState(run, dict(jobs))
     for job in describe(ctx, ids).values():
         tags = job.get("tags") or {}
         if identity.belongs(tags, kind, name, ctx.stack):

@@ -17,7 +17,7 @@ from reconciler.aws.tags import ownership_tags
 from reconciler.engine.context import Context
 from reconciler.models.common import Resource
 from reconciler.models.fields import drop_local
-from reconciler.models.submission import MAX_DEPENDENCIES, PipelineTask
+from reconciler.models.submission import MAX_DEPENDENCIES, NOT_SUBMITTED, PipelineTask
 from reconciler.runs import identity
 
 BARRIER_DEFINITION = "reconciler-barrier"
@@ -116,9 +116,7 @@ def _request(
         request["jobDefinition"] = BARRIER_DEFINITION
         request["tags"] = tags
         return request
-    body = task.model_dump(
-        mode="json", exclude_none=True, exclude={"name", "dependsOn", "jobQueue", "sandbox", "tags"}
-    )
+    body = task.model_dump(mode="json", exclude_none=True, exclude=NOT_SUBMITTED)
     request.update(drop_local(body, PipelineTask))  # an entry's `sensitive` flag is ours
     request["tags"] = {**(task.tags or {}), **tags}
     if ctx.options.sandbox and task.sandbox and task.sandbox.outcome == "fail":
@@ -148,6 +146,25 @@ def _submitted(ctx: Context, request: dict[str, Any]) -> dict[str, Any] | None:
     )
     found = [j for j in page.get("jobSummaryList") or [] if j.get("jobName") == request["jobName"]]
     return {"jobId": found[0]["jobId"]} if found else None
+
+
+def submit_unit(
+    ctx: Context,
+    res: Resource,
+    run: str,
+    unit: Unit,
+    queue_of: dict[str, str],
+    job_ids: dict[str, str],
+) -> str:
+    """Submits one unit wired to the jobs of `job_ids` it depends on; returns its job ID. A
+    lost reply is found by the job's name (unique to the run and the unit), never resent."""
+    if unit.task is None:
+        ensure_barrier_definition(ctx)
+    queue = queue_of[unit.task.name if unit.task else unit.key.split(BARRIER_MARK)[0]]
+    request = _request(ctx, res, run, unit, queue, job_ids)
+    once = ctx.aws.client("batch", retries=False)
+    out = write_once(lambda: once.submit_job(**request), lambda: _submitted(ctx, request))
+    return str(out["jobId"])
 
 
 def submit_run(

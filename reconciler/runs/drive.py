@@ -1,0 +1,401 @@
+"""Driving a run that Batch cannot carry alone: EC2 tasks, and tasks ordered by files.
+
+Batch's `dependsOn` only links Batch jobs, so a run with EC2 tasks (or with tasks that wait for
+files, or skip when their outputs are up to date) is driven from here: each step reads the
+run's state in batches (one DescribeInstances for its instances, DescribeJobs 100 at a time
+for its Batch jobs), prints the output that arrived on the run's queue, and starts every task
+whose dependencies are done: launches an EC2 task's instance, submits a Batch task wired with
+`dependsOn` to the Batch jobs it waits for. A step never sleeps: it returns `Pending`, so a long
+run holds no worker, and the operator (which drops the step between reconciles) converges the
+same way by planning again: everything a step decides is recovered from AWS and the run's S3
+prefix, so a killed CLI's run is finished by the next apply, and nothing is launched twice
+(a launch's ClientToken; the tags every instance carries from its launch).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.context import Context
+from reconciler.engine.types import Pending, Step
+from reconciler.errors import ProviderError
+from reconciler.models.common import Resource
+from reconciler.models.pipeline import file_dependencies
+from reconciler.models.submission import PipelineTask
+from reconciler.runs import ec2_launch, ec2_state, identity
+from reconciler.runs import ec2_scratch as scratch
+from reconciler.runs.files import up_to_date
+from reconciler.runs.state import FINISHED, describe
+from reconciler.runs.submit import Unit, expand, submit_unit
+
+STEP_DELAY = 1.0  # seconds between steps while output flows; the receiver long-polls too
+BOOT_SLACK = 600  # an instance's boot and bootstrap count against no task timeout
+DEADLINE = "reconciler.io/deadline"  # epoch seconds after which gc may end the instance
+
+
+def driven(tasks: list[PipelineTask]) -> bool:
+    """A run this module drives, rather than one SubmitJob wave."""
+    return any(t.ec2 is not None or t.inputs or t.outputs for t in tasks)
+
+
+def run_complete(tasks: list[PipelineTask], jobs: dict[str, dict[str, Any]]) -> bool:
+    """Nothing left for a driver: every task ended (or, detached, at least started)."""
+    detached = {t.name for t in tasks if t.detached}
+    return all(
+        (jobs.get(u.key) or {}).get("status") in FINISHED or (u.key in detached and u.key in jobs)
+        for u in expand(tasks)
+    )
+
+
+def plan_notes(tasks: list[PipelineTask]) -> list[str]:
+    """What the plan says about a driven run before it starts."""
+    notes = []
+    ec2 = [t for t in tasks if t.ec2 is not None]
+    if ec2:
+        attached = [t.name for t in ec2 if not t.detached]
+        notes.append(
+            f"{len(ec2)} task(s) on EC2 instances of their own"
+            + (
+                f"; apply follows {', '.join(attached)} to the end (Ctrl-C terminates them)"
+                if attached
+                else ""
+            )
+        )
+    files = file_dependencies(tasks)
+    for name, writers in sorted(files.items()):
+        notes.append(f"task {name!r} runs after {', '.join(sorted(writers))} (reads their outputs)")
+    if any(t.outputs for t in tasks):
+        notes.append("tasks whose outputs are newer than their inputs are skipped as up to date")
+    return notes
+
+
+@dataclass
+class Launching:
+    attempt: int = 0
+    not_before: float = 0.0
+
+
+@dataclass
+class Driver:
+    """One run being driven. `jobs` holds what is known of every unit (Batch or EC2)."""
+
+    res: Resource
+    run: str
+    tasks: list[PipelineTask]
+    queue_of: dict[str, str]
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retries: ec2_launch.LaunchRetries = field(default_factory=ec2_launch.LaunchRetries)
+    log_dir: Path | None = None
+    units: list[Unit] = field(init=False)
+    by_key: dict[str, Unit] = field(init=False)
+    launching: dict[str, Launching] = field(default_factory=dict)
+    queue_url: str | None = None
+    receiver: Any = None
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        files = file_dependencies(self.tasks)
+        self.units = expand(
+            [
+                t.model_copy(
+                    update={"dependsOn": [*(t.dependsOn or []), *_file_deps(files.get(t.name))]}
+                )
+                if files.get(t.name)
+                else t
+                for t in self.tasks
+            ]
+        )
+        self.by_key = {u.key: u for u in self.units}
+
+    # -- what is known --------------------------------------------------------------------
+
+    def status(self, key: str) -> str | None:
+        return (self.jobs.get(key) or {}).get("status")
+
+    def is_ec2(self, key: str) -> bool:
+        unit = self.by_key.get(key)
+        return bool(unit and unit.task and unit.task.ec2)
+
+    def detached(self, key: str) -> bool:
+        unit = self.by_key.get(key)
+        return bool(unit and unit.task and unit.task.detached)
+
+    @property
+    def done(self) -> bool:
+        return all(
+            self.status(u.key) in FINISHED or (self.detached(u.key) and u.key in self.jobs)
+            for u in self.units
+        )
+
+    def _prefix(self, ctx: Context) -> str:
+        return scratch.run_prefix(ctx.stack, self.res.KIND, self.res.name, self.run)
+
+    def _refresh(self, ctx: Context) -> None:
+        batch = [
+            j["jobId"]
+            for k, j in self.jobs.items()
+            if not self.is_ec2(k) and j.get("status") not in FINISHED and ":" not in j["jobId"]
+        ]
+        seen = describe(ctx, batch) if batch else {}
+        instances = [
+            j["jobId"]
+            for k, j in self.jobs.items()
+            if self.is_ec2(k) and j.get("status") not in FINISHED and j["jobId"].startswith("i-")
+        ]
+        found = (
+            {i["InstanceId"]: i for i in ec2_state.owned_instances(ctx, [], instances)}
+            if instances
+            else {}
+        )
+        for key, job in list(self.jobs.items()):
+            if job["jobId"] in seen:
+                self.jobs[key] = seen[job["jobId"]]
+            elif job["jobId"] in found:
+                code = self.receiver.exit_code(key) if self.receiver else None
+                instance = found[job["jobId"]]
+                state = (instance.get("State") or {}).get("Name")
+                if code is None and state in ec2_state.ENDED:
+                    # The last messages may still be on their way; the agent's S3 copy is final.
+                    self._drain(ctx)
+                    code = self.receiver.exit_code(key) if self.receiver else None
+                    if code is None:
+                        code = ec2_state._exit_code(ctx, f"{self._prefix(ctx)}{key}/")
+                self.jobs[key] = ec2_state.instance_job(instance, code)
+
+    def _drain(self, ctx: Context) -> None:
+        if self.receiver is None:
+            return
+        while self.receiver.poll(wait_seconds=0):
+            pass
+
+    # -- acting ---------------------------------------------------------------------------
+
+    def step(self, ctx: Context) -> Step:
+        try:
+            self._refresh(ctx)
+            if self.receiver is not None:
+                self.receiver.poll(wait_seconds=1)
+            self._timeouts(ctx)
+            for unit in self.units:
+                if unit.key not in self.jobs:
+                    self._maybe_start(ctx, unit)
+        except KeyboardInterrupt:
+            raise
+        if self.done:
+            return self._finish(ctx)
+        running = sum(1 for j in self.jobs.values() if j.get("status") not in FINISHED)
+        waiting = len(self.units) - len(self.jobs)
+        return Pending(
+            f"run {self.run}: {running} running, {waiting} waiting",
+            self.step,
+            STEP_DELAY,
+            patience=float("inf"),
+        )
+
+    def _maybe_start(self, ctx: Context, unit: Unit) -> None:
+        deps = [k for k, _ in unit.depends if k]
+        failed = [k for k in deps if self.status(k) == "FAILED"]
+        if failed:
+            self.jobs[unit.key] = _blocked(unit.key, failed)
+            ctx.log(f"  {self.res.name}/{unit.key}: not started: {', '.join(failed)} failed")
+            return
+        ec2 = unit.task is not None and unit.task.ec2 is not None
+        for k in deps:
+            if ec2 or self.is_ec2(k) or k not in self.by_key:
+                if self.status(k) != "SUCCEEDED":
+                    return
+            elif k not in self.jobs:  # a Batch dependency is wired once it is submitted
+                return
+        task = unit.task
+        if task is not None and task.outputs and up_to_date(ctx, task.inputs or [], task.outputs):
+            scratch.put(ctx, f"{self._prefix(ctx)}{unit.key}/{ec2_state.SKIPPED}", "up to date")
+            self.jobs[unit.key] = ec2_state.skipped_job(unit.key)
+            ctx.log(f"  {self.res.name}/{unit.key}: up to date, skipped")
+            return
+        if ec2:
+            self._launch(ctx, unit)
+        else:
+            wiring = {k: j["jobId"] for k, j in self.jobs.items() if not self.is_ec2(k)}
+            batch_unit = Unit(
+                unit.key, unit.task, [(k, t) for k, t in unit.depends if not self.is_ec2(k or "")]
+            )
+            job_id = submit_unit(ctx, self.res, self.run, batch_unit, self.queue_of, wiring)
+            self.jobs[unit.key] = {"jobId": job_id, "status": "SUBMITTED", "jobName": unit.key}
+
+    def _launch(self, ctx: Context, unit: Unit) -> None:
+        from reconciler.agent.userdata import build_user_data
+
+        task = unit.task
+        assert task is not None and task.ec2 is not None and task.script is not None
+        state = self.launching.setdefault(unit.key, Launching())
+        if time.monotonic() < state.not_before:
+            return
+        prefix = self._prefix(ctx)
+        bucket = scratch.ensure_bucket(ctx)
+        if self.queue_url is None:
+            self._open_queue(ctx)
+        timeout = task.timeout.attemptDurationSeconds if task.timeout else None
+        user_data = build_user_data(
+            script=task.script,
+            task=unit.key,
+            run=self.run,
+            queue_url=str(self.queue_url),
+            region=ctx.aws.region,
+            s3_prefix=f"s3://{bucket}/{prefix}{unit.key}/",
+            keep_alive=task.ec2.keepInstanceAliveAfterFinish,
+            timeout_seconds=timeout,
+        )
+        for key, body in user_data.uploads.items():
+            scratch.put(ctx, f"{prefix}{unit.key}/{key}", body)
+        tags = {
+            **self.res.metadata.labels,
+            **(task.tags or {}),
+            **identity.run_tags(self.res, ctx.stack, unit.key, self.run),
+            DEADLINE: str(int(time.time()) + BOOT_SLACK + (timeout or 7 * 24 * 3600)),
+        }
+        if task.detached:
+            tags[ec2_state.DETACHED] = "true"
+        subnets = ctx.resolver.subnets(task.ec2.subnets or [{"defaultVpc": True}])
+        groups = ctx.resolver.security_groups(task.ec2.securityGroupIds or [{"defaultVpc": True}])
+        profile = task.ec2.instanceProfile if isinstance(task.ec2.instanceProfile, str) else None
+        image = ec2_launch.resolve_image(ctx, task.ec2.image)
+        subnet = subnets[state.attempt % len(subnets)] if subnets else None
+        token = ec2_launch.client_token(
+            ctx.stack, self.res.KIND, self.res.name, self.run, unit.key, state.attempt
+        )
+        request = ec2_launch.launch_request(
+            task.ec2,
+            image_id=image,
+            subnet=subnet,
+            security_groups=groups,
+            profile=profile,
+            user_data=user_data.text,
+            tags=tags,
+            token=token,
+        )
+        try:
+            instance = ctx.aws.client("ec2").run_instances(**request)["Instances"][0]
+        except ProviderError as exc:
+            if exc.code not in ec2_launch.CAPACITY:
+                raise
+            state.attempt += 1
+            if state.attempt >= self.retries.attempts:
+                self.jobs[unit.key] = _blocked(unit.key, [], f"no instance: {exc}")
+                return
+            wait = ec2_launch.jitter(self.retries.max_wait)
+            state.not_before = time.monotonic() + wait
+            ctx.log(f"  {self.res.name}/{unit.key}: {exc.code} in {subnet}: retry in {wait:.0f}s")
+            return
+        shown = {k: v for k, v in request.items() if k != "UserData"}
+        scratch.put_json(
+            ctx, f"{prefix}{unit.key}/{ec2_state.LAUNCH}", {"request": shown, "instance": instance}
+        )
+        self._keep_files(unit.key, task.script, user_data.text, shown, instance)
+        self.jobs[unit.key] = ec2_state.instance_job(instance, None)
+        ctx.log(f"  {self.res.name}/{unit.key}: launched {instance['InstanceId']} ({subnet})")
+
+    def _open_queue(self, ctx: Context) -> None:
+        from reconciler.agent.receiver import Receiver
+
+        name = scratch.queue_name(ctx.stack, self.res.KIND, self.res.name, self.run)
+        tags = identity.run_tags(self.res, ctx.stack, "", self.run)
+        self.queue_url = scratch.ensure_queue(ctx, name, tags)
+        subject = self.res.name
+
+        def show(task: str, stream: str, line: str) -> None:
+            ctx.log(f"{subject}/{task}{'!' if stream == 'stderr' else ''}: {line}")
+
+        self.receiver = Receiver(ctx.aws.client("sqs"), self.queue_url, self.log_dir, show)
+
+    def _keep_files(
+        self, key: str, script: str, user_data: str, request: Any, instance: Any
+    ) -> None:
+        """The seed's per-task files in the run's log directory."""
+        if self.log_dir is None:
+            return
+        import json
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / f"{key}.sh").write_text(script)
+        (self.log_dir / f"{key}.startup.sh").write_text(user_data)
+        (self.log_dir / f"{key}.ec2.json").write_text(
+            json.dumps({"request": request, "response": instance}, indent=1, default=str)
+        )
+
+    def _timeouts(self, ctx: Context) -> None:
+        """The agent ends a script at its timeout; an instance that outlives it by the boot
+        slack (a hung boot, a dead agent) is terminated here."""
+        now = time.time() * 1000
+        for key, job in self.jobs.items():
+            unit = self.by_key.get(key)
+            if not (unit and unit.task and unit.task.ec2 and unit.task.timeout):
+                continue
+            if job.get("status") in FINISHED or not job["jobId"].startswith("i-"):
+                continue
+            limit = (unit.task.timeout.attemptDurationSeconds + BOOT_SLACK) * 1000
+            if job.get("createdAt") and now - job["createdAt"] > limit:
+                ctx.aws.client("ec2").terminate_instances(InstanceIds=[job["jobId"]])
+                job.update(status="FAILED", statusReason="timed out: instance terminated")
+
+    def _finish(self, ctx: Context) -> str:
+        self._drain(ctx)
+        record = {k: _final(j) for k, j in self.jobs.items() if not self.detached(k)}
+        if any(self.is_ec2(k) for k in self.jobs) or any(
+            j.get("skipped") for j in self.jobs.values()
+        ):
+            scratch.put_json(ctx, f"{self._prefix(ctx)}{ec2_state.RUN_RECORD}", {"tasks": record})
+        if self.queue_url and not any(self.detached(k) for k in self.jobs):
+            scratch.delete_queue(ctx, self.queue_url)
+        failed = [k for k, j in self.jobs.items() if j.get("status") == "FAILED"]
+        return f"run {self.run}: " + (f"{len(failed)} task(s) failed" if failed else "succeeded")
+
+    def stop(self, ctx: Context, reason: str) -> list[str]:
+        """Ctrl-C or a replaced run: terminates this run's attached instances (spot requests
+        close with them), stops its Batch jobs, deletes its queue. Returns what was stopped."""
+        ids = [
+            j["jobId"]
+            for k, j in self.jobs.items()
+            if self.is_ec2(k)
+            and not self.detached(k)
+            and j.get("status") not in FINISHED
+            and j["jobId"].startswith("i-")
+        ]
+        if ids:
+            ctx.aws.client("ec2").terminate_instances(InstanceIds=ids)
+        jobs = [
+            j["jobId"]
+            for k, j in self.jobs.items()
+            if not self.is_ec2(k) and j.get("status") not in FINISHED and "jobId" in j
+        ]
+        for job in jobs:
+            ctx.aws.client("batch").terminate_job(jobId=job, reason=reason)
+        if self.queue_url and not any(self.detached(k) for k in self.jobs):
+            scratch.delete_queue(ctx, self.queue_url)
+        return ids + jobs
+
+
+def _file_deps(names: set[str] | None) -> list[Any]:
+    from reconciler.models.submission import TaskDependency
+
+    return [TaskDependency(task=n) for n in sorted(names or ())]
+
+
+def _blocked(key: str, failed: list[str], reason: str | None = None) -> dict[str, Any]:
+    return {
+        "jobId": f"blocked:{key}",
+        "jobName": key,
+        "status": "FAILED",
+        "statusReason": reason or f"not started: {', '.join(failed)} failed",
+    }
+
+
+def _final(job: dict[str, Any]) -> dict[str, Any]:
+    keep = ("jobId", "jobName", "status", "statusReason", "createdAt", "startedAt", "stoppedAt")
+    out = {k: job[k] for k in keep if k in job}
+    for k in ("attempts", "ec2", "skipped"):
+        if k in job:
+            out[k] = job[k]
+    return out

@@ -1,0 +1,130 @@
+"""Launching an EC2 task's instance: everything in one RunInstances, retried safely.
+
+Tags go in `TagSpecifications` (instance, volumes, spot request), so there is no moment when an
+instance of ours exists untagged and could leak; `InstanceInitiatedShutdownBehavior=terminate`
+makes the script's end (the user data's `shutdown` on EXIT) the instance's end; a `ClientToken`
+derived from the run, the task and the attempt makes a retried call (a lost reply) return the
+instance the first call made instead of a second one. Capacity errors (no capacity, instance
+limit, no free address in the subnet, spot price too low) are definitive for that attempt: the
+next attempt picks another subnet at random after a random wait, as the BigDataScript seed does,
+within `LaunchRetries`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.engine.context import Context
+from reconciler.errors import PlanError
+from reconciler.models.ec2_task import Ec2Settings, ImageLookup
+
+CAPACITY = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "InsufficientCapacity",
+        "InstanceLimitExceeded",
+        "InsufficientFreeAddressesInSubnet",
+        "InsufficientHostCapacity",
+        "SpotMaxPriceTooLow",
+        "MaxSpotInstanceCountExceeded",
+        "Unsupported",  # the instance type is not offered in that subnet's zone
+    }
+)
+TOKEN_MAX = 64
+
+
+@dataclass(frozen=True)
+class LaunchRetries:
+    """The seed's defaults: 50 attempts, waits of up to 60 s."""
+
+    attempts: int = 50
+    max_wait: float = 60.0
+
+
+def client_token(stack: str, kind: str, name: str, run: str, task: str, attempt: int) -> str:
+    """Idempotency token of one launch attempt (AWS: at most 64 ASCII characters)."""
+    text = f"{stack}/{kind}/{name}/{run}/{task}/{attempt}"
+    return hashlib.sha256(text.encode()).hexdigest()[:TOKEN_MAX]
+
+
+def resolve_image(ctx: Context, image: str | ImageLookup) -> str:
+    """An AMI ID as given, or the newest image the lookup matches (by creation date)."""
+    if isinstance(image, str):
+        return image
+
+    def find() -> str:
+        filters = [
+            {"Name": "name", "Values": [image.name]},
+            {"Name": "state", "Values": ["available"]},
+        ]
+        if image.architecture:
+            filters.append({"Name": "architecture", "Values": [image.architecture]})
+        found = ctx.aws.client("ec2").describe_images(Owners=image.owners, Filters=filters)
+        images = found.get("Images") or []
+        if not images:
+            raise PlanError(
+                f"no available image named {image.name!r} owned by {', '.join(image.owners)}"
+            )
+        return str(max(images, key=lambda i: i.get("CreationDate") or "")["ImageId"])
+
+    key = ("image", image.model_dump_json())
+    return str(ctx.resolver.once(key, find))
+
+
+def tag_specifications(tags: dict[str, str], spot: bool) -> list[dict[str, Any]]:
+    pairs = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+    kinds = ["instance", "volume"] + (["spot-instances-request"] if spot else [])
+    return [{"ResourceType": kind, "Tags": pairs} for kind in kinds]
+
+
+def launch_request(
+    settings: Ec2Settings,
+    *,
+    image_id: str,
+    subnet: str | None,
+    security_groups: list[str],
+    profile: str | None,
+    user_data: str,
+    tags: dict[str, str],
+    token: str,
+) -> dict[str, Any]:
+    """The RunInstances request of one attempt (pure, for tests and the saved request file)."""
+    request: dict[str, Any] = {
+        "ImageId": image_id,
+        "InstanceType": settings.instanceType,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "UserData": user_data,
+        "ClientToken": token,
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "TagSpecifications": tag_specifications(tags, settings.spot is not None),
+        "MetadataOptions": {"HttpTokens": "required"},  # IMDSv2 only
+    }
+    if subnet:
+        request["SubnetId"] = subnet
+    if security_groups:
+        request["SecurityGroupIds"] = security_groups
+    if profile:
+        key = "Arn" if profile.startswith("arn:") else "Name"
+        request["IamInstanceProfile"] = {key: profile}
+    if settings.spot is not None:
+        options: dict[str, Any] = {
+            "SpotInstanceType": "one-time",
+            "InstanceInterruptionBehavior": "terminate",
+        }
+        if settings.spot.maxPrice:
+            options["MaxPrice"] = settings.spot.maxPrice
+        request["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+    if settings.volumeSizeGiB:
+        request["BlockDeviceMappings"] = [
+            {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": settings.volumeSizeGiB}}
+        ]
+    return request
+
+
+def jitter(ceiling: float) -> float:
+    """A random wait before the next attempt, so that many tasks do not retry in step."""
+    return random.uniform(min(1.0, ceiling), ceiling)

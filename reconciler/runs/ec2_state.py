@@ -1,0 +1,196 @@
+"""What AWS says about EC2 tasks, shaped like Batch's DescribeJobs entries.
+
+An EC2 task's "job" is its instance, read by tags (DescribeInstances, one call for every task
+of a pipeline), with the exit code the agent kept in S3. Shaping it as a job (status, reason,
+timestamps, attempts with the exit code) lets everything that follows, reports and shows runs
+(runs/watch.py, runs/report/, `get`) treat Batch and EC2 tasks alike.
+
+A finished run's tasks are written to `run.json` under the run's prefix when its driver ends
+it: instances vanish from DescribeInstances about an hour after they terminate, and the record
+keeps the run from ever looking unlaunched (and being launched again).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from reconciler.aws.tags import MANAGED_BY, NAME, STACK, TOOL
+from reconciler.engine.context import Context
+from reconciler.runs import ec2_scratch as scratch
+from reconciler.runs import identity
+
+ENDED = ("shutting-down", "terminated", "stopping", "stopped")
+RUN_RECORD = "run.json"
+SKIPPED = "skipped"
+LAUNCH = "launch.json"
+DETACHED = "reconciler.io/detached"
+TIMEOUT_REASON = "timeout"
+
+
+def _ms(value: Any) -> int | None:
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return None
+
+
+def _tags(instance: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags") or []}
+
+
+def instance_job(
+    instance: dict[str, Any], exit_code: int | None, stopped_at: int | None = None
+) -> dict[str, Any]:
+    """One instance as a DescribeJobs entry (pure): its task's status from the instance's
+    state and the script's exit code, which decides once it is known."""
+    tags = _tags(instance)
+    state = (instance.get("State") or {}).get("Name", "pending")
+    reason = (instance.get("StateReason") or {}).get("Message") or ""
+    job: dict[str, Any] = {
+        "jobId": instance["InstanceId"],
+        "jobName": tags.get(identity.TASK, ""),
+        "createdAt": _ms(instance.get("LaunchTime")),
+        "tags": tags,
+        "ec2": {
+            "instanceId": instance["InstanceId"],
+            "state": state,
+            "instanceType": instance.get("InstanceType"),
+            "subnetId": instance.get("SubnetId"),
+            "spot": instance.get("InstanceLifecycle") == "spot",
+        },
+    }
+    if state != "pending":
+        job["startedAt"] = job["createdAt"]
+    if exit_code is not None:
+        job["status"] = "SUCCEEDED" if exit_code == 0 else "FAILED"
+        job["attempts"] = [{"container": {"exitCode": exit_code}}]
+        job["stoppedAt"] = stopped_at or job["createdAt"]
+        if exit_code == 124 and tags.get(TIMEOUT_REASON):
+            job["statusReason"] = "timed out"
+        elif exit_code:
+            job["statusReason"] = f"the script exited with {exit_code}"
+    elif state in ENDED:
+        job["status"] = "FAILED"
+        job["statusReason"] = f"instance {state} before the script ended" + (
+            f": {reason}" if reason else ""
+        )
+        job["stoppedAt"] = stopped_at or job["createdAt"]
+    else:
+        job["status"] = "STARTING" if state == "pending" else "RUNNING"
+    return job
+
+
+def owned_instances(
+    ctx: Context, filters: list[dict[str, Any]], ids: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Instances of ours matching, newest launch last; one call per 1,000 (a page)."""
+    pages = ctx.aws.client("ec2").get_paginator("describe_instances")
+    args: dict[str, Any] = {"Filters": [{"Name": f"tag:{MANAGED_BY}", "Values": [TOOL]}, *filters]}
+    if ids:
+        args = {"InstanceIds": ids}
+    found = [
+        i
+        for page in pages.paginate(**args)
+        for r in page.get("Reservations") or []
+        for i in r.get("Instances") or []
+        if _tags(i).get(MANAGED_BY) == TOOL
+    ]
+    return sorted(found, key=lambda i: _ms(i.get("LaunchTime")) or 0)
+
+
+def _exit_code(ctx: Context, prefix: str) -> int | None:
+    from reconciler.agent.durable import read_output
+
+    return read_output(ctx.aws.client("s3"), f"s3://{scratch.bucket(ctx)}/{prefix}").exit_code
+
+
+def read_ec2_runs(ctx: Context, kind: str, name: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """run -> task -> job, for the EC2 tasks (and skipped tasks) of one pipeline or task."""
+    base = scratch.resource_prefix(ctx.stack, kind, name)
+    objects = scratch.list_objects(ctx, base)
+    instances = owned_instances(
+        ctx,
+        [
+            {"Name": f"tag:{STACK}", "Values": [ctx.stack]},
+            {"Name": f"tag:{identity.KIND}", "Values": [kind]},
+            {"Name": f"tag:{NAME}", "Values": [name]},
+        ],
+    )
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    files: dict[str, dict[str, set[str]]] = {}
+    for key in objects:
+        parts = key[len(base) :].split("/")
+        if len(parts) == 2 and parts[1] == RUN_RECORD:
+            files.setdefault(parts[0], {})
+        elif len(parts) >= 3:
+            files.setdefault(parts[0], {}).setdefault(parts[1], set()).add("/".join(parts[2:]))
+    for run, tasks in files.items():
+        if f"{base}{run}/{RUN_RECORD}" in objects:
+            text = scratch.read_text(ctx, f"{base}{run}/{RUN_RECORD}") or "{}"
+            runs[run] = json.loads(text).get("tasks", {})
+            continue
+        jobs = runs.setdefault(run, {})
+        for task, names in tasks.items():
+            if SKIPPED in names:
+                jobs[task] = skipped_job(task)
+            elif LAUNCH in names:  # launched; the instance (below) says more if still listed
+                code = _exit_code(ctx, f"{base}{run}/{task}/")
+                jobs[task] = gone_job(task, code)
+    for instance in instances:
+        tags = _tags(instance)
+        run, task = tags.get(identity.RUN), tags.get(identity.TASK)
+        if not run or not task or (run in files and f"{base}{run}/{RUN_RECORD}" in objects):
+            continue
+        known = runs.setdefault(run, {}).get(task) or {}
+        code = (known.get("attempts") or [{}])[0].get("container", {}).get("exitCode")
+        runs[run][task] = instance_job(instance, code)
+    return runs
+
+
+def skipped_job(task: str) -> dict[str, Any]:
+    return {
+        "jobId": f"skipped:{task}",
+        "jobName": task,
+        "status": "SUCCEEDED",
+        "statusReason": "up to date: every output is newer than every input",
+        "skipped": True,
+    }
+
+
+def gone_job(task: str, exit_code: int | None) -> dict[str, Any]:
+    """A launched task whose instance is no longer listed: its exit code decides."""
+    if exit_code is None:
+        return {
+            "jobId": f"gone:{task}",
+            "jobName": task,
+            "status": "FAILED",
+            "statusReason": "the instance ended without an exit code",
+        }
+    return {
+        "jobId": f"gone:{task}",
+        "jobName": task,
+        "status": "SUCCEEDED" if exit_code == 0 else "FAILED",
+        "attempts": [{"container": {"exitCode": exit_code}}],
+        **({"statusReason": f"the script exited with {exit_code}"} if exit_code else {}),
+    }
+
+
+def describe_instances_as_jobs(ctx: Context, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Instance ID -> job, for following runs (runs/state.describe routes `i-` IDs here)."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 1000):
+        for instance in owned_instances(ctx, [], ids[i : i + 1000]):
+            code = None
+            if (instance.get("State") or {}).get("Name") in ENDED:
+                code = _exit_code(ctx, task_prefix(_tags(instance)))
+            out[instance["InstanceId"]] = instance_job(instance, code)
+    return out
+
+
+def task_prefix(tags: dict[str, str]) -> str:
+    """Where the agent of the instance so tagged keeps the task's output."""
+    kind, name, run = tags.get(identity.KIND, ""), tags.get(NAME, ""), tags.get(identity.RUN, "")
+    return (
+        f"{scratch.run_prefix(tags.get(STACK, ''), kind, name, run)}{tags.get(identity.TASK, '')}/"
+    )
