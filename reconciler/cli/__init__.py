@@ -28,6 +28,7 @@ from reconciler.cli.admin import (
     sandbox_command,
     schema_command,
 )
+from reconciler.cli.agent import agent_group
 from reconciler.cli.get import get_command
 from reconciler.cli.help import SectionedGroup
 from reconciler.cli.options import DEBUG_KEY, err
@@ -59,6 +60,7 @@ SECTIONS: list[tuple[str, list[click.Command]]] = [
     ("Adopt and convert", [export_command, import_command]),
     ("Runs", [logs_command, report_command]),
     ("Cluster", [operator_command]),
+    ("EC2 tasks", [agent_group]),
     (
         "Tools",
         [sandbox_command, schema_command, iam_policy_command, unlock_command, completion_command],

@@ -60,6 +60,7 @@ FLAGS = {
     "sandbox": COMMON,
     "schema": COMMON | {"--dir", "--check"},
     "completion": {"-h", "--help"},
+    "agent": {"-h", "--help"},
     "unlock": COMMON | TARGET | {"--force"},
 }
 
@@ -166,6 +167,7 @@ SECTIONS = {
     "Adopt and convert": ["export", "import"],
     "Runs": ["logs", "report"],
     "Cluster": ["operator"],
+    "EC2 tasks": ["agent"],
     "Tools": ["sandbox", "schema", "iam-policy", "unlock", "completion"],
 }
 
