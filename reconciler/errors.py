@@ -63,6 +63,11 @@ class PlanError(ReconcilerError):
     pass
 
 
+class RunFailed(ReconcilerError):
+    """A run the command followed ended with failed tasks (recorded: re-applying the same spec
+    does not run it again; `rerun` does)."""
+
+
 class ProviderError(ReconcilerError):
     """An AWS call failed. `code` is AWS's error code ("ClientException"), `operation` the API
     operation, both empty for errors that are not AWS replies."""

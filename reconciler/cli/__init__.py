@@ -39,7 +39,7 @@ from reconciler.cli.plans import (
     unlock_command,
     validate_command,
 )
-from reconciler.cli.runs import logs_command, report_command
+from reconciler.cli.runs import gc_command, logs_command, report_command
 from reconciler.cli.transfer import export_command, import_command
 from reconciler.errors import (
     EXIT_ERROR,
@@ -58,7 +58,7 @@ SECTIONS: list[tuple[str, list[click.Command]]] = [
         [validate_command, diff_command, apply_command, delete_command, get_command],
     ),
     ("Adopt and convert", [export_command, import_command]),
-    ("Runs", [logs_command, report_command]),
+    ("Runs", [logs_command, report_command, gc_command]),
     ("Cluster", [operator_command]),
     ("EC2 tasks", [agent_group]),
     (

@@ -142,7 +142,15 @@ def logs_command(
         task = watched.tasks[:1] if len(watched.tasks) == 1 else []
     if not task or task[0] not in watched.jobs:
         raise PlanError(f"name a task: {selector}/TASK, one of {', '.join(watched.tasks)}")
-    job = logs.job_of(ctx, watched.jobs[task[0]], index)
+    found = watched.jobs[task[0]]
+    if "ec2" in found or str(found.get("jobId", "")).startswith(("i-", "gone:")):
+        from reconciler.runs.ec2_scratch import run_prefix
+
+        prefix = f"{run_prefix(ctx.stack, watched.kind, watched.name, watched.run_id)}{task[0]}/"
+        for line in logs.ec2_lines(ctx, prefix, follow):
+            out(line)
+        return EXIT_OK
+    job = logs.job_of(ctx, found, index)
     printed = 0
     for line in logs.lines(ctx, job, follow):
         out(line)
@@ -183,4 +191,42 @@ def report_command(
 ) -> int:
     ctx, watched, _ = one_run(selector, filenames, target, output, run)
     out(write_run_report(ctx, watched, report_dir))
+    return EXIT_OK
+
+
+@click.command(
+    "gc",
+    short_help="end what interrupted runs left: instances, spot requests, queues",
+    help="Find, by their tags, what runs of the stack left when their apply was killed: "
+    "instances of attached EC2 tasks (no one follows them), detached ones past their timeout, "
+    "open spot requests without an instance, run queues with no instance left; and end them. "
+    "Holds the stack's lease, so no apply is driving a run meanwhile. Run output in S3 stays "
+    "(`reconciler logs`) and expires by the scratch bucket's lifecycle rule.",
+    cls=ExampleCommand,
+    examples=["reconciler gc --dry-run", "reconciler gc --stack prod --region eu-west-1"],
+)
+@click.option("--dry-run", is_flag=True, help="list what would be ended, end nothing")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="seconds to wait for the stack's lease",
+)
+@target_options
+@output_option("has no effect here")
+@debug_option
+def gc_command(dry_run: bool, lock_timeout: float, target: Target, output: str) -> int:
+    from reconciler.engine.locking import holding_stack
+    from reconciler.runs import gc
+
+    ctx = make_context(target, output)
+    with holding_stack(ctx, "gc", lock_timeout):
+        leftovers = gc.find(ctx)
+        for x in leftovers:
+            out(f"{'would end' if dry_run else 'end'} {x.what} {x.id}: {x.why}")
+        if not leftovers:
+            out(f"nothing left behind by runs of stack {ctx.stack!r}")
+        elif not dry_run:
+            gc.remove(ctx, leftovers)
     return EXIT_OK

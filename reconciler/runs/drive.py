@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
-from reconciler.errors import ProviderError
+from reconciler.errors import ProviderError, RunFailed
 from reconciler.models.common import Resource
 from reconciler.models.pipeline import file_dependencies
 from reconciler.models.submission import PipelineTask
@@ -31,6 +31,8 @@ from reconciler.runs.files import up_to_date
 from reconciler.runs.state import FINISHED, describe
 from reconciler.runs.submit import Unit, expand, submit_unit
 
+RECEIVE_BATCH = 10  # SQS's most messages per receive
+RECEIVE_SECONDS = 2.0  # at most this long per step on output, so launches are not held up
 STEP_DELAY = 1.0  # seconds between steps while output flows; the receiver long-polls too
 BOOT_SLACK = 600  # an instance's boot and bootstrap count against no task timeout
 DEADLINE = "reconciler.io/deadline"  # epoch seconds after which gc may end the instance
@@ -87,7 +89,7 @@ class Driver:
     tasks: list[PipelineTask]
     queue_of: dict[str, str]
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    retries: ec2_launch.LaunchRetries = field(default_factory=ec2_launch.LaunchRetries)
+    retries: ec2_launch.LaunchRetries = field(default_factory=ec2_launch.LaunchRetries.from_env)
     log_dir: Path | None = None
     units: list[Unit] = field(init=False)
     by_key: dict[str, Unit] = field(init=False)
@@ -162,8 +164,17 @@ class Driver:
                     self._drain(ctx)
                     code = self.receiver.exit_code(key) if self.receiver else None
                     if code is None:
-                        code = ec2_state._exit_code(ctx, f"{self._prefix(ctx)}{key}/")
+                        code = ec2_state.exit_code(ctx, f"{self._prefix(ctx)}{key}/")
                 self.jobs[key] = ec2_state.instance_job(instance, code)
+
+    def _receive(self) -> None:
+        """What arrived: a long poll, then more at once while full batches keep coming."""
+        if self.receiver is None:
+            return
+        until = time.monotonic() + RECEIVE_SECONDS
+        got = self.receiver.poll(wait_seconds=1)
+        while got == RECEIVE_BATCH and time.monotonic() < until:
+            got = self.receiver.poll(wait_seconds=0)
 
     def _drain(self, ctx: Context) -> None:
         if self.receiver is None:
@@ -174,16 +185,12 @@ class Driver:
     # -- acting ---------------------------------------------------------------------------
 
     def step(self, ctx: Context) -> Step:
-        try:
-            self._refresh(ctx)
-            if self.receiver is not None:
-                self.receiver.poll(wait_seconds=1)
-            self._timeouts(ctx)
-            for unit in self.units:
-                if unit.key not in self.jobs:
-                    self._maybe_start(ctx, unit)
-        except KeyboardInterrupt:
-            raise
+        self._refresh(ctx)
+        self._receive()
+        self._timeouts(ctx)
+        for unit in self.units:
+            if unit.key not in self.jobs:
+                self._maybe_start(ctx, unit)
         if self.done:
             return self._finish(ctx)
         running = sum(1 for j in self.jobs.values() if j.get("status") not in FINISHED)
@@ -349,8 +356,14 @@ class Driver:
             scratch.put_json(ctx, f"{self._prefix(ctx)}{ec2_state.RUN_RECORD}", {"tasks": record})
         if self.queue_url and not any(self.detached(k) for k in self.jobs):
             scratch.delete_queue(ctx, self.queue_url)
-        failed = [k for k, j in self.jobs.items() if j.get("status") == "FAILED"]
-        return f"run {self.run}: " + (f"{len(failed)} task(s) failed" if failed else "succeeded")
+        failed = [
+            f"{k}: {j.get('statusReason') or 'failed'}"
+            for k, j in self.jobs.items()
+            if j.get("status") == "FAILED"
+        ]
+        if failed:
+            raise RunFailed(f"run {self.run}: {'; '.join(failed)}")
+        return f"run {self.run}: succeeded"
 
     def stop(self, ctx: Context, reason: str) -> list[str]:
         """Ctrl-C or a replaced run: terminates this run's attached instances (spot requests

@@ -13,6 +13,7 @@ within `LaunchRetries`.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +37,26 @@ CAPACITY = frozenset(
 TOKEN_MAX = 64
 
 
+ATTEMPTS_ENV = "RECONCILER_EC2_LAUNCH_ATTEMPTS"
+MAX_WAIT_ENV = "RECONCILER_EC2_LAUNCH_MAX_WAIT"
+
+
 @dataclass(frozen=True)
 class LaunchRetries:
-    """The seed's defaults: 50 attempts, waits of up to 60 s."""
+    """The seed's defaults: 50 attempts, waits of up to 60 s; settable by environment."""
 
     attempts: int = 50
     max_wait: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> LaunchRetries:
+        try:
+            return cls(
+                int(os.environ.get(ATTEMPTS_ENV) or cls.attempts),
+                float(os.environ.get(MAX_WAIT_ENV) or cls.max_wait),
+            )
+        except ValueError as exc:
+            raise PlanError(f"{ATTEMPTS_ENV} / {MAX_WAIT_ENV}: not a number: {exc}") from exc
 
 
 def client_token(stack: str, kind: str, name: str, run: str, task: str, attempt: int) -> str:

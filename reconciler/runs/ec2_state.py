@@ -99,10 +99,13 @@ def owned_instances(
     return sorted(found, key=lambda i: _ms(i.get("LaunchTime")) or 0)
 
 
-def _exit_code(ctx: Context, prefix: str) -> int | None:
-    from reconciler.agent.durable import read_output
+EXIT_CODE = "exitCode"  # what the agent (reconciler/agent/exec.py) writes last, under the prefix
 
-    return read_output(ctx.aws.client("s3"), f"s3://{scratch.bucket(ctx)}/{prefix}").exit_code
+
+def exit_code(ctx: Context, prefix: str) -> int | None:
+    """The script's exit code as the agent kept it in S3; None if it never wrote one."""
+    text = (scratch.read_text(ctx, prefix + EXIT_CODE) or "").strip()
+    return int(text) if text.lstrip("-").isdigit() else None
 
 
 def read_ec2_runs(ctx: Context, kind: str, name: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -135,7 +138,7 @@ def read_ec2_runs(ctx: Context, kind: str, name: str) -> dict[str, dict[str, dic
             if SKIPPED in names:
                 jobs[task] = skipped_job(task)
             elif LAUNCH in names:  # launched; the instance (below) says more if still listed
-                code = _exit_code(ctx, f"{base}{run}/{task}/")
+                code = exit_code(ctx, f"{base}{run}/{task}/")
                 jobs[task] = gone_job(task, code)
     for instance in instances:
         tags = _tags(instance)
@@ -183,7 +186,7 @@ def describe_instances_as_jobs(ctx: Context, ids: list[str]) -> dict[str, dict[s
         for instance in owned_instances(ctx, [], ids[i : i + 1000]):
             code = None
             if (instance.get("State") or {}).get("Name") in ENDED:
-                code = _exit_code(ctx, task_prefix(_tags(instance)))
+                code = exit_code(ctx, task_prefix(_tags(instance)))
             out[instance["InstanceId"]] = instance_job(instance, code)
     return out
 

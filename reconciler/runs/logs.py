@@ -72,3 +72,32 @@ def lines(
         delay = FOLLOW.after(delay)
         sleep(delay)
         job = describe(ctx, [job["jobId"]]).get(job["jobId"], job)
+
+
+def ec2_lines(
+    ctx: Context, prefix: str, follow: bool, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[str]:
+    """An EC2 task's output as its agent keeps it under `prefix` in S3 (stdout, then stderr
+    lines marked `!`), re-read while the task runs when following."""
+    from reconciler.runs import ec2_scratch as scratch
+    from reconciler.runs.ec2_state import EXIT_CODE
+
+    shown = 0
+    delay: float | None = None
+    while True:
+        done = scratch.read_text(ctx, prefix + EXIT_CODE) is not None
+        stdout = scratch.read_text(ctx, prefix + "stdout") or ""
+        if not done:  # a line still being written waits for its end
+            stdout = stdout[: stdout.rfind("\n") + 1]
+        fresh = stdout.splitlines()[shown:]
+        shown += len(fresh)
+        yield from fresh
+        if fresh:
+            delay = None
+        if done or not follow:
+            if done:
+                stderr = scratch.read_text(ctx, prefix + "stderr") or ""
+                yield from (f"! {line}" for line in stderr.splitlines())
+            return
+        delay = FOLLOW.after(delay)
+        sleep(delay)
