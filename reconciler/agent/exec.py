@@ -86,14 +86,16 @@ def encoded_len(text: str) -> int:
 
 
 def split_text(text: str, budget: int) -> list[str]:
-    """Cuts text into pieces whose JSON encoding fits `budget` bytes (never drops a character)."""
+    """Cuts text into pieces whose JSON encoding fits `budget` bytes (never drops a character;
+    `budget` is at least 14, the longest one character can take: quotes and two \\u escapes)."""
     pieces = []
     while text:
-        n = min(len(text), budget)
-        while n > 1 and encoded_len(text[:n]) > budget:
-            n = max(1, n * budget // encoded_len(text[:n]) - 1)
-        pieces.append(text[:n])
-        text = text[n:]
+        lo, hi = 1, min(len(text), budget)  # the longest prefix that fits: binary search
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if encoded_len(text[:mid]) <= budget else (lo, mid - 1)
+        pieces.append(text[:lo])
+        text = text[lo:]
     return pieces
 
 
@@ -444,7 +446,7 @@ def parse_args(argv: list[str]) -> Config:
     command: list[str] = []
     if "--" in argv:
         argv, command = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
-    parser = argparse.ArgumentParser(prog="agent.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="agent.py", description="The agent of EC2 tasks.")
     sub = parser.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("exec", help="run COMMAND, streaming its output to SQS and S3")
     p.add_argument("--queue-url", required=True)
