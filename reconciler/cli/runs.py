@@ -143,11 +143,8 @@ def logs_command(
     if not task or task[0] not in watched.jobs:
         raise PlanError(f"name a task: {selector}/TASK, one of {', '.join(watched.tasks)}")
     found = watched.jobs[task[0]]
-    if "ec2" in found or str(found.get("jobId", "")).startswith(("i-", "gone:")):
-        from reconciler.runs.ec2_scratch import run_prefix
-
-        prefix = f"{run_prefix(ctx.stack, watched.kind, watched.name, watched.run_id)}{task[0]}/"
-        for line in logs.ec2_lines(ctx, prefix, follow):
+    if found.get("outputPrefix"):  # an EC2 task: its agent's copy in S3
+        for line in logs.ec2_lines(ctx, found["outputPrefix"], follow):
             out(line)
         return EXIT_OK
     job = logs.job_of(ctx, found, index)

@@ -192,6 +192,7 @@ class PipelineKind(Kind):
         run: str,
         existing: dict[str, dict[str, Any]],
         replacing: list[RunState],
+        generations: dict[str, int] | None = None,
     ) -> Work:
         tasks = [_resolved(ctx, refs, t) for t in res.task_list()]
         work = Work(
@@ -218,7 +219,8 @@ class PipelineKind(Kind):
         queues = queues_of(res)
         if drive.driven(tasks):
             work.notes += drive.plan_notes(tasks)
-            work.run = lambda c: self._drive(c, res, run, tasks, queues, existing, replacing)
+            gens = generations or {}
+            work.run = lambda c: self._drive(c, res, run, tasks, queues, existing, replacing, gens)
         else:
             ids = {k: j["jobId"] for k, j in existing.items()}
             work.run = lambda c: self._submit(c, res, run, tasks, queues, ids, replacing)
@@ -261,7 +263,7 @@ class PipelineKind(Kind):
         wanted = desired["runId"]
         run = current.extra["runs"].get(wanted)
         if run is not None:  # an interrupted submission (or a driven run left behind): finish it
-            return self._submission(ctx, res, refs, wanted, dict(run.jobs), [])
+            return self._submission(ctx, res, refs, wanted, dict(run.jobs), [], run.generations)
         active = _active(current)
         if active and desired["concurrencyPolicy"] == "Forbid":
             return Work(
@@ -341,13 +343,16 @@ class PipelineKind(Kind):
         queues: dict[str, str],
         existing: dict[str, dict[str, Any]],
         replacing: list[RunState],
+        generations: dict[str, int],
     ) -> Step:
         """A run with EC2 tasks (or file dependencies): driven step by step (runs/drive.py);
         Ctrl-C ends what it started."""
         if replacing:
             stop_jobs(ctx, replacing, f"{REASON}: replaced by run {run}")
         log_dir = Path(ctx.options.run_dir) / res.KIND.lower() / res.name / run
-        driver = drive.Driver(res, run, tasks, queues, dict(existing), log_dir=log_dir)
+        driver = drive.Driver(
+            res, run, tasks, queues, dict(existing), dict(generations), log_dir=log_dir
+        )
         ctx.on_interrupt(lambda: driver.stop(ctx, f"{REASON}: interrupted"))
         ctx.shared(f"driver:{res.KIND}/{res.name}", dict)[run] = driver
         return driver.step(ctx)

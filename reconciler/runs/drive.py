@@ -89,6 +89,7 @@ class Driver:
     tasks: list[PipelineTask]
     queue_of: dict[str, str]
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    generations: dict[str, int] = field(default_factory=dict)
     retries: ec2_launch.LaunchRetries = field(default_factory=ec2_launch.LaunchRetries.from_env)
     log_dir: Path | None = None
     units: list[Unit] = field(init=False)
@@ -164,7 +165,7 @@ class Driver:
                     self._drain(ctx)
                     code = self.receiver.exit_code(key) if self.receiver else None
                     if code is None:
-                        code = ec2_state.exit_code(ctx, f"{self._prefix(ctx)}{key}/")
+                        code = ec2_state.exit_code(ctx, ec2_state.task_prefix(_tags(instance)))
                 self.jobs[key] = ec2_state.instance_job(instance, code)
 
     def _receive(self) -> None:
@@ -241,6 +242,8 @@ class Driver:
         if time.monotonic() < state.not_before:
             return
         prefix = self._prefix(ctx)
+        generation = self.generations.get(unit.key, 0)
+        output = ec2_state.output_prefix(prefix, unit.key, generation)
         bucket = scratch.ensure_bucket(ctx)
         if self.queue_url is None:
             self._open_queue(ctx)
@@ -251,12 +254,12 @@ class Driver:
             run=self.run,
             queue_url=str(self.queue_url),
             region=ctx.aws.region,
-            s3_prefix=f"s3://{bucket}/{prefix}{unit.key}/",
+            s3_prefix=f"s3://{bucket}/{output}",
             keep_alive=task.ec2.keepInstanceAliveAfterFinish,
             timeout_seconds=timeout,
         )
         for key, body in user_data.uploads.items():
-            scratch.put(ctx, f"{prefix}{unit.key}/{key}", body)
+            scratch.put(ctx, f"{output}{key}", body)
         tags = {
             **self.res.metadata.labels,
             **(task.tags or {}),
@@ -270,8 +273,14 @@ class Driver:
         profile = task.ec2.instanceProfile if isinstance(task.ec2.instanceProfile, str) else None
         image = ec2_launch.resolve_image(ctx, task.ec2.image)
         subnet = subnets[state.attempt % len(subnets)] if subnets else None
+        tags[ec2_state.GENERATION] = str(generation)
         token = ec2_launch.client_token(
-            ctx.stack, self.res.KIND, self.res.name, self.run, unit.key, state.attempt
+            ctx.stack,
+            self.res.KIND,
+            self.res.name,
+            self.run,
+            f"{unit.key}#{generation}",
+            state.attempt,
         )
         request = ec2_launch.launch_request(
             task.ec2,
@@ -298,7 +307,9 @@ class Driver:
             return
         shown = {k: v for k, v in request.items() if k != "UserData"}
         scratch.put_json(
-            ctx, f"{prefix}{unit.key}/{ec2_state.LAUNCH}", {"request": shown, "instance": instance}
+            ctx,
+            f"{prefix}{unit.key}/{ec2_state.launch_record(generation)}",
+            {"request": shown, "instance": instance},
         )
         self._keep_files(unit.key, task.script, user_data.text, shown, instance)
         self.jobs[unit.key] = ec2_state.instance_job(instance, None)
@@ -377,6 +388,12 @@ class Driver:
             and j["jobId"].startswith("i-")
         ]
         if ids:
+            # Not failures: recorded as interrupts, so the next apply launches them again.
+            for key, job in self.jobs.items():
+                if job.get("jobId") in ids:
+                    generation = self.generations.get(key, 0)
+                    marker = f"{self._prefix(ctx)}{key}/{ec2_state.INTERRUPTED}{generation}"
+                    scratch.put(ctx, marker, reason)
             ctx.aws.client("ec2").terminate_instances(InstanceIds=ids)
         jobs = [
             j["jobId"]
@@ -406,9 +423,22 @@ def _blocked(key: str, failed: list[str], reason: str | None = None) -> dict[str
 
 
 def _final(job: dict[str, Any]) -> dict[str, Any]:
-    keep = ("jobId", "jobName", "status", "statusReason", "createdAt", "startedAt", "stoppedAt")
+    keep = (
+        "jobId",
+        "jobName",
+        "status",
+        "statusReason",
+        "createdAt",
+        "startedAt",
+        "stoppedAt",
+        "outputPrefix",
+    )
     out = {k: job[k] for k in keep if k in job}
     for k in ("attempts", "ec2", "skipped"):
         if k in job:
             out[k] = job[k]
     return out
+
+
+def _tags(instance: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags") or []}

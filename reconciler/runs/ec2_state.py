@@ -24,8 +24,29 @@ from reconciler.runs import identity
 ENDED = ("shutting-down", "terminated", "stopping", "stopped")
 RUN_RECORD = "run.json"
 SKIPPED = "skipped"
-LAUNCH = "launch.json"
 DETACHED = "reconciler.io/detached"
+# A task interrupted by Ctrl-C did not fail: its next apply launches it again. Each interrupt
+# leaves `interrupted-<n>` in the task's prefix; the launches of generation n are tagged with n
+# and recorded as `launch-<n>.json`, so an interrupted generation's instance and record are
+# set aside, and the next launch has a token of its own.
+GENERATION = "reconciler.io/generation"
+INTERRUPTED = "interrupted-"
+
+
+def launch_record(generation: int) -> str:
+    return f"launch-{generation}.json"
+
+
+def output_prefix(run_prefix: str, task: str, generation: int) -> str:
+    """Where the agent of one launch keeps the task's output (each generation its own, so an
+    interrupted launch's late writes never pass for the next one's)."""
+    return f"{run_prefix}{task}/" + (f"g{generation}/" if generation else "")
+
+
+def generation_of(names: set[str]) -> int:
+    return sum(1 for n in names if n.startswith(INTERRUPTED))
+
+
 TIMEOUT_REASON = "timeout"
 
 
@@ -52,6 +73,7 @@ def instance_job(
         "jobName": tags.get(identity.TASK, ""),
         "createdAt": _ms(instance.get("LaunchTime")),
         "tags": tags,
+        "outputPrefix": task_prefix(tags),
         "ec2": {
             "instanceId": instance["InstanceId"],
             "state": state,
@@ -108,8 +130,11 @@ def exit_code(ctx: Context, prefix: str) -> int | None:
     return int(text) if text.lstrip("-").isdigit() else None
 
 
-def read_ec2_runs(ctx: Context, kind: str, name: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """run -> task -> job, for the EC2 tasks (and skipped tasks) of one pipeline or task."""
+def read_ec2_runs(
+    ctx: Context, kind: str, name: str
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, int]]]:
+    """run -> task -> job, for the EC2 tasks (and skipped tasks) of one pipeline or task; and
+    run -> task -> generation (how often Ctrl-C interrupted it)."""
     base = scratch.resource_prefix(ctx.stack, kind, name)
     objects = scratch.list_objects(ctx, base)
     instances = owned_instances(
@@ -121,6 +146,7 @@ def read_ec2_runs(ctx: Context, kind: str, name: str) -> dict[str, dict[str, dic
         ],
     )
     runs: dict[str, dict[str, dict[str, Any]]] = {}
+    generations: dict[str, dict[str, int]] = {}
     files: dict[str, dict[str, set[str]]] = {}
     for key in objects:
         parts = key[len(base) :].split("/")
@@ -135,20 +161,24 @@ def read_ec2_runs(ctx: Context, kind: str, name: str) -> dict[str, dict[str, dic
             continue
         jobs = runs.setdefault(run, {})
         for task, names in tasks.items():
+            generations.setdefault(run, {})[task] = generation_of(names)
             if SKIPPED in names:
                 jobs[task] = skipped_job(task)
-            elif LAUNCH in names:  # launched; the instance (below) says more if still listed
-                code = exit_code(ctx, f"{base}{run}/{task}/")
-                jobs[task] = gone_job(task, code)
+            elif launch_record(generation_of(names)) in names:
+                # Launched; the instance (below) says more while it is still listed.
+                prefix = output_prefix(f"{base}{run}/", task, generation_of(names))
+                jobs[task] = gone_job(task, exit_code(ctx, prefix), prefix)
     for instance in instances:
         tags = _tags(instance)
         run, task = tags.get(identity.RUN), tags.get(identity.TASK)
         if not run or not task or (run in files and f"{base}{run}/{RUN_RECORD}" in objects):
             continue
+        if int(tags.get(GENERATION) or 0) != generations.get(run, {}).get(task, 0):
+            continue  # launched before an interrupt: set aside
         known = runs.setdefault(run, {}).get(task) or {}
         code = (known.get("attempts") or [{}])[0].get("container", {}).get("exitCode")
         runs[run][task] = instance_job(instance, code)
-    return runs
+    return runs, generations
 
 
 def skipped_job(task: str) -> dict[str, Any]:
@@ -161,18 +191,20 @@ def skipped_job(task: str) -> dict[str, Any]:
     }
 
 
-def gone_job(task: str, exit_code: int | None) -> dict[str, Any]:
+def gone_job(task: str, exit_code: int | None, prefix: str) -> dict[str, Any]:
     """A launched task whose instance is no longer listed: its exit code decides."""
     if exit_code is None:
         return {
             "jobId": f"gone:{task}",
             "jobName": task,
+            "outputPrefix": prefix,
             "status": "FAILED",
             "statusReason": "the instance ended without an exit code",
         }
     return {
         "jobId": f"gone:{task}",
         "jobName": task,
+        "outputPrefix": prefix,
         "status": "SUCCEEDED" if exit_code == 0 else "FAILED",
         "attempts": [{"container": {"exitCode": exit_code}}],
         **({"statusReason": f"the script exited with {exit_code}"} if exit_code else {}),

@@ -25,6 +25,7 @@ BATCH = 100
 class RunState:
     run_id: str
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> DescribeJobs entry
+    generations: dict[str, int] = field(default_factory=dict)  # EC2 task -> interrupts so far
 
     @property
     def created(self) -> int:
@@ -85,8 +86,9 @@ def read_runs(
     if driven:
         from reconciler.runs.ec2_state import read_ec2_runs
 
-        for run, jobs in read_ec2_runs(ctx, kind, name).items():
-            runs[run] = RunState(run, dict(jobs))
+        ec2_jobs, generations = read_ec2_runs(ctx, kind, name)
+        for run in {*ec2_jobs, *generations}:
+            runs[run] = RunState(run, dict(ec2_jobs.get(run, {})), generations.get(run, {}))
     for job in describe(ctx, ids).values():
         tags = job.get("tags") or {}
         if identity.belongs(tags, kind, name, ctx.stack):
