@@ -159,7 +159,8 @@ class PipelineKind(Kind):
         if run is not None:
             tasks = res.task_list()
             if drive.driven(tasks):
-                complete = drive.run_complete(tasks, run.jobs)
+                # Ended by its driver too: the record written, the queue deleted.
+                complete = run.recorded and drive.run_complete(tasks, run.jobs)
                 current.status = run.status()
             else:
                 complete = len(run.jobs) >= len(expand(tasks))

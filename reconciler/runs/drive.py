@@ -361,12 +361,14 @@ class Driver:
     def _finish(self, ctx: Context) -> str:
         self._drain(ctx)
         record = {k: _final(j) for k, j in self.jobs.items() if not self.detached(k)}
-        if any(self.is_ec2(k) for k in self.jobs) or any(
-            j.get("skipped") for j in self.jobs.values()
-        ):
-            scratch.put_json(ctx, f"{self._prefix(ctx)}{ec2_state.RUN_RECORD}", {"tasks": record})
-        if self.queue_url and not any(self.detached(k) for k in self.jobs):
-            scratch.delete_queue(ctx, self.queue_url)
+        scratch.ensure_bucket(ctx)
+        scratch.put_json(ctx, f"{self._prefix(ctx)}{ec2_state.RUN_RECORD}", {"tasks": record})
+        # A detached task's agent still sends to the queue: `gc` deletes it once it ended.
+        if not any(self.detached(k) for k in self.jobs):
+            name = scratch.queue_name(ctx.stack, self.res.KIND, self.res.name, self.run)
+            url = self.queue_url or scratch.queue_url(ctx, name)
+            if url:
+                scratch.delete_queue(ctx, url)
         failed = [
             f"{k}: {j.get('statusReason') or 'failed'}"
             for k, j in self.jobs.items()

@@ -13,6 +13,7 @@ keeps the run from ever looking unlaunched (and being launched again).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -130,11 +131,18 @@ def exit_code(ctx: Context, prefix: str) -> int | None:
     return int(text) if text.lstrip("-").isdigit() else None
 
 
-def read_ec2_runs(
-    ctx: Context, kind: str, name: str
-) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, int]]]:
-    """run -> task -> job, for the EC2 tasks (and skipped tasks) of one pipeline or task; and
-    run -> task -> generation (how often Ctrl-C interrupted it)."""
+@dataclass
+class DrivenRuns:
+    """What AWS and the runs' prefixes say about the driven runs of one pipeline or task."""
+
+    jobs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # run -> task -> job
+    generations: dict[str, dict[str, int]] = field(default_factory=dict)  # run -> task -> n
+    recorded: set[str] = field(default_factory=set)  # runs whose driver ended them (run.json)
+
+
+def read_ec2_runs(ctx: Context, kind: str, name: str) -> DrivenRuns:
+    """The EC2 (and skipped) tasks of every run of one pipeline or task: one listing of its
+    prefix, one DescribeInstances, and a read of each record or exit code it needs."""
     base = scratch.resource_prefix(ctx.stack, kind, name)
     objects = scratch.list_objects(ctx, base)
     instances = owned_instances(
@@ -147,6 +155,7 @@ def read_ec2_runs(
     )
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     generations: dict[str, dict[str, int]] = {}
+    recorded: set[str] = set()
     files: dict[str, dict[str, set[str]]] = {}
     for key in objects:
         parts = key[len(base) :].split("/")
@@ -158,6 +167,7 @@ def read_ec2_runs(
         if f"{base}{run}/{RUN_RECORD}" in objects:
             text = scratch.read_text(ctx, f"{base}{run}/{RUN_RECORD}") or "{}"
             runs[run] = json.loads(text).get("tasks", {})
+            recorded.add(run)
             continue
         jobs = runs.setdefault(run, {})
         for task, names in tasks.items():
@@ -171,14 +181,14 @@ def read_ec2_runs(
     for instance in instances:
         tags = _tags(instance)
         run, task = tags.get(identity.RUN), tags.get(identity.TASK)
-        if not run or not task or (run in files and f"{base}{run}/{RUN_RECORD}" in objects):
-            continue
+        if not run or not task or (run in recorded and task in runs.get(run, {})):
+            continue  # a recorded run's attached tasks are final; detached ones are not in it
         if int(tags.get(GENERATION) or 0) != generations.get(run, {}).get(task, 0):
             continue  # launched before an interrupt: set aside
         known = runs.setdefault(run, {}).get(task) or {}
         code = (known.get("attempts") or [{}])[0].get("container", {}).get("exitCode")
         runs[run][task] = instance_job(instance, code)
-    return runs, generations
+    return DrivenRuns(runs, generations, recorded)
 
 
 def skipped_job(task: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class RunState:
     run_id: str
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> DescribeJobs entry
     generations: dict[str, int] = field(default_factory=dict)  # EC2 task -> interrupts so far
+    recorded: bool = False  # a driven run its driver ended (runs/drive.py wrote its record)
 
     @property
     def created(self) -> int:
@@ -86,9 +87,14 @@ def read_runs(
     if driven:
         from reconciler.runs.ec2_state import read_ec2_runs
 
-        ec2_jobs, generations = read_ec2_runs(ctx, kind, name)
-        for run in {*ec2_jobs, *generations}:
-            runs[run] = RunState(run, dict(ec2_jobs.get(run, {})), generations.get(run, {}))
+        found = read_ec2_runs(ctx, kind, name)
+        for run in {*found.jobs, *found.generations, *found.recorded}:
+            runs[run] = RunState(
+                run,
+                dict(found.jobs.get(run, {})),
+                found.generations.get(run, {}),
+                run in found.recorded,
+            )
     for job in describe(ctx, ids).values():
         tags = job.get("tags") or {}
         if identity.belongs(tags, kind, name, ctx.stack):
