@@ -28,12 +28,20 @@ from reconciler.registry import kinds
 PACKAGE = Path(reconciler.__file__).resolve().parent
 # The embedded moto sandbox never talks to AWS; aws/slack_function.py runs in Lambda, as the
 # function's own role.
-EXCLUDED = ("sandbox", "aws/slack_function.py")
+# Code that runs with other credentials than the CLI's: the sandbox, the Slack function (its
+# Lambda role) and the EC2 tasks' agent (the instance profile, see the README).
+EXCLUDED = ("sandbox", "aws/slack_function.py", "agent/exec.py")
 
 # Calls on a client that are not API operations.
 NOT_OPERATIONS = frozenset(
     {"can_paginate", "close", "generate_presigned_url", "generate_presigned_post", "get_waiter"}
 )
+# Calls the scan cannot see: made on a client handed to an object (agent/receiver.py follows a
+# run's queue with the client the run's driver gives it).
+# And what a call needs beyond its own action: RunInstances with TagSpecifications is also
+# authorised as ec2:CreateTags.
+INDIRECT = frozenset({"sqs:ReceiveMessage", "sqs:DeleteMessage", "ec2:CreateTags"})
+MANAGED_POLICY_MAX = 6144  # characters, whitespace left out [IAM quotas]
 # Operations that need no permission (AWS answers GetCallerIdentity for every principal).
 NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
 
@@ -112,6 +120,8 @@ IAM_ACTIONS = {
     "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
     "s3:DeleteBucketLifecycle": "s3:PutLifecycleConfiguration",
     "s3:DeleteObjects": "s3:DeleteObjectVersion",  # always called with a VersionId
+    "s3:HeadObject": "s3:GetObject",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
 }
 
 
@@ -217,7 +227,7 @@ def scan(root: Path = PACKAGE) -> list[Call]:
 
 def scanned_actions(root: Path = PACKAGE) -> set[str]:
     """The IAM actions of the calls `scan()` finds, those that need no permission left out."""
-    return {c.action for c in scan(root)} - NO_PERMISSION
+    return ({c.action for c in scan(root)} | INDIRECT) - NO_PERMISSION
 
 
 def _arn(partition: str, service: str, resource: str, region: str = "*", account: str = "*") -> str:
@@ -301,10 +311,11 @@ def policy(
         )
 
     ec2 = by_service.pop("ec2", set())
-    if any(not a.startswith("Describe") for a in ec2):
-        raise ValueError(f"ec2 actions beyond lookups need a scope: {sorted(ec2)}")
+    lookups = {a for a in ec2 if a.startswith("Describe")}
     # EC2 Describe* actions support no resource-level permissions: "*" is what AWS requires.
-    add("Ec2Lookups", (f"ec2:{a}" for a in ec2), ["*"])
+    add("Ec2Lookups", (f"ec2:{a}" for a in lookups), ["*"])
+    if ec2 - lookups:  # launching and ending EC2 tasks' instances: scoped by the kinds
+        by_service["ec2"] = ec2 - lookups
 
     logs = by_service.pop("logs", set())
     add(
@@ -381,6 +392,28 @@ def _scoped(service: str, resource: str, partition: str, region: str, account: s
 def actions(doc: dict[str, Any]) -> set[str]:
     """Every action a policy document allows."""
     return {a for s in doc["Statement"] for a in s["Action"]}
+
+
+def size(doc: dict[str, Any]) -> int:
+    """Characters as IAM counts them (whitespace left out)."""
+    return len(json.dumps(doc, separators=(",", ":")))
+
+
+def parts(doc: dict[str, Any], limit: int = MANAGED_POLICY_MAX) -> list[dict[str, Any]]:
+    """The document as managed policies of at most `limit` characters each (a user or role
+    takes up to 10): its statements, in order, packed greedily."""
+    out: list[dict[str, Any]] = []
+    current: list[dict[str, Any]] = []
+    for statement in doc["Statement"]:
+        trial = {"Version": doc["Version"], "Statement": [*current, statement]}
+        if current and size(trial) > limit:
+            out.append({"Version": doc["Version"], "Statement": current})
+            current = [statement]
+        else:
+            current.append(statement)
+    if current:
+        out.append({"Version": doc["Version"], "Statement": current})
+    return out
 
 
 def render(doc: dict[str, Any]) -> str:

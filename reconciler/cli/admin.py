@@ -119,25 +119,46 @@ def schema_command(what: str, directory: str | None, check: bool, output: str) -
     "iam-policy",
     short_help="print the least-privilege IAM policy the reconciler needs (-f narrows PassRole)",
     help="Print the least-privilege IAM policy the reconciler needs, derived from the calls "
-    "the code makes. With -f, iam:PassRole is narrowed to the roles the manifests name.",
+    "the code makes. With -f, iam:PassRole is narrowed to the roles the manifests name. A "
+    "managed policy holds at most 6,144 characters: --part N prints the Nth of the policies "
+    "the document splits into (the whole fits an inline role policy).",
     cls=ExampleCommand,
     examples=[
         "reconciler iam-policy",
         "reconciler iam-policy -f stack/ --account 123456789012 > policy.json",
+        "reconciler iam-policy --part 1 > part1.json; reconciler iam-policy --part 2 > part2.json",
     ],
 )
 @click.option("--partition", default="aws", help="ARN partition, e.g. aws-cn or aws-us-gov")
 @click.option("--account", default="*", help="account ID in the ARNs")
+@click.option(
+    "--part",
+    type=click.IntRange(min=1),
+    default=None,
+    help="the Nth managed-policy-sized part of the document",
+)
 @filename_option("manifests whose roles PassRole is narrowed to; repeatable")
 @output_option("has no effect here: the policy is JSON", OUTPUTS)
 @debug_option
 def iam_policy_command(
-    partition: str, account: str, filenames: tuple[str, ...], output: str
+    partition: str, account: str, part: int | None, filenames: tuple[str, ...], output: str
 ) -> int:
     from reconciler.aws import policy as iam
 
     roles = iam.roles_in(load_resources(filenames).resources) if filenames else None
-    print(iam.render(iam.policy(roles, partition=partition, account=account)), end="")
+    doc = iam.policy(roles, partition=partition, account=account)
+    pieces = iam.parts(doc)
+    if part is not None:
+        if part > len(pieces):
+            raise UsageError(f"--part {part}: the policy has {len(pieces)} part(s)")
+        doc = pieces[part - 1]
+    elif len(pieces) > 1:
+        err(
+            f"note: {iam.size(doc):,} characters, more than a managed policy's "
+            f"{iam.MANAGED_POLICY_MAX:,}: create it as {len(pieces)} policies with --part 1.."
+            f"{len(pieces)}, or attach it whole as an inline role policy"
+        )
+    print(iam.render(doc), end="")
     return EXIT_OK
 
 

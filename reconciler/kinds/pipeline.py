@@ -104,6 +104,53 @@ class PipelineKind(Kind):
             ("SubmitJob", "CancelJob", "TerminateJob"),
             ("job-queue/*", "job-definition/*", "job/*"),
         ),
+        # EC2 tasks (runs/drive.py). RunInstances acts on the image (Amazon's: no account in
+        # its ARN), subnet, group, network interface and volumes too; tags are given at launch
+        # (authorised as CreateTags). The code ends only instances and requests it tagged.
+        Permission(
+            "Ec2Tasks",
+            "ec2",
+            ("RunInstances", "CreateTags", "TerminateInstances", "CancelSpotInstanceRequests"),
+            (
+                "instance/*",
+                "volume/*",
+                "network-interface/*",
+                "spot-instances-request/*",
+                "subnet/*",
+                "security-group/*",
+                "arn:{partition}:ec2:{region}::image/*",
+            ),
+        ),
+        # The run queues, next to the dead-letter queues the Notification kind makes.
+        Permission(
+            "NotificationQueues",
+            "sqs",
+            (
+                "CreateQueue",
+                "DeleteQueue",
+                "GetQueueUrl",
+                "ListQueues",
+                "ListQueueTags",
+                "ReceiveMessage",
+                "DeleteMessage",
+            ),
+            ("reconciler-run-*",),
+        ),
+        # The scratch bucket (runs/ec2_scratch.py), one bucket among those the Bucket kind makes.
+        Permission(
+            "S3Buckets",
+            "s3",
+            (
+                "CreateBucket",
+                "ListBucket",
+                "PutBucketTagging",
+                "PutBucketPublicAccessBlock",
+                "PutLifecycleConfiguration",
+            ),
+            ("arn:{partition}:s3:::*",),
+        ),
+        # Run records and task output in the scratch bucket; tasks' inputs and outputs anywhere.
+        Permission("S3Objects", "s3", ("GetObject", "PutObject"), ("arn:{partition}:s3:::*/*",)),
     )
 
     def ignored(self, res: Any) -> frozenset[str]:

@@ -20,6 +20,7 @@ from reconciler.models.submission import (
     PipelineTask,
     Submission,
     TaskDependency,
+    file_dependencies,
     task_request_problems,
 )
 
@@ -123,19 +124,6 @@ def dag_problems(tasks: list[PipelineTask]) -> list[str]:
     if cycle:
         problems.append("dependency cycle: " + " -> ".join(cycle))
     return problems
-
-
-def file_dependencies(tasks: list[PipelineTask]) -> dict[str, set[str]]:
-    """Task -> the tasks whose outputs it reads (bds's file dependencies): it runs after them."""
-    writers: dict[str, str] = {}
-    for t in tasks:
-        for url in t.outputs or []:
-            writers.setdefault(url, t.name)
-    return {
-        t.name: found
-        for t in tasks
-        if (found := {writers[u] for u in t.inputs or [] if u in writers} - {t.name})
-    }
 
 
 def n_to_n_notes(tasks: list[PipelineTask]) -> list[str]:

@@ -209,3 +209,16 @@ def task_request_problems(
     return too_many_tags(tags, own, f"{path}.tags") + too_large(
         "SubmitJob", size, SUBMIT_JOB_MAX_BYTES, path
     )
+
+
+def file_dependencies(tasks: list[PipelineTask]) -> dict[str, set[str]]:
+    """Task -> the tasks whose outputs it reads (bds's file dependencies): it runs after them."""
+    writers: dict[str, str] = {}
+    for t in tasks:
+        for url in t.outputs or []:
+            writers.setdefault(url, t.name)
+    return {
+        t.name: found
+        for t in tasks
+        if (found := {writers[u] for u in t.inputs or [] if u in writers} - {t.name})
+    }

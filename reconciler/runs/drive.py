@@ -23,8 +23,7 @@ from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
 from reconciler.errors import ProviderError, RunFailed
 from reconciler.models.common import Resource
-from reconciler.models.pipeline import file_dependencies
-from reconciler.models.submission import PipelineTask
+from reconciler.models.submission import PipelineTask, file_dependencies
 from reconciler.runs import ec2_launch, ec2_state, identity
 from reconciler.runs import ec2_scratch as scratch
 from reconciler.runs.files import up_to_date

@@ -56,12 +56,13 @@ FLAGS = {
     | {"-n", "--namespace", "-A", "--all-namespaces", "--drift-interval", "--liveness"}
     | {"--peering", "--standalone", "--priority", "--region", "--endpoint-url", "--max-rps"}
     | {"--timeout", "--workers", "--log-level"},
-    "iam-policy": COMMON | MANIFESTS | {"--partition", "--account"},
+    "iam-policy": COMMON | MANIFESTS | {"--partition", "--account", "--part"},
     "sandbox": COMMON,
     "schema": COMMON | {"--dir", "--check"},
     "completion": {"-h", "--help"},
     "agent": {"-h", "--help"},
     "unlock": COMMON | TARGET | {"--force"},
+    "gc": COMMON | TARGET | {"--dry-run", "--lock-timeout"},
 }
 
 TARGET_DEFAULTS = {
@@ -157,7 +158,10 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
             "log_level": "INFO",
         },
     ),
-    "iam-policy": ([], {"output": "text", "filenames": (), "partition": "aws", "account": "*"}),
+    "iam-policy": (
+        [],
+        {"output": "text", "filenames": (), "partition": "aws", "account": "*", "part": None},
+    ),
     "sandbox": ([], {"output": "text", "action": "status"}),
     "schema": ([], {"output": "text", "what": "json", "directory": None, "check": False}),
     "unlock": ([], {**{k: v for k, v in PLANS.items() if k != "filenames"}, "force": False}),
@@ -165,7 +169,7 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
 SECTIONS = {
     "Plan and apply": ["validate", "diff", "apply", "delete", "get"],
     "Adopt and convert": ["export", "import"],
-    "Runs": ["logs", "report"],
+    "Runs": ["logs", "report", "gc"],
     "Cluster": ["operator"],
     "EC2 tasks": ["agent"],
     "Tools": ["sandbox", "schema", "iam-policy", "unlock", "completion"],

@@ -13,7 +13,8 @@ from reconciler.errors import ManifestError
 from reconciler.manifests import validate_documents
 from reconciler.manifests.loader import load_text
 from reconciler.models.ec2_task import Ec2Settings
-from reconciler.models.pipeline import Pipeline, file_dependencies
+from reconciler.models.pipeline import Pipeline
+from reconciler.models.submission import file_dependencies
 from reconciler.runs import drive, ec2_launch, ec2_state
 
 EC2 = "ec2: {instanceType: t3a.medium, image: ami-0abc}"

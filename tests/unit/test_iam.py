@@ -132,16 +132,27 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires() -> Non
     assert slr["Resource"] == ["arn:aws:iam::*:role/aws-service-role/*"]
 
 
-def test_the_policy_fits_in_a_managed_policy() -> None:
-    assert len(json.dumps(iam.policy(), separators=(",", ":"))) < 6144
+def test_the_policy_fits_in_managed_policies_and_whole_in_an_inline_one() -> None:
+    """A managed policy holds 6,144 characters, an inline role policy 10,240: the document's
+    parts each fit the first and together are the whole; the whole fits the second."""
+    doc = iam.policy()
+    pieces = iam.parts(doc)
+    assert all(len(json.dumps(p, separators=(",", ":"))) <= 6144 for p in pieces)
+    assert [s for p in pieces for s in p["Statement"]] == doc["Statement"]
+    assert len(json.dumps(doc, separators=(",", ":"))) < 10240
 
 
 def test_partition_account_and_region_narrow_the_arns() -> None:
     doc = iam.policy(partition="aws-cn", region="cn-north-1", account="123456789012")
     arns = [r for s in doc["Statement"] for r in s["Resource"] if r != "*"]
     assert arns and all(r.startswith("arn:aws-cn:") for r in arns)
-    # S3 bucket ARNs name no account (bucket names are global); every other ARN does.
-    assert all("123456789012" in r for r in arns if not r.startswith("arn:aws-cn:s3:::"))
+    # S3 bucket ARNs name no account (bucket names are global), nor do the public images an
+    # EC2 task may launch from (Amazon's); every other ARN does.
+    assert all(
+        "123456789012" in r
+        for r in arns
+        if not r.startswith("arn:aws-cn:s3:::") and r != "arn:aws-cn:ec2:cn-north-1::image/*"
+    )
     assert "arn:aws-cn:batch:cn-north-1:123456789012:job-queue/*" in arns
 
 
