@@ -79,6 +79,7 @@ class Entry:
     ready_at: float | None  # monotonic time it leaves pending; None once it has
     shutdown_at: float | None = None  # a `shutdown +N` the user data scheduled
     spot_request: Any = None  # moto's SpotInstanceRequest for a spot launch
+    end_reason: tuple[str, str] | None = None  # the state reason of the end under way
     ended: bool = False
 
 
@@ -157,6 +158,9 @@ class InstanceHost:
             entry = self.entries.get(instance.id)
             if entry is None or entry.instance is not instance:
                 return
+            if entry.end_reason is not None:  # before the processes are killed: describe
+                _reason(instance, *entry.end_reason)  # never shows moto's reason meanwhile
+                entry.end_reason = None
             entry.ready_at, entry.shutdown_at = None, None
             if entry.machine is not None:
                 if terminated:
@@ -264,12 +268,12 @@ class InstanceHost:
         if instance.instance_initiated_shutdown_behavior == "terminate":
             self._terminate(entry, INSTANCE_SHUTDOWN, REASONS[INSTANCE_SHUTDOWN])
         else:
+            entry.end_reason = (INSTANCE_SHUTDOWN, REASONS[INSTANCE_SHUTDOWN])
             instance.stop()  # moto's stop, patched: calls ended()
-            _reason(instance, INSTANCE_SHUTDOWN, REASONS[INSTANCE_SHUTDOWN])
 
     def _terminate(self, entry: Entry, code: str, message: str) -> None:
+        entry.end_reason = (code, message)
         entry.instance.terminate()  # moto's terminate, patched: calls ended()
-        _reason(entry.instance, code, message)
 
     def _close_spot(self, entry: Entry, how: str) -> None:
         request = entry.spot_request
