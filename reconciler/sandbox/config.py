@@ -25,8 +25,19 @@ COMMANDS_ENV = "RECONCILER_SANDBOX_RUN_COMMANDS"  # "1": run a job's command as 
 LAG_ENV = "RECONCILER_SANDBOX_RELATIONSHIP_LAG"  # seconds a queue's release of a CE lingers
 TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"  # sandbox seconds per real second (schedules)
 AWS_CLI_ENV = "RECONCILER_SANDBOX_AWS_CLI"  # "auto" (the real `aws` if any, else ours) | "shim"
+PENDING_ENV = "RECONCILER_SANDBOX_INSTANCE_PENDING_SECONDS"  # an EC2 instance's time in pending
+USER_DATA_ENV = "RECONCILER_SANDBOX_RUN_USER_DATA"  # "0": tool-tagged instances run nothing
 # What the server's environment sets for users, in the order status shows them.
-SETTINGS = (COMMANDS_ENV, STEP_ENV, RUN_ENV, LAG_ENV, AWS_CLI_ENV, TIME_SCALE_ENV)
+SETTINGS = (
+    COMMANDS_ENV,
+    STEP_ENV,
+    RUN_ENV,
+    LAG_ENV,
+    AWS_CLI_ENV,
+    TIME_SCALE_ENV,
+    PENDING_ENV,
+    USER_DATA_ENV,
+)
 
 # Set by the manager for the server it starts (a test's in-process server has neither):
 ENDPOINT_ENV = "RECONCILER_SANDBOX_ENDPOINT"  # the URL jobs reach the sandbox at
@@ -34,8 +45,10 @@ SERVER_DIR_ENV = "RECONCILER_SANDBOX_SERVER_DIR"  # where the server keeps its j
 
 DEFAULT_STEP_SECONDS = 0.2
 DEFAULT_JOB_SECONDS = 1.0
+DEFAULT_PENDING_SECONDS = 1.0
 AWS_CLI_MODES = ("auto", "shim")
 TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
 
 # The sandbox's account: every client of the sandbox, its jobs included, uses these.
 REGION = "us-east-1"
@@ -97,7 +110,21 @@ class SandboxConfig:
             "relationshipLag": self.relationship_lag,
             "awsCli": self.aws_cli,
             "timeScale": self.time_scale,
+            "instancePendingSeconds": self.pending_seconds,
+            "runUserData": self.run_user_data,
         }
+
+    @property
+    def pending_seconds(self) -> float:
+        """How long a launched EC2 instance stays `pending` before it runs (its user data)."""
+        return self._seconds(PENDING_ENV, DEFAULT_PENDING_SECONDS)
+
+    @property
+    def run_user_data(self) -> bool:
+        """Whether an instance launched with the tool's ownership tags runs its user data: on
+        unless turned off, since an EC2 task does nothing without it (untagged instances, not
+        the tool's, never run anything)."""
+        return self.environ.get(USER_DATA_ENV, "").strip().lower() not in FALSE
 
     @property
     def time_scale(self) -> float:

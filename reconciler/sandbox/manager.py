@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,7 +43,7 @@ import boto3
 
 from reconciler.backoff import Backoff, poll
 from reconciler.errors import RetryableError, TerminalError
-from reconciler.sandbox import settings
+from reconciler.sandbox import ec2_machine, settings
 from reconciler.sandbox.config import (
     CREDENTIALS,
     ENDPOINT_ENV,
@@ -50,6 +51,7 @@ from reconciler.sandbox.config import (
     SERVER_DIR_ENV,
     SandboxConfig,
 )
+from reconciler.sandbox.ec2_machine import INSTANCES_DIR
 from reconciler.sandbox.job_journal import JOURNAL
 from reconciler.sandbox.seed import SEED, seed_account
 
@@ -282,10 +284,11 @@ def ensure(restart: bool = False) -> Sandbox:
     """The running sandbox, else a new server, restored from the recording or seeded.
 
     A running server whose settings differ from those the caller's environment sets is
-    restarted with them, unless job attempts run on it (`settings`); `restart` restarts it
-    whatever runs. Under the lock, so that two first commands start one server. A server that
-    fails to start or to restore is stopped before the error is raised: one left running would
-    be found by no later `stop` or `reset`, and each command would leave another.
+    restarted with them, unless job attempts or EC2 instances' user data run on it
+    (`settings`); `restart` restarts it whatever runs. Under the lock, so that two first
+    commands start one server. A server that fails to start or to restore is stopped before
+    the error is raised: one left running would be found by no later `stop` or `reset`, and
+    each command would leave another.
     """
     directory = state_dir()
     with _locked(directory):
@@ -299,8 +302,9 @@ def ensure(restart: bool = False) -> Sandbox:
             if not changed and not restart:
                 return Sandbox(str(info["endpoint"]), pid, "running")
             attempts = settings.running_attempts(directory)
-            if attempts and not restart:
-                notice = settings.kept_running_notice(changed, attempts)
+            instances = ec2_machine.running(directory)
+            if (attempts or instances) and not restart:
+                notice = settings.kept_running_notice(changed, attempts, instances)
                 return Sandbox(str(info["endpoint"]), pid, "running", notice)
             if pid is not None and pid > 1 and pid != os.getpgrp() and _is_server(pid):
                 _stop_server(pid)
@@ -344,12 +348,14 @@ def stop() -> bool:
 
 
 def reset() -> None:
-    """Stops the server and discards the account: its recording, its jobs' journal, and the
-    settings kept (the next command starts with those of its environment)."""
+    """Stops the server and discards the account: its recording, its jobs' journal, its EC2
+    instances' files, and the settings kept (the next command starts with those of its
+    environment)."""
     stop()
     directory = state_dir()
     for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE):
         (directory / name).unlink(missing_ok=True)
+    shutil.rmtree(directory / INSTANCES_DIR, ignore_errors=True)  # their logs and scratch
 
 
 def status() -> dict[str, object]:
@@ -370,6 +376,7 @@ def status() -> dict[str, object]:
         # What its jobs do: the running server's settings (else those a start would use).
         **SandboxConfig(current).settings(),
         "jobAttemptsRunning": settings.running_attempts(directory) if running else 0,
+        "instancesRunning": ec2_machine.running(directory) if running else 0,
     }
     changed = settings.differences(current, values)
     if changed:

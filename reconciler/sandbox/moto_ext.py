@@ -15,6 +15,10 @@ that is a module global. The patches themselves are in
 - `reconciler.sandbox.durability_patches`: what a replayed recording needs to come back whole
   (S3 multipart uploads, no job running during the replay).
 - `reconciler.sandbox.states_patches`: Step Functions' Batch states get AWS's request shape.
+- `reconciler.sandbox.ec2_patches`: EC2 instances go through `pending`, honour ClientToken,
+  have their spot requests, and those launched with the tool's tags run their user data
+  (`ec2_host`, `ec2_machine`); launch faults and instance deaths can be injected
+  (`ec2_faults`).
 Besides the patches, `schedule_firing.ScheduleClock` fires EventBridge Scheduler's schedules,
 which moto only stores (the server starts its thread; tests advance it), and
 `batch_events.BatchEvents` emits Batch job state change events and delivers them to rules.
@@ -31,6 +35,8 @@ from reconciler.sandbox.batch_events import BatchEvents
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.definition_patches import DefinitionPatches
 from reconciler.sandbox.durability_patches import DurabilityPatches
+from reconciler.sandbox.ec2_host import InstanceHost
+from reconciler.sandbox.ec2_patches import Ec2Patches
 from reconciler.sandbox.job_journal import Journal
 from reconciler.sandbox.job_patches import JobPatches
 from reconciler.sandbox.job_restore import restore
@@ -60,6 +66,8 @@ class Extensions:
     clock: ScheduleClock
     states: StatesPatches
     events: BatchEvents
+    ec2: InstanceHost
+    instances: Ec2Patches
 
 
 IAM_MANAGED_POLICIES = "MOTO_IAM_LOAD_MANAGED_POLICIES"
@@ -86,6 +94,7 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     clock = ScheduleClock(config)
     events = BatchEvents(clock)
     scheduler.listeners.append(events.changed)
+    ec2 = InstanceHost(config)
     extensions = Extensions(
         config,
         scheduler,
@@ -97,6 +106,8 @@ def install(config: SandboxConfig | None = None) -> Extensions:
         clock,
         StatesPatches(),
         events,
+        ec2,
+        Ec2Patches(ec2),
     )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)
@@ -105,4 +116,5 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     extensions.definitions.install(patcher)
     extensions.durability.install(patcher)
     extensions.states.install(patcher)
+    extensions.instances.install(patcher)  # after durability: both wrap the replay
     return extensions

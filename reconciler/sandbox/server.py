@@ -5,7 +5,8 @@ started it; the environment it is given turns moto's request recorder on, which 
 sandbox's state survives a restart, and names its directory (the job journal) and endpoint.
 The server owns the moto extensions it installs (their settings come from that same
 environment), and with them the job scheduler. Stopped (SIGTERM), it kills its jobs'
-processes first: they run in process groups of their own, and would outlive it.
+processes and its EC2 instances' first: they run in process groups of their own, and would
+outlive it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def serve(host: str, port: int) -> None:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
+        extensions.ec2.shutdown()  # every instance's processes
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
@@ -42,6 +44,7 @@ def serve(host: str, port: int) -> None:
     # Schedules fire by calling this server; moto's Step Functions runner calls
     # localhost:MOTO_PORT for the Batch states of a state machine.
     extensions.clock.endpoint = f"http://{host}:{server.port}"
+    extensions.ec2.endpoint = extensions.clock.endpoint  # what user data reaches the sandbox at
     os.environ["MOTO_PORT"] = str(server.port)
     extensions.clock.start()
     server.serve_forever()

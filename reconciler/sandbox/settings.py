@@ -87,14 +87,17 @@ def running_attempts(directory: Path) -> int:
     return sum(1 for n in began.values() if n > 0)
 
 
-def kept_running_notice(changed: list[str], attempts: int) -> str:
+def kept_running_notice(changed: list[str], attempts: int, instances: int = 0) -> str:
+    running = [f"{attempts} job attempt(s)"] if attempts else []
+    running += [f"{instances} EC2 instance(s)"] if instances else []
     return (
         f"warning: this command's environment sets {', '.join(changed)}, but the sandbox "
-        f"server runs with other settings and {attempts} job attempt(s) are running on it: "
+        f"server runs with other settings and {' and '.join(running)} are running on it: "
         "restarting it would fail them, so it keeps its settings for now. When they are done, "
         "run the command again (it restarts the sandbox then), or now: "
         f"`{' '.join(changed)} reconciler sandbox restart` (running attempts fail as on a "
-        "lost host, and are retried if their retry strategy says so)"
+        "lost host, and are retried if their retry strategy says so; EC2 instances are "
+        "terminated)"
     )
 
 
