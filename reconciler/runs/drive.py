@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
-from reconciler.errors import ProviderError, RunFailed
+from reconciler.errors import ProviderError, RetryableError, RunFailed
 from reconciler.models.common import Resource
 from reconciler.models.submission import PipelineTask, file_dependencies
 from reconciler.runs import ec2_launch, ec2_state, identity
@@ -292,17 +292,22 @@ class Driver:
             token=token,
         )
         try:
-            instance = ctx.aws.client("ec2").run_instances(**request)["Instances"][0]
+            # Without the SDK's own retries: a capacity error moves to the next attempt (another
+            # subnet, another token) here, and anything else retryable is sent again by the
+            # next step with the same token, which AWS answers with the same instance.
+            reply = ctx.aws.client("ec2", retries=False).run_instances(**request)
+            instance = reply["Instances"][0]
+        except RetryableError as exc:
+            if exc.code in ec2_launch.CAPACITY:
+                self._next_attempt(ctx, unit.key, state, subnet, exc)
+                return
+            state.not_before = time.monotonic() + exc.delay
+            ctx.log(f"  {self.res.name}/{unit.key}: {exc}: the launch is sent again")
+            return
         except ProviderError as exc:
             if exc.code not in ec2_launch.CAPACITY:
                 raise
-            state.attempt += 1
-            if state.attempt >= self.retries.attempts:
-                self.jobs[unit.key] = _blocked(unit.key, [], f"no instance: {exc}")
-                return
-            wait = ec2_launch.jitter(self.retries.max_wait)
-            state.not_before = time.monotonic() + wait
-            ctx.log(f"  {self.res.name}/{unit.key}: {exc.code} in {subnet}: retry in {wait:.0f}s")
+            self._next_attempt(ctx, unit.key, state, subnet, exc)
             return
         shown = {k: v for k, v in request.items() if k != "UserData"}
         scratch.put_json(
@@ -313,6 +318,17 @@ class Driver:
         self._keep_files(unit.key, task.script, user_data.text, shown, instance)
         self.jobs[unit.key] = ec2_state.instance_job(instance, None)
         ctx.log(f"  {self.res.name}/{unit.key}: launched {instance['InstanceId']} ({subnet})")
+
+    def _next_attempt(
+        self, ctx: Context, key: str, state: Launching, subnet: str | None, exc: ProviderError
+    ) -> None:
+        state.attempt += 1
+        if state.attempt >= self.retries.attempts:
+            self.jobs[key] = _blocked(key, [], f"no instance after {state.attempt} attempts: {exc}")
+            return
+        wait = ec2_launch.jitter(self.retries.max_wait)
+        state.not_before = time.monotonic() + wait
+        ctx.log(f"  {self.res.name}/{key}: {exc.code} in {subnet}: retry in {wait:.0f}s")
 
     def _open_queue(self, ctx: Context) -> None:
         from reconciler.agent.receiver import Receiver

@@ -187,6 +187,8 @@ def read_ec2_runs(ctx: Context, kind: str, name: str) -> DrivenRuns:
             continue  # launched before an interrupt: set aside
         known = runs.setdefault(run, {}).get(task) or {}
         code = (known.get("attempts") or [{}])[0].get("container", {}).get("exitCode")
+        if code is None and (instance.get("State") or {}).get("Name") in ENDED:
+            code = exit_code(ctx, task_prefix(tags))  # a detached task, or a killed driver's
         runs[run][task] = instance_job(instance, code)
     return DrivenRuns(runs, generations, recorded)
 

@@ -69,9 +69,9 @@ def test_the_seeds_hi_count_bye_streams_live_in_order_and_leaves_nothing(srun, w
     path = write(task("count", COUNT))
     result = srun("apply", "-f", path)
     assert result.code == 0, result.out + result.err
-    lines = [line for line in result.err.splitlines() if line.startswith("count/count: ")]
+    lines = [line for line in result.out.splitlines() if line.startswith("count/count: ")]
     expected = ["HI", *(f"count: {i}" for i in range(1, 6)), "BYE"]
-    assert [line.split(": ", 1)[1] for line in lines] == expected
+    assert [line.split(": ", 1)[1] for line in lines] == expected, result.out
     assert not running(aws), "the instance terminated itself when the script ended"
     assert run_queues(aws) == [], "the run's queue is deleted at its end"
     (instance,) = instances(aws)
@@ -97,8 +97,8 @@ def test_stderr_and_a_failing_exit_code_fail_the_apply(srun, write, aws):
     path = write(task("oops", "echo fine\necho broken >&2\nexit 3"))
     result = srun("apply", "-f", path)
     assert result.code != 0
-    assert "oops/oops!: broken" in result.err
-    assert "exit" in result.err and "3" in result.err
+    assert "oops/oops!: broken" in result.out
+    assert "the script exited with 3" in result.out
     (run_dir,) = list(Path(".reconciler/runs/task/oops").iterdir())
     assert (run_dir / "oops.stderr").read_text() == "broken\n"
     assert (run_dir / "oops.exitCode").read_text().strip() == "3"
@@ -128,10 +128,10 @@ spec:
     script: |
       aws s3 cp s3://data-bucket/made.txt - | sed 's/^/got: /'
 """
-    path = write(stack(infra(), pipeline))
+    path = write(stack(infra(), "\n" + pipeline))
     result = srun("apply", "-f", path, "--wait")
     assert result.code == 0, result.out + result.err
-    assert "mixed/use: got: made" in result.err
+    assert "mixed/use: got: made" in result.out
     by_task = {
         t["Value"]: i for i in instances(aws) for t in i["Tags"] if t["Key"] == "reconciler.io/task"
     }
@@ -148,7 +148,7 @@ spec:
     )
     second = srun("apply", "-f", rerun)
     assert second.code == 0, second.err
-    assert "mixed/make: up to date, skipped" in second.err
+    assert "mixed/make: up to date, skipped" in second.out
 
 
 def test_capacity_errors_are_retried_in_other_attempts(srun, write, aws, monkeypatch):
@@ -157,7 +157,7 @@ def test_capacity_errors_are_retried_in_other_attempts(srun, write, aws, monkeyp
     path = write(task("retry", "echo ok"))
     result = srun("apply", "-f", path)
     assert result.code == 0, result.err
-    assert "InsufficientInstanceCapacity" in result.err and "retry in" in result.err
+    assert "InsufficientInstanceCapacity" in result.out and "retry in" in result.out
     assert len(instances(aws)) == 1, "no second instance for one task"
 
 
@@ -168,7 +168,8 @@ def test_an_instance_that_dies_fails_its_task_with_the_reason(srun, write, aws):
         instance = _wait_for(lambda: running(aws))
         _wait_for(lambda: _printed(proc, "doomed/doomed: started"))
         ec2_faults.kill_instance(aws, instance[0])
-        out = _printed.seen[proc.pid] + proc.communicate(timeout=60)[1]  # type: ignore[attr-defined]
+        rest, err = proc.communicate(timeout=60)
+        out = _printed.seen[proc.pid] + rest + err  # type: ignore[attr-defined]
     finally:
         proc.kill()
     assert proc.returncode != 0
@@ -182,7 +183,7 @@ def test_ctrl_c_terminates_the_runs_instances_and_deletes_its_queue(aws, write):
         _wait_for(lambda: running(aws))
         _wait_for(lambda: _printed(proc, "long/long: started"))
         proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=60)[1]
+        err = "".join(proc.communicate(timeout=60))
     finally:
         proc.kill()
     assert proc.returncode == 130, err
@@ -243,13 +244,13 @@ def _cli_in_background(endpoint: str, path: str) -> subprocess.Popen[str]:
 
 
 def _printed(proc: subprocess.Popen[str], text: str) -> bool:
-    """Whether the CLI has printed `text` on stderr yet (reads without blocking)."""
+    """Whether the CLI has printed `text` yet (reads its stdout without blocking)."""
     import select
 
-    assert proc.stderr is not None
+    assert proc.stdout is not None
     seen = _printed.seen  # type: ignore[attr-defined]
-    while select.select([proc.stderr], [], [], 0)[0]:
-        chunk = os.read(proc.stderr.fileno(), 65536).decode()
+    while select.select([proc.stdout], [], [], 0)[0]:
+        chunk = os.read(proc.stdout.fileno(), 65536).decode()
         if not chunk:
             break
         seen[proc.pid] += chunk
@@ -259,7 +260,7 @@ def _printed(proc: subprocess.Popen[str], text: str) -> bool:
 _printed.seen = {}  # type: ignore[attr-defined]
 
 
-def _wait_for(check: Any, timeout: float = 30.0) -> Any:
+def _wait_for(check: Any, timeout: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := check()):
         assert time.monotonic() < deadline, "timed out"
