@@ -24,6 +24,9 @@ class Options:
     lock_timeout: float = 30.0  # seconds to wait for the stack's lease (one-resource reconciles)
     sandbox: bool = False  # the embedded sandbox: sandbox-only task behaviour is honoured
     run_dir: str = ".reconciler/runs"  # run reports and EC2 tasks' per-task files
+    # Print EC2 tasks' output as it arrives (the CLI). The operator, which plans each step
+    # afresh, leaves the run's queue alone: the agent's copy in S3 is the output there.
+    stream_output: bool = True
 
 
 @dataclass

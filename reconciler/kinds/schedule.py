@@ -272,7 +272,11 @@ class ScheduleKind(Kind):
         for task in target.task_list() if target is not None else []:
             queue = task.jobQueue or target.spec.jobQueue
             queues[task.name] = refs.aws_name(JobQueue.KIND, queue)
-        definitions = sorted({t.jobDefinition for t in target.task_list()}) if target else []
+        definitions = (
+            sorted({t.jobDefinition for t in target.task_list() if t.jobDefinition})
+            if target
+            else []
+        )
         submit = [arn.format("batch", f"job-queue/{q}") for q in sorted(set(queues.values()))]
         for d in [*definitions, BARRIER_DEFINITION]:
             submit += [

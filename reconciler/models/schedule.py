@@ -9,6 +9,7 @@ schedule.py says why). The expression and the timezone are checked here, with no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -155,3 +156,22 @@ class Schedule(Resource):
         if isinstance(self.spec.role, RoleReference):
             out.append(("Role", self.spec.role.role, "spec.role"))
         return out
+
+    def cross_problems(
+        self, lookup: Callable[[str, str], Resource | None]
+    ) -> list[tuple[str, str]]:
+        """A firing submits Batch jobs and nothing else runs (serverless): work that needs a
+        driver (EC2 tasks, tasks ordered by files) cannot be a schedule's target."""
+        target = lookup(self.spec.target.kind, self.spec.target.name)
+        tasks = target.task_list() if target is not None and hasattr(target, "task_list") else []
+        driven = [t.name for t in tasks if t.ec2 is not None or t.inputs or t.outputs]
+        path = "spec.target.task" if self.spec.target.task else "spec.target.pipeline"
+        if driven:
+            return [
+                (
+                    path,
+                    f"{', '.join(driven)}: EC2 tasks and tasks with inputs/outputs need a driver "
+                    "(apply or the operator); a schedule fires Batch tasks only",
+                )
+            ]
+        return []

@@ -242,7 +242,11 @@ class Operator(Deleting):
 
     def _context(self, body: kopf.Body) -> Context:
         options = Options(
-            stack=stack_of(body), adopt=adopting(body), **deleting_jobs(body), **self.options
+            stack=stack_of(body),
+            adopt=adopting(body),
+            stream_output=False,
+            **deleting_jobs(body),
+            **self.options,
         )
         subject = _subject(body)
         return Context(

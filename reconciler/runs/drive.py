@@ -185,6 +185,11 @@ class Driver:
     # -- acting ---------------------------------------------------------------------------
 
     def step(self, ctx: Context) -> Step:
+        if self.queue_url is None and any(
+            self.is_ec2(k) and not self.detached(k) and j.get("status") not in FINISHED
+            for k, j in self.jobs.items()
+        ):
+            self._open_queue(ctx)  # re-attached to a run a killed CLI left: follow it on
         self._refresh(ctx)
         self._receive()
         self._timeouts(ctx)
@@ -336,6 +341,8 @@ class Driver:
         name = scratch.queue_name(ctx.stack, self.res.KIND, self.res.name, self.run)
         tags = identity.run_tags(self.res, ctx.stack, "", self.run)
         self.queue_url = scratch.ensure_queue(ctx, name, tags)
+        if not ctx.options.stream_output:
+            return
         subject = self.res.name
 
         def show(task: str, stream: str, line: str) -> None:

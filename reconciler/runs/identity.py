@@ -30,7 +30,7 @@ def run_id(res: Resource, definitions: dict[str, Any]) -> str:
     Local fields (an environment entry's `sensitive` flag) shape no job: they are left out,
     so setting one starts no new run."""
     spec = drop_local(res.spec.model_dump(mode="json", exclude_none=True), type(res.spec))
-    used = sorted({t.jobDefinition for t in res.task_list()})  # type: ignore[attr-defined]
+    used = sorted({t.jobDefinition for t in res.task_list() if t.jobDefinition})  # type: ignore[attr-defined]
     payload = {"kind": res.KIND, "spec": spec, "definitions": {n: definitions.get(n) for n in used}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 

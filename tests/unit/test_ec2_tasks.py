@@ -175,3 +175,14 @@ def test_a_driven_run_is_complete_when_every_attached_task_ended() -> None:
     assert not drive.run_complete(tasks, {"a": {"status": "RUNNING"}})
     assert not drive.run_complete(tasks, {"a": {"status": "SUCCEEDED"}})
     assert drive.run_complete(tasks, {"a": {"status": "SUCCEEDED"}, "d": {"status": "RUNNING"}})
+
+
+def test_a_schedule_cannot_fire_work_that_needs_a_driver() -> None:
+    text = _pipeline(f"  - name: count\n    {EC2}\n    script: echo HI\n") + (
+        "---\napiVersion: reconciler.io/v1alpha1\nkind: Schedule\nmetadata: {name: hourly}\n"
+        "spec:\n  schedule: rate(1 hour)\n  target: {pipeline: p}\n"
+    )
+    problems = _problems(text)
+    assert any(
+        "Schedule/hourly: spec.target.pipeline: count: EC2 tasks" in p for p in problems
+    ), problems
