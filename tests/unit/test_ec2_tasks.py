@@ -183,6 +183,6 @@ def test_a_schedule_cannot_fire_work_that_needs_a_driver() -> None:
         "spec:\n  schedule: rate(1 hour)\n  target: {pipeline: p}\n"
     )
     problems = _problems(text)
-    assert any(
-        "Schedule/hourly: spec.target.pipeline: count: EC2 tasks" in p for p in problems
-    ), problems
+    assert any("Schedule/hourly: spec.target.pipeline: count: EC2 tasks" in p for p in problems), (
+        problems
+    )
