@@ -179,13 +179,16 @@ class Machine:
         return self.proc.returncode
 
     def kill(self) -> None:
-        """Kills the user data and everything it started (its process group)."""
+        """Kills the user data and everything it started: its process group, and the processes
+        that left it (the EC2 agent runs the task's command in a session of its own, and a
+        script may `setsid` too), found by the instance's mark in their environment."""
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
             self.proc = None
+        kill_marked(self.instance_id)
         (self.directory / "pid").unlink(missing_ok=True)
 
     def discard(self) -> None:
@@ -216,9 +219,31 @@ def leftover(directory: Path) -> int | None:
     return pid
 
 
+def marked(instance_id: str) -> list[int]:
+    """Processes of this user whose environment marks them as the instance's."""
+    mark = f"{INSTANCE_ENV}={instance_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (0, 1, os.getpid()):
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone, or another user's
+    return found
+
+
+def kill_marked(instance_id: str) -> None:
+    for pid in marked(instance_id):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def kill_leftover(directory: Path) -> bool:
     """Kills the process group a dead server left running for an instance, if any."""
     pid = leftover(directory)
+    kill_marked(directory.name)
     if pid is None:
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from reconciler.sandbox import ec2_faults
+from reconciler.sandbox.ec2_machine import marked
 from tests.conftest import REGION, client
 from tests.stacks import infra, stack
 
@@ -177,10 +178,11 @@ def test_an_instance_that_dies_fails_its_task_with_the_reason(srun, write, aws):
 
 
 def test_ctrl_c_terminates_the_runs_instances_and_deletes_its_queue(aws, write):
-    path = write(task("long", "echo started\nsleep 60"))
+    # A process that leaves the script's session must end with the instance too.
+    path = write(task("long", "setsid sleep 300 &\necho started\nsleep 60"))
     proc = _cli_in_background(aws, path)
     try:
-        _wait_for(lambda: running(aws))
+        (instance,) = _wait_for(lambda: running(aws))
         _wait_for(lambda: _printed(proc, "long/long: started"))
         proc.send_signal(signal.SIGINT)
         err = "".join(proc.communicate(timeout=60))
@@ -189,6 +191,7 @@ def test_ctrl_c_terminates_the_runs_instances_and_deletes_its_queue(aws, write):
     assert proc.returncode == 130, err
     assert not running(aws)
     assert run_queues(aws) == []
+    _wait_for(lambda: marked(instance) == [], timeout=10)
 
 
 def test_gc_ends_what_a_killed_apply_left(aws, write, srun):
