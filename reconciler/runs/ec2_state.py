@@ -48,7 +48,7 @@ def generation_of(names: set[str]) -> int:
     return sum(1 for n in names if n.startswith(INTERRUPTED))
 
 
-TIMEOUT_REASON = "timeout"
+TIMED_OUT = 124  # what the agent reports for a script it ended at its timeout (as timeout(1))
 
 
 def _ms(value: Any) -> int | None:
@@ -89,8 +89,11 @@ def instance_job(
         job["status"] = "SUCCEEDED" if exit_code == 0 else "FAILED"
         job["attempts"] = [{"container": {"exitCode": exit_code}}]
         job["stoppedAt"] = stopped_at or job["createdAt"]
-        if exit_code == 124 and tags.get(TIMEOUT_REASON):
-            job["statusReason"] = "timed out"
+        if exit_code == TIMED_OUT:
+            job["statusReason"] = (
+                "timed out: the agent ended the script at timeout.attemptDurationSeconds "
+                f"(exit code {TIMED_OUT})"
+            )
         elif exit_code:
             job["statusReason"] = f"the script exited with {exit_code}"
     elif state in ENDED:
@@ -104,17 +107,29 @@ def instance_job(
     return job
 
 
+FILTER_VALUES = 200  # values one EC2 filter takes
+
+
 def owned_instances(
     ctx: Context, filters: list[dict[str, Any]], ids: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Instances of ours matching, newest launch last; one call per 1,000 (a page)."""
+    """Instances of ours matching `filters` (or with these IDs), oldest launch first; a call
+    per 1,000 instances (a page), or per 200 IDs. By an instance-id filter, not InstanceIds:
+    an instance long gone is left out, not an error."""
     pages = ctx.aws.client("ec2").get_paginator("describe_instances")
-    args: dict[str, Any] = {"Filters": [{"Name": f"tag:{MANAGED_BY}", "Values": [TOOL]}, *filters]}
-    if ids:
-        args = {"InstanceIds": ids}
+    ours = {"Name": f"tag:{MANAGED_BY}", "Values": [TOOL]}
+    queries = (
+        [
+            [ours, {"Name": "instance-id", "Values": ids[i : i + FILTER_VALUES]}]
+            for i in range(0, len(ids), FILTER_VALUES)
+        ]
+        if ids
+        else [[ours, *filters]]
+    )
     found = [
         i
-        for page in pages.paginate(**args)
+        for query in queries
+        for page in pages.paginate(Filters=query)
         for r in page.get("Reservations") or []
         for i in r.get("Instances") or []
         if _tags(i).get(MANAGED_BY) == TOOL
@@ -226,8 +241,8 @@ def gone_job(task: str, exit_code: int | None, prefix: str) -> dict[str, Any]:
 def describe_instances_as_jobs(ctx: Context, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Instance ID -> job, for following runs (runs/state.describe routes `i-` IDs here)."""
     out: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), 1000):
-        for instance in owned_instances(ctx, [], ids[i : i + 1000]):
+    if ids:
+        for instance in owned_instances(ctx, [], ids):
             code = None
             if (instance.get("State") or {}).get("Name") in ENDED:
                 code = exit_code(ctx, task_prefix(_tags(instance)))
