@@ -147,11 +147,16 @@ def test_partition_account_and_region_narrow_the_arns() -> None:
     arns = [r for s in doc["Statement"] for r in s["Resource"] if r != "*"]
     assert arns and all(r.startswith("arn:aws-cn:") for r in arns)
     # S3 bucket ARNs name no account (bucket names are global), nor do the public images an
-    # EC2 task may launch from (Amazon's); every other ARN does.
+    # EC2 task may launch from (Amazon's), nor AWS's public SSM parameters a MachineImage's base
+    # may name; every other ARN does.
+    public = {
+        "arn:aws-cn:ec2:cn-north-1::image/*",
+        "arn:aws-cn:ssm:cn-north-1::parameter/aws/service/*",
+    }
     assert all(
         "123456789012" in r
         for r in arns
-        if not r.startswith("arn:aws-cn:s3:::") and r != "arn:aws-cn:ec2:cn-north-1::image/*"
+        if not r.startswith("arn:aws-cn:s3:::") and r not in public
     )
     assert "arn:aws-cn:batch:cn-north-1:123456789012:job-queue/*" in arns
 
