@@ -8,7 +8,9 @@ driving a run right now:
 - instances of detached tasks past the deadline they were tagged with at launch (their timeout
   plus boot time): terminate them; younger ones are doing what they were asked;
 - spot requests of ours still open or active whose instance is gone or being ended: cancel;
-- run queues whose run has no instance left running: delete.
+- run queues whose run has no instance left running: delete;
+- security groups an image build made for its builder (runs/image_build.py): delete, after
+  the builders (a builder is an attached task of its build's run, so it is ended above).
 The run's S3 prefix stays: it is the run's record and its output (`logs`), and expires with the
 bucket's lifecycle rule.
 """
@@ -21,12 +23,16 @@ from typing import Any
 
 from reconciler.aws.tags import MANAGED_BY, STACK, TOOL
 from reconciler.engine.context import Context
+from reconciler.errors import NotFoundError, ProviderError
 from reconciler.runs import ec2_scratch as scratch
 from reconciler.runs import identity
 from reconciler.runs.drive import DEADLINE
 from reconciler.runs.ec2_state import DETACHED, owned_instances
+from reconciler.runs.image_build import BUILDER, ROLE
 
 LIVE = ("pending", "running", "stopping", "stopped")
+GROUP_ATTEMPTS = 10  # about a minute for terminated builders to let go of their group
+GROUP_WAIT = 6.0
 
 
 @dataclass
@@ -83,6 +89,17 @@ def find(ctx: Context, now: float | None = None) -> list[Leftover]:
         for url, run in _run_queues(ctx)
         if run not in live_runs
     ]
+    groups = ctx.aws.client("ec2").get_paginator("describe_security_groups")
+    builder_groups = [
+        {"Name": f"tag:{STACK}", "Values": [ctx.stack]},
+        {"Name": f"tag:{ROLE}", "Values": [BUILDER]},
+    ]
+    out += [
+        Leftover("security group", g["GroupId"], f"made for an image builder ({g['GroupName']})")
+        for page in groups.paginate(Filters=builder_groups)
+        for g in page.get("SecurityGroups") or []
+        if _tags(g).get(MANAGED_BY) == TOOL
+    ]
     return out
 
 
@@ -114,3 +131,23 @@ def remove(ctx: Context, leftovers: list[Leftover]) -> None:
     for x in leftovers:
         if x.what == "queue":
             scratch.delete_queue(ctx, x.id)
+    for x in leftovers:
+        if x.what == "security group":
+            _delete_group(ctx, x.id)
+
+
+def _delete_group(ctx: Context, group: str) -> None:
+    """A builder's group, once its instance has let go of it (a terminating instance keeps its
+    network interface, and the group, for a while: DependencyViolation until then)."""
+    ec2 = ctx.aws.client("ec2")
+    for attempt in range(GROUP_ATTEMPTS):
+        try:
+            ec2.delete_security_group(GroupId=group)
+            return
+        except NotFoundError:
+            return
+        except ProviderError as exc:
+            if exc.code != "DependencyViolation" or attempt == GROUP_ATTEMPTS - 1:
+                ctx.log(f"security group {group} kept ({exc.code}): run `reconciler gc` again")
+                return
+            time.sleep(GROUP_WAIT)

@@ -94,6 +94,8 @@ class Builder:
     image_name: str  # chosen at plan time, so that a retried CreateImage finds the same name
     attempt: int = 0
     not_before: float = 0.0
+    outcome: str | None = None  # the image is available: winding up
+    failure: str | None = None  # the build failed: winding up, then raised
 
     @property
     def run(self) -> str:
@@ -121,20 +123,22 @@ class Builder:
 
     def step(self, ctx: Context) -> Step:
         ec2 = ctx.aws.client("ec2")
-        images = ec2.describe_images(Owners=["self"], Filters=self._filters(ctx)).get("Images")
-        builders = [
+        instances = [
             i
             for r in ec2.describe_instances(Filters=self._filters(ctx))["Reservations"]
             for i in r["Instances"]
-            if i["State"]["Name"] in LIVE
         ]
+        builders = [i for i in instances if i["State"]["Name"] in LIVE]
+        if self.outcome is not None or self.failure is not None:
+            return self._wind_up(ctx, instances)
+        images = ec2.describe_images(Owners=["self"], Filters=self._filters(ctx)).get("Images")
         image = (images or [None])[0]
         if image is not None:
             if image.get("State") == "pending":
                 return Pending(f"image {image['ImageId']} is being created", self.step, 5.0)
             if image.get("State") != "available":
-                self._clean(ctx, builders)
-                raise RunFailed(f"image {image['ImageId']} is {image.get('State')}")
+                self.failure = f"image {image['ImageId']} is {image.get('State')}"
+                return self._wind_up(ctx, instances)
             snapshots = [
                 m["Ebs"]["SnapshotId"]
                 for m in image.get("BlockDeviceMappings") or []
@@ -142,33 +146,44 @@ class Builder:
             ]
             if snapshots:
                 ec2.create_tags(Resources=snapshots, Tags=pairs(self.tags))
-            self._clean(ctx, builders)
-            return f"{image['ImageId']} ({image.get('Name')}) available"
+            self.outcome = f"{image['ImageId']} ({image.get('Name')}) available"
+            return self._wind_up(ctx, instances)
+        code = scratch.read_text(ctx, f"{self._prefix(ctx)}{BUILDER}/exitCode")
+        code = None if code is None else code.strip()
+        if code is not None and code != "0":
+            self.failure = self._failure(ctx, code)
+            return self._wind_up(ctx, instances)
         if not builders:
-            code = scratch.read_text(ctx, f"{self._prefix(ctx)}{BUILDER}/exitCode")
-            if code is not None and code.strip() != "0":
-                self._clean(ctx, [])
-                raise RunFailed(self._failure(ctx, code.strip()))
             return self._launch(ctx)
         builder = builders[0]
         state = builder["State"]["Name"]
-        code = scratch.read_text(ctx, f"{self._prefix(ctx)}{BUILDER}/exitCode")
         if code is None:
             if state in ("stopping", "stopped"):
-                self._clean(ctx, builders)
-                raise RunFailed(
+                self.failure = (
                     f"the builder {builder['InstanceId']} stopped before its script ended"
                 )
+                return self._wind_up(ctx, instances)
             return Pending(f"builder {builder['InstanceId']} runs the script", self.step, 5.0)
-        if code.strip() != "0":
-            self._clean(ctx, builders)
-            raise RunFailed(self._failure(ctx, code.strip()))
         spot = builder.get("InstanceLifecycle") == "spot"
         if state in ("pending", "stopping") or (state == "running" and not spot):
             if state == "running":
                 ec2.stop_instances(InstanceIds=[builder["InstanceId"]])
             return Pending(f"stopping the builder {builder['InstanceId']}", self.step, 5.0)
         return self._create_image(ctx, builder)
+
+    def _wind_up(self, ctx: Context, instances: list[dict[str, Any]]) -> Step:
+        """Terminates the builder, waits until it is gone (a terminating instance still holds
+        its group), deletes the group and the queue, then reports the outcome."""
+        live = [i["InstanceId"] for i in instances if i["State"]["Name"] in LIVE]
+        if live:
+            ctx.aws.client("ec2").terminate_instances(InstanceIds=live)
+            return Pending(f"ending the builder {', '.join(live)}", self.step, 2.0)
+        if any(i["State"]["Name"] == "shutting-down" for i in instances):
+            return Pending("waiting for the builder to terminate", self.step, 5.0)
+        self._clean(ctx)
+        if self.failure is not None:
+            raise RunFailed(self.failure)
+        return str(self.outcome)
 
     def _failure(self, ctx: Context, code: str) -> str:
         prefix = f"{self._prefix(ctx)}{BUILDER}/"
@@ -266,7 +281,7 @@ class Builder:
                 raise
             self.attempt += 1
             if self.attempt >= ec2_launch.LaunchRetries.from_env().attempts:
-                self._clean(ctx, [])
+                self._clean(ctx)
                 raise RunFailed(f"no builder after {self.attempt} attempts: {exc}") from exc
             self.not_before = time.monotonic() + ec2_launch.jitter(5.0)
             ctx.log(f"  {self.res.name}: {exc.code} for {instance_type} in {subnet}: next")
@@ -295,12 +310,9 @@ class Builder:
         )
         return str(reply["GroupId"])
 
-    def _clean(self, ctx: Context, builders: list[dict[str, Any]]) -> None:
-        """Terminates the builders, then deletes the build's group and queue."""
+    def _clean(self, ctx: Context) -> None:
+        """Deletes the build's group and queue (its builder is gone)."""
         ec2 = ctx.aws.client("ec2")
-        ids = [b["InstanceId"] for b in builders]
-        if ids:
-            ec2.terminate_instances(InstanceIds=ids)
         groups = (
             ec2.describe_security_groups(
                 Filters=[
@@ -314,7 +326,7 @@ class Builder:
         for group in groups:
             try:
                 ec2.delete_security_group(GroupId=group["GroupId"])
-            except ProviderError as exc:  # still attached to a terminating builder: gc ends it
+            except ProviderError as exc:  # still attached somehow: `reconciler gc` deletes it
                 ctx.log(f"  {self.res.name}: security group {group['GroupId']} kept: {exc.code}")
         url = scratch.queue_url(
             ctx, scratch.queue_name(ctx.stack, self.res.KIND, self.res.name, self.run)

@@ -4,12 +4,15 @@ is left; over HTTP only (the CLI, and plain boto3 to look)."""
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import client
+from tests.sandbox.test_ec2_tasks import _cli_in_background, _wait_for
 
 HEADER = "apiVersion: reconciler.io/v1alpha1\n"
 
@@ -112,3 +115,92 @@ def test_keep_deregisters_old_images_and_deletes_their_snapshots(srun, write, aw
         OwnerIds=["self"], Filters=[{"Name": "tag:reconciler.io/name", "Values": ["kept"]}]
     )["Snapshots"]
     assert {s["SnapshotId"] for s in tagged} == mine, "old images' snapshots are deleted"
+
+
+def test_the_newest_base_is_built_on_and_a_newer_one_rebuilds_unless_pinned(srun, write, aws):
+    ec2 = client(aws, "ec2")
+    amazon = ec2.describe_images(
+        Owners=["amazon"], Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-*"]}]
+    )
+    source = ec2.run_instances(
+        ImageId=amazon["Images"][0]["ImageId"], MinCount=1, MaxCount=1, InstanceType="t3.micro"
+    )["Instances"][0]["InstanceId"]
+
+    def base(n: int) -> str:
+        image_id = ec2.create_image(InstanceId=source, Name=f"mybase-{n}")["ImageId"]
+        time.sleep(1.1)  # creation dates a second apart
+        return str(image_id)
+
+    first, second = base(1), base(2)
+    lookup = "  base: {owners: [self], name: mybase-*}\n"
+    text = image("based", "echo on base").replace(
+        "  base: {owners: [amazon], name: amzn2-ami-hvm-*, architecture: x86_64}\n", lookup
+    )
+    path = write(text)
+    result = srun("apply", "-f", path)
+    assert result.code == 0, result.out + result.err
+    (made,) = owned_images(aws, "based")
+    assert {t["Key"]: t["Value"] for t in made["Tags"]}["reconciler.io/base"] == second != first
+
+    third = base(3)
+    plan = srun("diff", "-f", path)
+    assert f"base {second} -> {third}" in plan.out, plan.out
+    pinned = write(text + "  rebuildOnNewBase: false\n")
+    plan = srun("diff", "-f", pinned)
+    assert "No changes" in plan.out, plan.out
+    ec2.terminate_instances(InstanceIds=[source])
+
+
+def test_keep_spares_an_image_an_instance_still_runs(srun, write, aws):
+    ec2 = client(aws, "ec2")
+    path = write(image("spared", "echo one", "  keep: 1\n"))
+    assert srun("apply", "-f", path).code == 0
+    (first,) = owned_images(aws, "spared")
+    user = ec2.run_instances(ImageId=first["ImageId"], MinCount=1, MaxCount=1)["Instances"][0]
+    path = write(image("spared", "echo two", "  keep: 1\n"))
+    result = srun("apply", "-f", path)
+    assert result.code == 0, result.out + result.err
+    assert f"kept in use: {first['ImageId']}" in result.out, result.out
+    assert first["ImageId"] in {i["ImageId"] for i in owned_images(aws, "spared")}
+    ec2.terminate_instances(InstanceIds=[user["InstanceId"]])
+    again = srun("apply", "-f", path)
+    assert again.code == 0, again.out + again.err
+    assert [i["ImageId"] for i in owned_images(aws, "spared")] != [first["ImageId"]]
+    assert len(owned_images(aws, "spared")) == 1
+
+
+def test_an_interrupted_build_continues_on_the_next_apply(srun, write, aws):
+    path = write(image("resumed", "echo started\nsleep 4\necho finished"))
+    proc = _cli_in_background(aws, path)
+    try:
+        _wait_for(lambda: live_builders(aws))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    srun("unlock", "--force")  # the killed apply held the stack's lease
+    result = srun("apply", "-f", path)
+    assert result.code == 0, result.out + result.err
+    assert "RunInstances" not in " ".join(result.calls), "the running builder is used"
+    assert len(owned_images(aws, "resumed")) == 1
+    assert live_builders(aws) == [] and builder_groups(aws) == []
+
+
+def test_gc_ends_the_builder_and_its_group_after_kill_9(srun, write, aws):
+    path = write(image("orphaned", "echo started\nsleep 60"))
+    proc = _cli_in_background(aws, path)
+    try:
+        _wait_for(lambda: live_builders(aws))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert live_builders(aws) and builder_groups(aws)
+    srun("unlock", "--force")
+    dry = srun("gc", "--dry-run")
+    assert "would end instance" in dry.out and "would end security group" in dry.out, dry.out
+    done = srun("gc")
+    assert done.code == 0, done.out + done.err
+    _wait_for(lambda: not live_builders(aws))
+    assert builder_groups(aws) == []
+    assert "nothing left behind" in srun("gc").out
