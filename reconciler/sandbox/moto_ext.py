@@ -15,6 +15,7 @@ that is a module global. The patches themselves are in
 - `reconciler.sandbox.durability_patches`: what a replayed recording needs to come back whole
   (S3 multipart uploads, no job running during the replay).
 - `reconciler.sandbox.states_patches`: Step Functions' Batch states get AWS's request shape.
+- `reconciler.sandbox.image_patches`: DeregisterImage deletes the image's snapshots when asked.
 - `reconciler.sandbox.ec2_patches`: EC2 instances go through `pending`, honour ClientToken,
   have their spot requests, and those launched with the tool's tags run their user data
   (`ec2_host`, `ec2_machine`); launch faults and instance deaths can be injected
@@ -37,6 +38,7 @@ from reconciler.sandbox.definition_patches import DefinitionPatches
 from reconciler.sandbox.durability_patches import DurabilityPatches
 from reconciler.sandbox.ec2_host import InstanceHost
 from reconciler.sandbox.ec2_patches import Ec2Patches
+from reconciler.sandbox.image_patches import ImagePatches
 from reconciler.sandbox.job_journal import Journal
 from reconciler.sandbox.job_patches import JobPatches
 from reconciler.sandbox.job_restore import restore
@@ -117,4 +119,5 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     extensions.durability.install(patcher)
     extensions.states.install(patcher)
     extensions.instances.install(patcher)  # after durability: both wrap the replay
+    ImagePatches().install(patcher)  # keeps no state
     return extensions

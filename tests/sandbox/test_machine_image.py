@@ -204,3 +204,29 @@ def test_gc_ends_the_builder_and_its_group_after_kill_9(srun, write, aws):
     _wait_for(lambda: not live_builders(aws))
     assert builder_groups(aws) == []
     assert "nothing left behind" in srun("gc").out
+
+
+def test_deregister_image_deletes_its_snapshots_when_asked_as_aws_does(aws):
+    ec2 = client(aws, "ec2")
+    amazon = ec2.describe_images(
+        Owners=["amazon"], Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-*"]}]
+    )
+    source = ec2.run_instances(
+        ImageId=amazon["Images"][0]["ImageId"], MinCount=1, MaxCount=1, InstanceType="t3.micro"
+    )["Instances"][0]["InstanceId"]
+
+    def snapshot_of(image_id: str) -> str:
+        (image,) = ec2.describe_images(ImageIds=[image_id])["Images"]
+        return str(image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"])
+
+    def snapshots() -> set[str]:
+        return {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+
+    kept = ec2.create_image(InstanceId=source, Name="keeps-snapshot")["ImageId"]
+    gone = ec2.create_image(InstanceId=source, Name="loses-snapshot")["ImageId"]
+    kept_snapshot, gone_snapshot = snapshot_of(kept), snapshot_of(gone)
+    ec2.deregister_image(ImageId=kept)
+    ec2.deregister_image(ImageId=gone, DeleteAssociatedSnapshots=True)
+    assert kept_snapshot in snapshots(), "without the flag AWS keeps the snapshot"
+    assert gone_snapshot not in snapshots()
+    ec2.terminate_instances(InstanceIds=[source])
