@@ -39,6 +39,7 @@ ROLE = "reconciler.io/role"
 BUILDER = "image-builder"
 LIVE = ("pending", "running", "stopping", "stopped")
 TAIL_LINES = 20
+RECEIVE_BATCH = 10  # SQS's most messages a receive: a full batch means more are waiting
 BOOT_SLACK = 600
 DEADLINE = "reconciler.io/deadline"  # as runs/drive.py: gc ends a builder past it
 
@@ -95,6 +96,8 @@ class Builder:
     attempt: int = 0
     not_before: float = 0.0
     outcome: str | None = None  # the image is available: winding up
+    receiver: Any = None  # the script's output, live, while someone follows the apply
+    queue: str | None = None
     failure: str | None = None  # the build failed: winding up, then raised
 
     @property
@@ -157,6 +160,7 @@ class Builder:
             return self._launch(ctx)
         builder = builders[0]
         state = builder["State"]["Name"]
+        self._follow(ctx)
         if code is None:
             if state in ("stopping", "stopped"):
                 self.failure = (
@@ -171,6 +175,27 @@ class Builder:
             return Pending(f"stopping the builder {builder['InstanceId']}", self.step, 5.0)
         return self._create_image(ctx, builder)
 
+    def _follow(self, ctx: Context) -> None:
+        """Prints what the script wrote since the last step (`NAME/image-builder: line`), as
+        EC2 tasks do; one short receive a step, so a step never waits long."""
+        if not ctx.options.stream_output:
+            return
+        if self.receiver is None:
+            from reconciler.agent.receiver import Receiver
+
+            name = scratch.queue_name(ctx.stack, self.res.KIND, self.res.name, self.run)
+            self.queue = self.queue or scratch.queue_url(ctx, name)
+            if self.queue is None:
+                return
+            subject = self.res.name
+
+            def show(task: str, stream: str, line: str) -> None:
+                ctx.log(f"{subject}/{task}{'!' if stream == 'stderr' else ''}: {line}")
+
+            self.receiver = Receiver(ctx.aws.client("sqs"), self.queue, None, show)
+        while self.receiver.poll(wait_seconds=0) == RECEIVE_BATCH:
+            pass
+
     def _wind_up(self, ctx: Context, instances: list[dict[str, Any]]) -> Step:
         """Terminates the builder, waits until it is gone (a terminating instance still holds
         its group), deletes the group and the queue, then reports the outcome."""
@@ -180,6 +205,8 @@ class Builder:
             return Pending(f"ending the builder {', '.join(live)}", self.step, 2.0)
         if any(i["State"]["Name"] == "shutting-down" for i in instances):
             return Pending("waiting for the builder to terminate", self.step, 5.0)
+        if self.receiver is not None:
+            self._follow(ctx)  # the last lines, before the queue goes
         self._clean(ctx)
         if self.failure is not None:
             raise RunFailed(self.failure)
@@ -233,6 +260,7 @@ class Builder:
         queue = scratch.ensure_queue(
             ctx, scratch.queue_name(ctx.stack, self.res.KIND, self.res.name, self.run), tags
         )
+        self.queue = queue
         user_data = build_user_data(
             script=build_script(self.res.spec),
             task=BUILDER,

@@ -68,6 +68,7 @@ def test_a_build_makes_a_tagged_image_and_leaves_no_builder(srun, write, aws):
     assert "at most $0.00" in plan.out or "at most $" in plan.out
     result = srun("apply", "-f", path)
     assert result.code == 0, result.out + result.err
+    assert "baked/image-builder: baking" in result.out, "the script's output, live"
     (made,) = owned_images(aws, "baked")
     tags = {t["Key"]: t["Value"] for t in made["Tags"]}
     assert made["State"] == "available"
