@@ -15,6 +15,7 @@ AWS quirks handled here:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from typing import Any
@@ -44,6 +45,7 @@ from reconciler.models.compute_environment import (
     ComputeEnvironmentSpec,
     is_infrastructure,
 )
+from reconciler.models.machine_image import MachineImage, built_by
 from reconciler.models.role import Role
 
 SERVICE_LINKED_ROLE = "aws-service-role/batch.amazonaws.com/AWSServiceRoleForBatch"
@@ -206,6 +208,11 @@ class ComputeEnvironmentKind(Kind):
                 cr["instanceRole"] = role(cr["instanceRole"], True)
             if cr.get("spotIamFleetRole"):
                 cr["spotIamFleetRole"] = role(cr["spotIamFleetRole"], False)
+            for config in cr.get("ec2Configuration") or []:
+                image = config.get("imageIdOverride")
+                if isinstance(image, dict):  # a MachineImage of the stack: its image after the plan
+                    name = image["machineImage"]
+                    config["imageIdOverride"] = refs.output(ctx, MachineImage.KIND, name, "imageId")
         spec["tags"] = desired_tags(res, ctx.stack, spec.get("tags"))
         return spec
 
@@ -252,7 +259,7 @@ class ComputeEnvironmentKind(Kind):
         refs: Refs,
     ) -> Work:
         def run(c: Context) -> Step:
-            body = request_of(desired)
+            body = request_of(_built(c, refs, desired))
             body.pop("updatePolicy", None)  # AWS rejects updatePolicy on create
             c.aws.client("batch").create_compute_environment(
                 computeEnvironmentName=aws_name, tags=desired["tags"], **body
@@ -288,7 +295,9 @@ class ComputeEnvironmentKind(Kind):
             summary = "scaling update (quick)"
         else:
             summary = "update in place"
-        return Work(run=lambda c: self._update(c, current, desired, spec), summary=summary)
+        return Work(
+            run=lambda c: self._update(c, current, _built(c, refs, desired), spec), summary=summary
+        )
 
     def _update(
         self, ctx: Context, current: Observed, desired: dict[str, Any], spec: list[Change]
@@ -355,6 +364,20 @@ class ComputeEnvironmentKind(Kind):
         out = super().status_fields(res, live)
         out["state"] = live.spec.get("state") if live else None
         return out
+
+
+def _built(ctx: Context, refs: Refs, desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` with the images that builds of this plan made put in for their placeholders
+    (the plan could only show them as a MachineImage's new image)."""
+    configs = (desired.get("computeResources") or {}).get("ec2Configuration") or []
+    if not any(built_by(c.get("imageIdOverride")) for c in configs):
+        return desired
+    out = copy.deepcopy(desired)
+    for config in out["computeResources"]["ec2Configuration"]:
+        name = built_by(config.get("imageIdOverride"))
+        if name:
+            config["imageIdOverride"] = refs.output(ctx, MachineImage.KIND, name, "builtImageId")
+    return out
 
 
 KINDS = (ComputeEnvironmentKind(),)

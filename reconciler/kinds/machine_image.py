@@ -32,6 +32,7 @@ from reconciler.models.machine_image import (
     build_reason,
     cost_bound,
     image_name,
+    new_image,
     parse_parts,
     parts_tag,
     recipe,
@@ -294,6 +295,40 @@ class MachineImageKind(Kind):
                 suffix="#keep",
             )
         ]
+
+    def output(self, ctx: Context, refs: Refs, name: str, what: str) -> str:
+        """`imageId`: the image of the current recipe if it exists, else a placeholder the
+        plan shows (a build of this plan makes it); `builtImageId`: that image, read again
+        when the resource using it is carried out, after the build."""
+        res = refs.resource(self.name, name)
+        if res is None:
+            raise PlanError(f"{self.name}/{name} is not declared")
+        recipe_hash = self._recipe(ctx, res)[0]
+        if what == "imageId":
+            for image in owned_images(ctx):
+                tags = tags_of(image)
+                mine = tags.get(NAME) == name and tags.get(RECIPE) == recipe_hash
+                if mine and image.get("State") == "available":
+                    return str(image["ImageId"])
+            return new_image(name)
+        if what != "builtImageId":
+            raise NotImplementedError(f"{self.name} gives no {what!r}")
+        found = (
+            ctx.aws.client("ec2")
+            .describe_images(
+                Owners=["self"],
+                Filters=[
+                    {"Name": f"tag:{STACK}", "Values": [ctx.stack]},
+                    {"Name": f"tag:{NAME}", "Values": [name]},
+                    {"Name": f"tag:{RECIPE}", "Values": [recipe_hash]},
+                    {"Name": "state", "Values": ["available"]},
+                ],
+            )
+            .get("Images")
+        )
+        if not found:
+            raise PlanError(f"{self.name}/{name}: no available image of recipe {recipe_hash[:8]}")
+        return str(found[0]["ImageId"])
 
     def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:
         out = super().status_fields(res, live)

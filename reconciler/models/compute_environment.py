@@ -29,6 +29,7 @@ from reconciler.models.fields import (
     set_by,
     value_set,
 )
+from reconciler.models.machine_image import MachineImage, MachineImageReference
 
 # Allocation strategies with which AWS can replace instances in place (an "infrastructure update").
 PROGRESSIVE_STRATEGIES = frozenset(
@@ -60,7 +61,10 @@ class LaunchTemplate(Strict):
 
 class Ec2Configuration(Strict):
     imageType: str
-    imageIdOverride: str | None = None
+    imageIdOverride: str | MachineImageReference | None = Field(
+        default=None,
+        description="An AMI id, or {machineImage: NAME} of a MachineImage of the stack.",
+    )
     imageKubernetesVersion: str | None = None
 
 
@@ -195,7 +199,19 @@ class ComputeEnvironment(Resource):
         return roles
 
     def references(self) -> list[tuple[str, str, str]]:
-        return [("Role", name, at) for name, at in role_references(self._roles(), "")]
+        roles = [("Role", name, at) for name, at in role_references(self._roles(), "")]
+        cr = self.spec.computeResources
+        configs = (cr.ec2Configuration if cr is not None else None) or []
+        images = [
+            (
+                MachineImage.KIND,
+                c.imageIdOverride.machineImage,
+                f"spec.computeResources.ec2Configuration.{i}.imageIdOverride",
+            )
+            for i, c in enumerate(configs)
+            if isinstance(c.imageIdOverride, MachineImageReference)
+        ]
+        return roles + images
 
     def cross_problems(
         self, lookup: Callable[[str, str], Resource | None]

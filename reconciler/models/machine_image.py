@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -165,6 +165,33 @@ class ImageState(Strict):
 
     recipe: str | None = None
     tags: dict[str, str] | None = None
+
+
+class MachineImageReference(Strict):
+    """A MachineImage of the stack, by its manifest name, where an AMI id goes (a compute
+    environment's `imageIdOverride`): the plan puts in the image the MachineImage has after the
+    plan, so a new build shows as the build, then the update of what uses it."""
+
+    machineImage: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$",
+        description="The metadata.name of a MachineImage of the stack.",
+    )
+
+
+NEW_IMAGE = "(new image of MachineImage/{name})"
+
+
+def new_image(name: str) -> str:
+    """What the plan shows for an image that a build of this plan makes."""
+    return NEW_IMAGE.format(name=name)
+
+
+def built_by(value: Any) -> str | None:
+    """The MachineImage whose build `value` stands for, if it is such a placeholder."""
+    head, _, tail = NEW_IMAGE.partition("{name}")
+    if isinstance(value, str) and value.startswith(head) and value.endswith(tail):
+        return value[len(head) : len(value) - len(tail)]
+    return None
 
 
 # -- the recipe: pure ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import client
 from tests.sandbox.test_ec2_tasks import _cli_in_background, _wait_for
+from tests.stacks import ce, jq
 
 HEADER = "apiVersion: reconciler.io/v1alpha1\n"
 
@@ -231,3 +232,35 @@ def test_deregister_image_deletes_its_snapshots_when_asked_as_aws_does(aws):
     assert kept_snapshot in snapshots(), "without the flag AWS keeps the snapshot"
     assert gone_snapshot not in snapshots()
     ec2.terminate_instances(InstanceIds=[source])
+
+
+def test_a_compute_environment_follows_its_machine_image_build_first(srun, write, aws):
+    uses = "    ec2Configuration: [{imageType: ECS_AL2, imageIdOverride: {machineImage: octave}}]\n"
+
+    def manifests(script: str) -> str:
+        return image("octave", script) + "---" + ce() + uses + "---" + jq()
+
+    path = write(manifests("echo one"))
+    result = srun("apply", "-f", path)
+    assert result.code == 0, result.out + result.err
+    (first,) = owned_images(aws, "octave")
+
+    def override() -> str:
+        (env,) = client(aws).describe_compute_environments(computeEnvironments=["spot-ce"])[
+            "computeEnvironments"
+        ]
+        return str(env["computeResources"]["ec2Configuration"][0]["imageIdOverride"])
+
+    assert override() == first["ImageId"]
+    assert srun("diff", "-f", path).code == 0, "nothing to do once built and used"
+
+    path = write(manifests("echo two"))
+    plan = srun("diff", "-f", path)
+    assert "build.script changed" in plan.out, plan.out
+    assert "(new image of MachineImage/octave)" in plan.out, plan.out
+    assert "infrastructure update in place" in plan.out, plan.out
+    assert plan.out.index("MachineImage/octave") < plan.out.index("ComputeEnvironment/spot-ce")
+    result = srun("apply", "-f", path)
+    assert result.code == 0, result.out + result.err
+    (second,) = [i for i in owned_images(aws, "octave") if i["ImageId"] != first["ImageId"]]
+    assert override() == second["ImageId"]
