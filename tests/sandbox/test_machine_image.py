@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.sandbox import ec2_faults
 from tests.conftest import client
 from tests.sandbox.test_ec2_tasks import _cli_in_background, _wait_for
 from tests.stacks import ce, jq
@@ -264,3 +265,15 @@ def test_a_compute_environment_follows_its_machine_image_build_first(srun, write
     assert result.code == 0, result.out + result.err
     (second,) = [i for i in owned_images(aws, "octave") if i["ImageId"] != first["ImageId"]]
     assert override() == second["ImageId"]
+
+
+def test_a_capacity_error_moves_the_builder_to_the_next_instance_type(srun, write, aws):
+    ec2_faults.fail_launches(aws, 1, instance_type="t3.micro")
+    path = write(image("moved", "echo ok").replace("[t3.micro]", "[t3.micro, t3.small]"))
+    result = srun("apply", "-f", path)
+    assert result.code == 0, result.out + result.err
+    assert "InsufficientInstanceCapacity for t3.micro" in result.out, result.out
+    reservations = client(aws, "ec2").describe_instances(
+        Filters=[{"Name": "tag:reconciler.io/name", "Values": ["moved"]}]
+    )["Reservations"]
+    assert [i["InstanceType"] for r in reservations for i in r["Instances"]] == ["t3.small"]
