@@ -51,7 +51,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +64,6 @@ KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL of the command's process
 EOF_GRACE = 2.0  # seconds to wait for the pipes to close once the command exited
 EXIT_TIMEOUT = 124  # as timeout(1)
 STREAMS = {"o": "stdout", "e": "stderr"}
-OBJECTS = ("stdout", "stderr", "exitCode")  # the durable copy's keys under the S3 prefix
 SEND_ATTEMPTS = 10
 FATAL_ERRORS = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied")
 
@@ -191,15 +189,8 @@ class Channel:
     """Sends a task's messages in order; a failed send is retried with backoff (same body, same
     seq: the receiver drops the copy). A queue that is gone stops the streaming, not the task."""
 
-    def __init__(
-        self,
-        sqs: Any,
-        queue_url: str,
-        run: str,
-        task: str,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.sqs, self.queue_url, self.run, self.task, self.sleep = sqs, queue_url, run, task, sleep
+    def __init__(self, sqs: Any, queue_url: str, run: str, task: str) -> None:
+        self.sqs, self.queue_url, self.run, self.task = sqs, queue_url, run, task
         self.seq = 0
         self.sent = 0
         self.dead = False
@@ -228,7 +219,7 @@ class Channel:
                     log(f"streaming stopped: {code or type(exc).__name__}: {exc}")
                     self.dead = True
                     return
-                self.sleep(min(20.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
+                time.sleep(min(20.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
 
 
 def parse_s3(url: str) -> tuple[str, str]:
@@ -355,9 +346,8 @@ def clients(config: Config) -> tuple[Any, Any]:
     cfg = BotoConfig(
         retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=30
     )
-    return boto3.client("sqs", region_name=region, config=cfg), boto3.client(
-        "s3", region_name=region, config=cfg
-    )
+    sqs, s3 = (boto3.client(name, region_name=region, config=cfg) for name in ("sqs", "s3"))
+    return sqs, s3
 
 
 def run(config: Config, sqs: Any = None, s3: Any = None) -> int:
@@ -366,12 +356,21 @@ def run(config: Config, sqs: Any = None, s3: Any = None) -> int:
         sqs, s3 = clients(config)
     channel = Channel(sqs, config.queue_url, config.run, config.task)
     durable = Durable(s3, config.s3_prefix, config.upload_seconds)
-    batch = Batcher(config.flush_bytes, config.flush_seconds)
-    decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
     stopped: list[int] = []  # the signal the agent was asked to stop with
+    previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, lambda signum, _frame: stopped.append(signum))
+            previous[sig] = signal.signal(sig, lambda signum, _frame: stopped.append(signum))
+    try:
+        return _run(config, channel, durable, stopped)
+    finally:  # run in-process (`reconciler agent exec`), the caller's handlers come back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(config: Config, channel: Channel, durable: Durable, stopped: list[int]) -> int:
+    batch = Batcher(config.flush_bytes, config.flush_seconds)
+    decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
     try:
         proc = subprocess.Popen(
             config.command,

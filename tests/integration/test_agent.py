@@ -13,6 +13,7 @@ import pytest
 from reconciler.agent import exec as agent_exec
 from reconciler.agent.durable import read_output
 from tests.integration.agent_helpers import Stage
+from tests.lossy_proxy import LossyProxy
 
 
 @pytest.fixture
@@ -145,3 +146,16 @@ def test_a_resent_message_is_dropped_by_the_receiver(stage: Stage) -> None:
     assert stage.receiver.repeats == 2
     assert stage.sqs.receive_message(QueueUrl=stage.queue_url).get("Messages") is None
     assert json.loads(bodies[0])["v"] == agent_exec.VERSION
+
+
+def test_sends_whose_replies_are_lost_are_retried_and_the_copies_dropped(stage: Stage) -> None:
+    """SQS's JSON protocol posts every call to "/": the agent's first two sends reach the queue
+    but their replies are lost, so it sends again; the receiver hands each line over once."""
+    with LossyProxy(stage.endpoint, {"/": 2}) as proxy:
+        proc = stage.start("lossy", "echo a; sleep 1.5; echo b", sqs_endpoint=proxy.url)
+        stage.follow("lossy", limit=60)
+        assert proc.wait(timeout=30) == 0
+    assert proxy.seen["/"] == 4  # 2 lost, their retries, and the second message
+    assert stage.text("lossy", "stdout") == ["a", "b"]
+    assert stage.receiver.repeats == 2 and stage.receiver.exit_code("lossy") == 0
+    assert read_output(stage.s3, stage.prefix("lossy")).stdout == "a\nb\n"
