@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +166,7 @@ def bodies(
     closing: dict[str, Any] = {}
     if exit_code is not None:
         closing = {"exit": exit_code, **({"reason": reason} if reason else {})}
-    overhead = len(json.dumps({**envelope(run, task, 2**53, 1e12), **closing}))
+    overhead = len(json.dumps({**envelope(run, task, 2**53, 1e12), **closing})) + 32
     groups = pack(fragments, max_body - overhead) if fragments else [[]]
     result = []
     for i, group in enumerate(groups):
@@ -338,6 +339,25 @@ def _kill(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
             continue
 
 
+def _in_child() -> Callable[[], None]:
+    """What the command's process does before it runs: a process group of its own (killed as
+    one on timeout) in the agent's session (so that whoever ends the instance's session ends it),
+    and on Linux SIGKILL when the agent dies (a SIGKILLed agent cannot kill it itself)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None).prctl  # looked up before the fork: no import in the child
+    except (ImportError, OSError, AttributeError):
+        prctl = None
+
+    def run() -> None:
+        os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    return run
+
+
 def clients(config: Config) -> tuple[Any, Any]:
     import boto3
     from botocore.config import Config as BotoConfig
@@ -377,7 +397,7 @@ def _run(config: Config, channel: Channel, durable: Durable, stopped: list[int])
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            preexec_fn=_in_child(),
         )
     except OSError as exc:
         text = f"reconciler-agent: cannot run {config.command[0]!r}: {exc.strerror}\n"
@@ -458,27 +478,17 @@ def parse_args(argv: list[str]) -> Config:
     p.add_argument("--flush-seconds", type=float, default=FLUSH_SECONDS)
     p.add_argument("--upload-seconds", type=float, default=UPLOAD_SECONDS)
     p.add_argument("rest", nargs="*")
-    args = parser.parse_args(argv)
-    command = args.rest + command
+    opts = vars(parser.parse_args(argv))
+    command = opts.pop("rest") + command
+    del opts["verb"]
     if not command:
         parser.error("no command given (after --)")
-    if args.s3_prefix:
+    if opts["s3_prefix"]:
         try:
-            parse_s3(args.s3_prefix)
+            parse_s3(opts["s3_prefix"])
         except ValueError as exc:
             parser.error(f"--s3-prefix: {exc}")
-    return Config(
-        command,
-        args.queue_url,
-        args.run,
-        args.task,
-        args.s3_prefix,
-        args.timeout,
-        args.region,
-        args.flush_bytes,
-        args.flush_seconds,
-        args.upload_seconds,
-    )
+    return Config(command, **opts)
 
 
 def main(argv: list[str] | None = None) -> int:

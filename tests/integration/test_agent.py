@@ -124,6 +124,25 @@ def test_sigterm_to_the_agent_kills_the_command_and_still_reports(stage: Stage) 
     assert read_output(stage.s3, stage.prefix("stopped")).exit_code == 143
 
 
+def test_a_killed_agent_takes_its_command_with_it(stage: Stage) -> None:
+    """SIGKILL (the sandbox terminating an instance) cannot be caught: the kernel ends the
+    command when its agent dies, instead of leaving it running on the host."""
+    proc = stage.start("orphan", "echo $$; exec sleep 60")
+    deadline = time.monotonic() + 30
+    while not stage.text("orphan", "stdout"):
+        assert time.monotonic() < deadline
+        stage.receiver.poll(wait_seconds=1)
+    pid = int(stage.text("orphan", "stdout")[0])
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}/stat").exists():
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX":
+            break  # dead, waiting to be reaped by whatever adopted it
+        assert time.monotonic() < deadline, "the command outlived its agent"
+        time.sleep(0.1)
+
+
 def test_many_tasks_share_one_queue_and_the_cli_runs_the_same_agent(stage: Stage) -> None:
     procs = [stage.start(f"t{i}", f"for j in 1 2 3; do echo t{i}-$j; done") for i in range(3)]
     procs.append(stage.start("cli", "echo via-cli; exit 7", cli=True))
