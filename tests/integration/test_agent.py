@@ -124,6 +124,19 @@ def test_sigterm_to_the_agent_kills_the_command_and_still_reports(stage: Stage) 
     assert read_output(stage.s3, stage.prefix("stopped")).exit_code == 143
 
 
+def test_the_durable_copy_is_refreshed_while_the_task_runs(stage: Stage) -> None:
+    """What `reconciler logs` of a detached task reads: the output so far, no exit code yet."""
+    proc = stage.start("detached", "echo early; sleep 4; echo late", "--upload-seconds", "1")
+    deadline = time.monotonic() + 30
+    while (so_far := read_output(stage.s3, stage.prefix("detached"))).stdout != "early\n":
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    assert so_far.exit_code is None
+    assert proc.wait(timeout=30) == 0
+    done = read_output(stage.s3, stage.prefix("detached"))
+    assert (done.stdout, done.exit_code) == ("early\nlate\n", 0)
+
+
 def test_a_killed_agent_takes_its_command_with_it(stage: Stage) -> None:
     """SIGKILL (the sandbox terminating an instance) cannot be caught: the kernel ends the
     command when its agent dies, instead of leaving it running on the host."""
