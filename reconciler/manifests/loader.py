@@ -246,6 +246,23 @@ class _Composer(Composer):
     values = 0
     document_line = 1
 
+    # ruamel looks its parser and resolver up through properties of the YAML object (a frame
+    # inspection each time) several times per event: a fifth of a load. They do not change
+    # while one text is composed, so they are looked up once.
+    @property
+    def parser(self) -> Any:
+        found = self.__dict__.get("_parser_once")
+        if found is None:
+            found = self.__dict__["_parser_once"] = Composer.parser.fget(self)  # type: ignore[attr-defined]
+        return found
+
+    @property
+    def resolver(self) -> Any:
+        found = self.__dict__.get("_resolver_once")
+        if found is None:
+            found = self.__dict__["_resolver_once"] = Composer.resolver.fget(self)  # type: ignore[attr-defined]
+        return found
+
     def compose_document(self) -> Any:
         self.values = 0
         self.document_line = self.parser.peek_event().start_mark.line + 1
