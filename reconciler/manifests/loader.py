@@ -311,9 +311,15 @@ def load_text(text: str, file: str, budget: Budget | None = None) -> list[Docume
         left = (budget.documents, budget.nodes)
         try:
             return _load_text(text, file, budget, fast=True)
+        except (_Bounded, Exhausted):  # ours, and final: the slow path would only reach it later
+            raise
         except Exception:  # Unusual, or a problem the pure-Python path words
             budget.documents, budget.nodes = left
     return _load_text(text, file, budget, fast=False)
+
+
+class _Bounded(ManifestError):
+    """A bound of limits.py was reached: worded by us, at the same line on either path."""
 
 
 def _load_text(text: str, file: str, budget: Budget, fast: bool) -> list[Document]:
@@ -351,7 +357,7 @@ def _load_text(text: str, file: str, budget: Budget, fast: bool) -> list[Documen
         problem = Problem(file, where, "", "", f"invalid YAML: {exc.message}")
         if exc.total:
             raise Exhausted(problem, docs) from None
-        raise ManifestError([problem]) from None
+        raise _Bounded([problem]) from None
     except RecursionError:  # ruamel parses nested collections recursively
         raise ManifestError([Problem(file, 1, "", "", "invalid YAML: nested too deeply")]) from None
     return docs

@@ -158,3 +158,22 @@ def test_a_normal_stack_is_not_parsed_twice(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(loader, "_load_text", counting)
     loader.load_text((ROOT / "manifests" / "examples" / "batch-stack.yaml").read_text(), "f")
     assert calls == [True]
+
+
+@needs_libyaml
+def test_a_text_past_a_bound_is_not_parsed_again_at_the_slow_pace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bound's message is ours and the same on both paths (checked above): a text that
+    reaches it is reported from the fast path, not parsed again by ruamel's pure Python."""
+    calls: list[bool] = []
+    original = loader._load_text
+
+    def counting(text: str, file: str, budget: Budget, fast: bool) -> Any:
+        calls.append(fast)
+        return original(text, file, budget, fast)
+
+    monkeypatch.setattr(loader, "_load_text", counting)
+    with pytest.raises(ManifestError, match="values once aliases are expanded"):
+        loader.load_text("values: [" + "1, " * 100_001 + "1]\n", "f")
+    assert calls == [True]
