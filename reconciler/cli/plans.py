@@ -154,11 +154,11 @@ def validate_command(filenames: tuple[str, ...], output: str) -> int:
             file, line = declared.sources[res.key]
             out(f"{file}:{line}: {res.KIND}/{res.name}: valid")
         out(f"{len(declared.resources)} resources valid.")
-    else:  # the renderers import the engine: only machine-readable output pays for that
-        from reconciler.render import plans as render
+    else:  # render.dump, not render.plans: the plan renderers import the engine
+        from reconciler.render.dump import dump
 
         rows = [{"kind": r.KIND, "name": r.name} for r in declared.resources]
-        out(render.dump(rows, output).rstrip())
+        out(dump(rows, output).rstrip())
     return EXIT_OK
 
 

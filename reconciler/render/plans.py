@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
 from typing import Any
-
-from ruamel.yaml import YAML
 
 from reconciler.engine.apply import Outcome
 from reconciler.engine.diff import Change
 from reconciler.engine.status import resource_fields, resource_readiness
 from reconciler.engine.types import Action, Plan, Verb
 from reconciler.registry import kinds
+from reconciler.render.dump import dump as dump  # re-exported: render.dump(...)
 
 COUNT_WORDS = [
     (Verb.CREATE, "to create"),
@@ -208,15 +206,3 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     return [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
-
-
-def dump(data: Any, fmt: str) -> str:
-    if fmt == "markdown":
-        raise ValueError("markdown output is for plans: use it with diff, apply or delete")
-    if fmt == "json":
-        return json.dumps(data, indent=2, default=str)
-    y = YAML(typ="safe")
-    y.default_flow_style = False
-    buf = io.StringIO()
-    y.dump(json.loads(json.dumps(data, default=str)), buf)
-    return buf.getvalue()
