@@ -25,6 +25,9 @@ MAX_BACKOFF = 300.0  # seconds between retries of a failing reconcile, at most
 MAX_PROGRESS_DELAY = 60.0  # seconds between looks at work AWS is still doing, at most
 
 Readiness = tuple[bool, str, str]  # ready, reason, message
+# In a run's fields, not written to status: task -> its job's state as a line with the fields
+# of the Slack message (notify/slack.py), which the operator posts as an event on a change.
+JOB_LINES = "jobStateLines"
 
 
 def resource_fields(plan: Plan, key: tuple[str, str]) -> dict[str, Any]:
