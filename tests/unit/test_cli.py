@@ -157,7 +157,7 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
         },
     ),
     "iam-policy": ([], {"output": "text", "filenames": (), "partition": "aws", "account": "*"}),
-    "sandbox": ([], {"output": "text", "action": "status"}),
+    "sandbox": ([], {"output": "text", "action": "status", "clock_words": ()}),
     "schema": ([], {"output": "text", "what": "json", "directory": None, "check": False}),
     "unlock": ([], {**{k: v for k, v in PLANS.items() if k != "filenames"}, "force": False}),
 }
