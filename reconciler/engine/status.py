@@ -67,8 +67,13 @@ def run_fields(ctx: Context, plan: Plan, key: tuple[str, str]) -> dict[str, Any]
     return dict(kinds()[key[0]].run_status(ctx, plan.desired[key], Refs(plan)))
 
 
-def run_readiness(fields: dict[str, Any]) -> Readiness:
+def run_readiness(fields: dict[str, Any], res: Any = None) -> Readiness:
+    """A run's readiness; `res`, the declared resource: a template (`submitOnApply: false`),
+    which only a schedule runs, is ready without a run of its own, so that what refers to it
+    (the Schedule) is not held up waiting for one."""
     if not fields.get("runId"):
+        if res is not None and getattr(res.spec, "submitOnApply", True) is False:
+            return True, c.AVAILABLE, "runs only when a schedule fires (submitOnApply: false)"
         return False, c.UNAVAILABLE, "the run is not submitted"
     return True, c.AVAILABLE, f"run {fields['runId']}: {fields.get('runStatus')}"
 

@@ -69,7 +69,7 @@ def line(event: dict[str, Any]) -> str:
     """The message's fields on one line, for a terminal or a Kubernetes event."""
     f = fields(event)
     text = (
-        f"{f['status']}  job {f['jobName']} ({f['jobId']}), queue {f['jobQueue']}, "
+        f"{f['status']} job {f['jobName']} ({f['jobId']}), queue {f['jobQueue']}, "
         f"log stream {f['logStreamName'] or '(none yet)'}"
     )
     if "statusReason" in f:

@@ -407,7 +407,7 @@ class Operator(Deleting):
                 fields = {"runId": spec_run_id(ctx, declared, key), "runStatus": "SUBMITTED"}
             self._job_events(body, fields)
             draft.after.update(fields)
-            ready, reason, message = run_readiness(fields)
+            ready, reason, message = run_readiness(fields, declared.get(*key))
         else:
             self._observed(kind, result, key, draft)
             ready, reason, message = resource_readiness(kind, result.plan.observed.get(key))

@@ -40,7 +40,7 @@ def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
     assert "Plan: 12 to create, 1 run to submit, 1 unchanged." in applied.stdout
     assert "Pipeline/stress: run" in applied.stdout and "SUCCEEDED" in applied.stdout
     # --wait says each state change with the fields of the notification's Slack message.
-    assert "Pipeline/stress leader: SUCCEEDED  job stress--leader--" in applied.stdout
+    assert "Pipeline/stress leader: SUCCEEDED job stress--leader--" in applied.stdout
 
     again = _cli("diff", "-f", EXAMPLES, "--sandbox")
     assert again.returncode == 0, again.stdout + again.stderr

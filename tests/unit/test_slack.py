@@ -94,7 +94,7 @@ def test_the_package_runs_on_its_own(tmp_path) -> None:
 
 def test_one_line_with_the_same_fields_for_a_terminal_or_a_kubernetes_event() -> None:
     assert slack.line(event("SUCCEEDED")) == (
-        "SUCCEEDED  job poller--poller--d32c5kddcf5bb8c3 (4e5f-1), queue poller-queue, "
+        "SUCCEEDED job poller--poller--d32c5kddcf5bb8c3 (4e5f-1), queue poller-queue, "
         "log stream poller/default/abc"
     )
     failed = event(
@@ -104,7 +104,7 @@ def test_one_line_with_the_same_fields_for_a_terminal_or_a_kubernetes_event() ->
     )
     assert slack.line(failed).endswith("; reason: Essential container in task exited; exit code: 3")
     # A DescribeJobs description is what an event's detail is.
-    assert slack.line(slack.of_job(event("RUNNING")["detail"])).startswith("RUNNING  job ")
+    assert slack.line(slack.of_job(event("RUNNING")["detail"])).startswith("RUNNING job ")
 
 
 def test_a_followed_run_says_each_state_change_once() -> None:
@@ -121,8 +121,8 @@ def test_a_followed_run_says_each_state_change_once() -> None:
     array = {"size": 4, "statusSummary": {"RUNNING": 1, "PENDING": 3}}
     target.jobs = {"poller": job("RUNNING"), "batch": job("PENDING", arrayProperties=array)}
     said = dict(change_lines(target, shown))
-    assert said["poller"].startswith("RUNNING  job poller--poller--d32c5kddcf5bb8c3 (4e5f-1)")
-    assert said["batch"].startswith("PENDING  job ")
+    assert said["poller"].startswith("RUNNING job poller--poller--d32c5kddcf5bb8c3 (4e5f-1)")
+    assert said["batch"].startswith("PENDING job ")
     array = {"size": 4, "statusSummary": {"RUNNING": 2, "PENDING": 2}}
     target.jobs["batch"] = job("PENDING", arrayProperties=array)
     assert change_lines(target, shown) == [("batch", "PENDING (4 jobs: 2 PENDING, 2 RUNNING)")]
@@ -130,7 +130,7 @@ def test_a_followed_run_says_each_state_change_once() -> None:
     assert change_lines(target, shown) == [
         (
             "poller",
-            "FAILED  job poller--poller--d32c5kddcf5bb8c3 (4e5f-1), queue poller-queue, "
+            "FAILED job poller--poller--d32c5kddcf5bb8c3 (4e5f-1), queue poller-queue, "
             "log stream (none yet); reason: boom; exit code: 3",
         )
     ]
