@@ -37,6 +37,7 @@ from reconciler.cli.options import (
     output_option,
     print_stats,
     report_option,
+    resources_argument,
     run_timeout_option,
     selector_option,
     target_options,
@@ -315,13 +316,7 @@ def apply_command(
         "reconciler delete jobdefinitions -l team=genomics",
     ],
 )
-@click.argument(
-    "resources",
-    nargs=-1,
-    metavar="[KIND[/NAME]] [NAME]...",
-    callback=values.resources,
-    shell_complete=values.complete_kinds,
-)
+@resources_argument()
 @selector_option
 @click.option("--all", "everything", is_flag=True, help="with a KIND: every one the stack owns")
 @click.option(

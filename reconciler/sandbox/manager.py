@@ -44,6 +44,9 @@ import boto3
 from reconciler.backoff import Backoff, poll
 from reconciler.errors import RetryableError, TerminalError
 from reconciler.sandbox import ec2_machine, settings
+from reconciler.sandbox.batch_events import SLACK_FILE
+from reconciler.sandbox.clock_api import CLOCK_FILE
+from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.config import (
     CREDENTIALS,
     ENDPOINT_ENV,
@@ -276,7 +279,9 @@ def prepare_new(endpoint: str) -> None:
     _post(f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT)
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     seed_account(
-        session.client("iam", endpoint_url=endpoint), session.client("ec2", endpoint_url=endpoint)
+        session.client("iam", endpoint_url=endpoint),
+        session.client("ec2", endpoint_url=endpoint),
+        session.client("secretsmanager", endpoint_url=endpoint),
     )
 
 
@@ -332,6 +337,20 @@ def ensure(restart: bool = False) -> Sandbox:
         return Sandbox(endpoint, proc.pid, started, notice)
 
 
+def clock(advance: float | None = None) -> dict[str, object]:
+    """The sandbox's schedule clock (`clock_api`): its time, or, with `advance` (seconds),
+    moved forward, with the firings that fell due. Starts the sandbox if needed."""
+    url = f"{ensure().endpoint}{CLOCK_PATH}"
+    data = None if advance is None else json.dumps({"advance": advance}).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    try:
+        # Firings are carried out before the reply (a pipeline's state machine included).
+        with urllib.request.urlopen(req, timeout=SETUP_TIMEOUT) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        raise TerminalError(f"sandbox clock: {exc.read().decode(errors='replace')}") from None
+
+
 def stop() -> bool:
     """Stops the server in server.json, if its pid is still a sandbox server (after a reboot the
     pid may belong to any process)."""
@@ -353,7 +372,7 @@ def reset() -> None:
     environment)."""
     stop()
     directory = state_dir()
-    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE):
+    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE, CLOCK_FILE, SLACK_FILE):
         (directory / name).unlink(missing_ok=True)
     shutil.rmtree(directory / INSTANCES_DIR, ignore_errors=True)  # their logs and scratch
 
