@@ -38,6 +38,7 @@ def test_example_manifests_validate() -> None:
         ("Role", "stress-instance"),
         ("Role", "stress-job"),
         ("Schedule", "poller-hourly"),
+        ("Task", "count"),
         ("Task", "poller"),
     ]
     files = {
@@ -48,6 +49,7 @@ def test_example_manifests_validate() -> None:
         "Task": "poller.yaml",
         ("JobDefinition", "poller"): "poller.yaml",
         "Notification": "notifications.yaml",
+        ("Task", "count"): "ec2-count.yaml",
     }
     for key, (file, line) in stack.sources.items():
         expected = files.get(key, files.get(key[0], "batch-stack.yaml"))
