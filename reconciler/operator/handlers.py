@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import logging
 import time
@@ -243,13 +244,8 @@ class Operator(Deleting):
         self._remember(body, draft)
 
     def _context(self, body: kopf.Body) -> Context:
-        options = Options(
-            stack=stack_of(body),
-            adopt=adopting(body),
-            stream_output=False,
-            **deleting_jobs(body),
-            **self.options,
-        )
+        options = Options(stack=stack_of(body), adopt=adopting(body), stream_output=False)
+        options = dataclasses.replace(options, **deleting_jobs(body), **self.options)
         subject = _subject(body)
         return Context(
             aws=self.aws, options=options, log=lambda line: logger.debug("%s: %s", subject, line)

@@ -89,9 +89,24 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+PLURALS = {
+    "run to submit": "runs to submit",
+    "new revision": "new revisions",
+    "conflict": "conflicts",
+}
+
+
+def _plural(words: str) -> str:
+    return PLURALS.get(words, words)  # "to create" and the like have no noun
+
+
 def summary_line(plan: Plan) -> str:
     counts = Counter(a.verb for a in plan.actions)
-    parts = [f"{counts[v]} {words}" for v, words in COUNT_WORDS if counts[v]]
+    parts = [
+        f"{counts[v]} {_plural(words) if counts[v] > 1 else words}"
+        for v, words in COUNT_WORDS
+        if counts[v]
+    ]
     return "Plan: " + (", ".join(parts) if parts else "nothing declared") + "."
 
 
