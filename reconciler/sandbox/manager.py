@@ -1,21 +1,14 @@
 """Starting, finding, restoring and stopping the sandbox server.
 
-The server runs detached, so `apply`, `get`, `diff` and `delete` in separate invocations see
-one account, as they would against AWS. Its address lives in `server.json` in the state
-directory (`RECONCILER_SANDBOX_DIR`, default `~/.reconciler/sandbox`). Every request is
-recorded; when the server is gone (a reboot, `sandbox stop`), the next command starts a new
-one and replays the recording, whose first request fixes moto's random seed, so IDs match.
-A file lock keeps two first invocations from starting two servers.
-
-The server's settings (RECONCILER_SANDBOX_RUN_COMMANDS, ...) are kept too, and a command whose
-environment sets other ones restarts it with them, or says why it does not (`settings`). The
-server journals what its jobs did (`jobs.jsonl`, `job_journal`), so that a restored server
-puts finished jobs back as they were instead of running them again.
-
-A server is written to `server.json` as soon as it runs, marked ready only once it is seeded or
-restored: whatever fails in between (a damaged recording, an interrupted start), the server is
-stopped, and `stop`/`reset` can always find it. A recording moto cannot replay is a clear error
-that says how to recover (`reconciler sandbox reset`), not an HTTP 500 from the server.
+The server runs detached, so separate invocations see one account, as against AWS. Its address
+lives in `server.json` in the state directory (`RECONCILER_SANDBOX_DIR`, default
+`~/.reconciler/sandbox`); a file lock keeps two first invocations from starting two servers.
+Every request is recorded: when the server is gone (a reboot, `sandbox stop`), the next command
+starts one and replays the recording (its first request fixes moto's seed, so IDs match). Its
+settings are kept, and a command that sets others restarts it or says why not (`settings`);
+its jobs' journal (`jobs.jsonl`) puts finished jobs back as they were, never run again.
+A server is in `server.json` from its start, ready once seeded or restored (`stop`/`reset`
+always find it); a recording moto cannot replay says how to recover (`sandbox reset`).
 """
 
 from __future__ import annotations
