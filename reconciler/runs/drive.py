@@ -96,7 +96,6 @@ class Driver:
     launching: dict[str, Launching] = field(default_factory=dict)
     queue_url: str | None = None
     receiver: Any = None
-    started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         files = file_dependencies(self.tasks)
