@@ -143,7 +143,7 @@ class MotoServer:
             time.sleep(0.1)
 
     def fresh_account(self) -> None:
-        _post(f"{self.endpoint}/moto-api/reset")
+        _post(f"{self.endpoint}/moto-api/reset", timeout=120)  # slow on a busy machine
         # prepare_new's IAM and EC2 clients are not the reconciler's: run it in a child
         # process so that this process's ru_maxrss is the reconciler's, as in the CLI.
         subprocess.run(

@@ -280,3 +280,25 @@ def never_fires_problem(text: str, tz_name: str = "UTC") -> str | None:
         if not firings(expr, tz_name, start, count=1):
             return f"{text} never fires: no date matches it"
     return None
+
+
+def firings_between(
+    expression: Expression | str,
+    tz_name: str,
+    after: dt.datetime,
+    count: int = 3,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    origin: dt.datetime | None = None,
+) -> list[dt.datetime]:
+    """`firings` within a schedule's StartDate and EndDate (aware; either may be None): none
+    before `start` (a firing at `start` counts; a rate counts from it), none from `end` on.
+    Scheduler ignores both for a one-time `at()` schedule."""
+    expr = parse(expression) if isinstance(expression, str) else expression
+    if isinstance(expr, At):
+        return firings(expr, tz_name, after, count)
+    if start is not None:
+        origin = start
+        after = max(after, start - dt.timedelta(microseconds=1))
+    found = firings(expr, tz_name, after, count, origin)
+    return [t for t in found if end is None or t < end]

@@ -65,7 +65,6 @@ KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL of the command's process
 EOF_GRACE = 2.0  # seconds to wait for the pipes to close once the command exited
 EXIT_TIMEOUT = 124  # as timeout(1)
 STREAMS = {"o": "stdout", "e": "stderr"}
-OBJECTS = ("stdout", "stderr", "exitCode")  # the durable copy's keys under the S3 prefix
 SEND_ATTEMPTS = 10
 FATAL_ERRORS = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied")
 
@@ -167,7 +166,7 @@ def bodies(
     closing: dict[str, Any] = {}
     if exit_code is not None:
         closing = {"exit": exit_code, **({"reason": reason} if reason else {})}
-    overhead = len(json.dumps({**envelope(run, task, 2**53, 1e12), **closing}))
+    overhead = len(json.dumps({**envelope(run, task, 2**53, 1e12), **closing})) + 32
     groups = pack(fragments, max_body - overhead) if fragments else [[]]
     result = []
     for i, group in enumerate(groups):
@@ -191,15 +190,8 @@ class Channel:
     """Sends a task's messages in order; a failed send is retried with backoff (same body, same
     seq: the receiver drops the copy). A queue that is gone stops the streaming, not the task."""
 
-    def __init__(
-        self,
-        sqs: Any,
-        queue_url: str,
-        run: str,
-        task: str,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.sqs, self.queue_url, self.run, self.task, self.sleep = sqs, queue_url, run, task, sleep
+    def __init__(self, sqs: Any, queue_url: str, run: str, task: str) -> None:
+        self.sqs, self.queue_url, self.run, self.task = sqs, queue_url, run, task
         self.seq = 0
         self.sent = 0
         self.dead = False
@@ -228,7 +220,7 @@ class Channel:
                     log(f"streaming stopped: {code or type(exc).__name__}: {exc}")
                     self.dead = True
                     return
-                self.sleep(min(20.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
+                time.sleep(min(20.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
 
 
 def parse_s3(url: str) -> tuple[str, str]:
@@ -347,6 +339,25 @@ def _kill(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
             continue
 
 
+def _in_child() -> Callable[[], None]:
+    """What the command's process does before it runs: a process group of its own (killed as
+    one on timeout) in the agent's session (so that whoever ends the instance's session ends it),
+    and on Linux SIGKILL when the agent dies (a SIGKILLed agent cannot kill it itself)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None).prctl  # looked up before the fork: no import in the child
+    except (ImportError, OSError, AttributeError):
+        prctl = None
+
+    def run() -> None:
+        os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    return run
+
+
 def clients(config: Config) -> tuple[Any, Any]:
     import boto3
     from botocore.config import Config as BotoConfig
@@ -355,9 +366,8 @@ def clients(config: Config) -> tuple[Any, Any]:
     cfg = BotoConfig(
         retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=30
     )
-    return boto3.client("sqs", region_name=region, config=cfg), boto3.client(
-        "s3", region_name=region, config=cfg
-    )
+    sqs, s3 = (boto3.client(name, region_name=region, config=cfg) for name in ("sqs", "s3"))
+    return sqs, s3
 
 
 def run(config: Config, sqs: Any = None, s3: Any = None) -> int:
@@ -366,19 +376,28 @@ def run(config: Config, sqs: Any = None, s3: Any = None) -> int:
         sqs, s3 = clients(config)
     channel = Channel(sqs, config.queue_url, config.run, config.task)
     durable = Durable(s3, config.s3_prefix, config.upload_seconds)
-    batch = Batcher(config.flush_bytes, config.flush_seconds)
-    decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
     stopped: list[int] = []  # the signal the agent was asked to stop with
+    previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, lambda signum, _frame: stopped.append(signum))
+            previous[sig] = signal.signal(sig, lambda signum, _frame: stopped.append(signum))
+    try:
+        return _run(config, channel, durable, stopped)
+    finally:  # run in-process (`reconciler agent exec`), the caller's handlers come back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(config: Config, channel: Channel, durable: Durable, stopped: list[int]) -> int:
+    batch = Batcher(config.flush_bytes, config.flush_seconds)
+    decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
     try:
         proc = subprocess.Popen(
             config.command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            preexec_fn=_in_child(),
         )
     except OSError as exc:
         text = f"reconciler-agent: cannot run {config.command[0]!r}: {exc.strerror}\n"
@@ -459,27 +478,17 @@ def parse_args(argv: list[str]) -> Config:
     p.add_argument("--flush-seconds", type=float, default=FLUSH_SECONDS)
     p.add_argument("--upload-seconds", type=float, default=UPLOAD_SECONDS)
     p.add_argument("rest", nargs="*")
-    args = parser.parse_args(argv)
-    command = args.rest + command
+    opts = vars(parser.parse_args(argv))
+    command = opts.pop("rest") + command
+    del opts["verb"]
     if not command:
         parser.error("no command given (after --)")
-    if args.s3_prefix:
+    if opts["s3_prefix"]:
         try:
-            parse_s3(args.s3_prefix)
+            parse_s3(opts["s3_prefix"])
         except ValueError as exc:
             parser.error(f"--s3-prefix: {exc}")
-    return Config(
-        command,
-        args.queue_url,
-        args.run,
-        args.task,
-        args.s3_prefix,
-        args.timeout,
-        args.region,
-        args.flush_bytes,
-        args.flush_seconds,
-        args.upload_seconds,
-    )
+    return Config(command, **opts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,7 +73,9 @@ NOT_FOUND = frozenset(
 IAM_PROPAGATION = re.compile(
     r"unable to assume|cannot be assumed|not authorized to perform: sts:AssumeRole"
     r"|invalid iam ?instance ?profile|instance profile \S+ (does not exist|not found)"
-    r"|role \S+ (does not exist|is invalid)",
+    r"|role \S+ (does not exist|is invalid)"
+    # EventBridge Scheduler, for a role whose trust it cannot see yet:
+    r"|execution role you provide must allow .{0,60}to assume the role",
     re.IGNORECASE,
 )
 THROTTLE_DELAY = 5.0

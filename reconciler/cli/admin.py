@@ -42,27 +42,44 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
     help="Manage the embedded AWS sandbox: a moto server on a loopback port whose state "
     "survives restarts (finished jobs included). ACTION is status (the default: where it is, "
     "and its settings, such as whether job commands run locally), start, stop, restart (with "
-    "the settings this environment sets, even while jobs run) or reset.",
+    "the settings this environment sets, even while jobs run), reset, or clock: `clock` "
+    "shows the sandbox's time (which fires schedules), `clock advance DURATION` moves it "
+    "forward and fires what falls due before it returns.",
     cls=ExampleCommand,
     examples=[
         "reconciler sandbox",
         "reconciler sandbox start",
         "RECONCILER_SANDBOX_RUN_COMMANDS=1 reconciler sandbox restart   # run job commands",
         "reconciler sandbox reset        # the next command starts an empty account",
+        "reconciler sandbox clock advance 1h   # fire an hourly schedule now",
     ],
 )
 @click.argument(
     "action",
-    type=click.Choice(["status", "start", "stop", "restart", "reset"]),
+    type=click.Choice(["status", "start", "stop", "restart", "reset", "clock"]),
     default="status",
 )
+@click.argument("clock_words", nargs=-1, metavar="[show | advance DURATION]")
 @output_option("status format: text and yaml are YAML, or json")
 @debug_option
-def sandbox_command(action: str, output: str) -> int:
+def sandbox_command(action: str, clock_words: tuple[str, ...], output: str) -> int:
     from reconciler.render import plans as render
     from reconciler.sandbox import manager
 
-    if action in ("start", "restart"):
+    if clock_words and action != "clock":
+        raise UsageError(f"sandbox {action} takes no further arguments")
+    if action == "clock":
+        advance = _clock_words(clock_words)
+        state = manager.clock(advance)
+        if output != "text":
+            out(render.dump(state, output).rstrip())
+            return EXIT_OK
+        for fired in state.get("fired") or []:
+            out(f"fired {fired['schedule']} at {fired['time']}: {fired['outcome']}")
+        if advance is not None and not state.get("fired"):
+            out("nothing fell due")
+        out(f"sandbox time: {state['now']} (advanced {state['advancedSeconds']:.0f}s)")
+    elif action in ("start", "restart"):
         sb = manager.ensure(restart=action == "restart")
         if sb.notice:
             err(sb.notice)
@@ -75,6 +92,18 @@ def sandbox_command(action: str, output: str) -> int:
     else:
         out(render.dump(manager.status(), "yaml" if output == "text" else output).rstrip())
     return EXIT_OK
+
+
+def _clock_words(words: tuple[str, ...]) -> float | None:
+    """`show` (or nothing): None; `advance DURATION`: the seconds."""
+    if not words or words == ("show",):
+        return None
+    if words[0] == "advance" and len(words) == 2:
+        try:
+            return float(values.Duration().convert(words[1], None, None))
+        except click.BadParameter as exc:
+            raise UsageError(exc.message) from None
+    raise UsageError("expected `sandbox clock`, `sandbox clock show` or `sandbox clock advance 1h`")
 
 
 @click.command(

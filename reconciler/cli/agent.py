@@ -38,6 +38,10 @@ from reconciler.cli.help import ExampleCommand, SectionedGroup
     help="seconds; then the command's process group is killed and the exit code is 124",
 )
 @click.option("--region", default=None, help="the queue's region (default: the environment's)")
+# Tuning, as `agent.py exec` takes it (tests and benchmarks): hidden from help.
+@click.option("--flush-bytes", type=click.IntRange(1), default=64 * 1024, hidden=True)
+@click.option("--flush-seconds", type=values.positive_seconds(), default=1.0, hidden=True)
+@click.option("--upload-seconds", type=values.positive_seconds(), default=30.0, hidden=True)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(
     queue_url: str,
@@ -47,6 +51,7 @@ def exec_command(
     timeout: float | None,
     region: str | None,
     command: tuple[str, ...],
+    **tuning: float,
 ) -> int:
     from reconciler.agent import exec as agent
 
@@ -55,7 +60,9 @@ def exec_command(
             agent.parse_s3(s3_prefix)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--s3-prefix") from None
-    config = agent.Config(list(command), queue_url, run_id, task, s3_prefix, timeout, region)
+    config = agent.Config(
+        list(command), queue_url, run_id, task, s3_prefix, timeout, region, **tuning
+    )
     return agent.run(config)
 
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.cli import values
 from reconciler.cli.help import ExampleCommand
 from reconciler.cli.options import (
     Target,
@@ -21,6 +20,7 @@ from reconciler.cli.options import (
     output_option,
     print_stats,
     report_option,
+    resources_argument,
     run_timeout_option,
     selector_option,
     target_options,
@@ -84,13 +84,7 @@ def selected_rows(
         "reconciler get -f stack/ pipeline/stress --watch",
     ],
 )
-@click.argument(
-    "selectors",
-    nargs=-1,
-    metavar="[KIND[/NAME]] [NAME]...",
-    callback=values.resources,
-    shell_complete=values.complete_kinds,
-)
+@resources_argument("selectors")
 @selector_option
 @click.option(
     "--watch",

@@ -93,6 +93,18 @@ def filename_option(
     )
 
 
+def resources_argument(name: str = "resources") -> Decorator:
+    """KIND, KIND/NAME or KIND NAME...: what get, delete and export name without manifests,
+    checked as the command line is parsed (values.resources) and completed in the shell."""
+    return click.argument(
+        name,
+        nargs=-1,
+        metavar="[KIND[/NAME]] [NAME]...",
+        callback=values.resources,
+        shell_complete=values.complete_kinds,
+    )
+
+
 selector_option = click.option(
     "-l",
     "--selector",

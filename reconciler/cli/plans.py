@@ -37,6 +37,7 @@ from reconciler.cli.options import (
     output_option,
     print_stats,
     report_option,
+    resources_argument,
     run_timeout_option,
     selector_option,
     target_options,
@@ -154,11 +155,11 @@ def validate_command(filenames: tuple[str, ...], output: str) -> int:
             file, line = declared.sources[res.key]
             out(f"{file}:{line}: {res.KIND}/{res.name}: valid")
         out(f"{len(declared.resources)} resources valid.")
-    else:  # the renderers import the engine: only machine-readable output pays for that
-        from reconciler.render import plans as render
+    else:  # render.dump, not render.plans: the plan renderers import the engine
+        from reconciler.render.dump import dump
 
         rows = [{"kind": r.KIND, "name": r.name} for r in declared.resources]
-        out(render.dump(rows, output).rstrip())
+        out(dump(rows, output).rstrip())
     return EXIT_OK
 
 
@@ -315,13 +316,7 @@ def apply_command(
         "reconciler delete jobdefinitions -l team=genomics",
     ],
 )
-@click.argument(
-    "resources",
-    nargs=-1,
-    metavar="[KIND[/NAME]] [NAME]...",
-    callback=values.resources,
-    shell_complete=values.complete_kinds,
-)
+@resources_argument()
 @selector_option
 @click.option("--all", "everything", is_flag=True, help="with a KIND: every one the stack owns")
 @click.option(

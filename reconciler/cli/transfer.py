@@ -13,7 +13,14 @@ import click
 
 from reconciler.cli import values
 from reconciler.cli.help import ExampleCommand
-from reconciler.cli.options import Target, debug_option, err, selector_option, target_options
+from reconciler.cli.options import (
+    Target,
+    debug_option,
+    err,
+    resources_argument,
+    selector_option,
+    target_options,
+)
 from reconciler.errors import EXIT_OK, UsageError
 
 FORMATS = ("yaml", "json", "text", "wide")
@@ -37,13 +44,7 @@ FORMATS = ("yaml", "json", "text", "wide")
         "reconciler export jobdefinitions -l team=genomics --all-stacks",
     ],
 )
-@click.argument(
-    "resources",
-    nargs=-1,
-    metavar="[KIND[/NAME]] [NAME]...",
-    callback=values.resources,
-    shell_complete=values.complete_kinds,
-)
+@resources_argument()
 @selector_option
 @click.option("--all-stacks", is_flag=True, help="every resource, whoever owns it")
 @click.option("--unowned", is_flag=True, help="only resources that no stack owns")

@@ -35,6 +35,28 @@ class Seconds(click.FloatRange):
         return number
 
 
+class Duration(click.ParamType):
+    """A length of time: `90s`, `15m`, `1h`, `2d`, or seconds; positive and finite."""
+
+    name = "duration"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        unit = self.UNITS.get(text[-1:]) if text else None
+        try:
+            number = float(text[:-1] if unit else text) * (unit or 1)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number <= 0:
+            self.fail(
+                f"{str(value)[:40]!r} is not a duration such as 90s, 15m, 1h or 2d", param, ctx
+            )
+        return number
+
+
 class SafePath(click.Path):
     """click.Path, whose check of a path raises ValueError (not a usage error) for a NUL in it:
     no shell passes one, but `main([...])` may."""

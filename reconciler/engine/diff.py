@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -84,17 +85,26 @@ def semantics_at(table: dict[str, Semantics], path: str) -> Semantics:
     return Semantics(**merged)
 
 
+@cache
+def _field(model: type[BaseModel], key: str) -> tuple[bool, type[BaseModel] | None]:
+    """Whether the model knows `key`, and the model its values are, if any: asked for every
+    key of every resource a plan compares, and the same few hundred answers each time."""
+    info = model.model_fields.get(key)
+    if info is None:
+        return False, None
+    nested = _nested_models(info.annotation)
+    return True, nested[-1] if nested else None
+
+
 def project(model: type[BaseModel], data: Any) -> Any:
     """Keeps only the keys the model knows, recursively: AWS's extra response fields go."""
     if not isinstance(data, dict):
         return data
     out: dict[str, Any] = {}
     for key, value in data.items():
-        info = model.model_fields.get(key)
-        if info is None:
+        known, sub = _field(model, key) if isinstance(key, str) else (False, None)
+        if not known:
             continue
-        nested = _nested_models(info.annotation)
-        sub = nested[-1] if nested else None
         if sub is not None and isinstance(value, list):
             out[key] = [project(sub, v) for v in value]
         elif sub is not None and isinstance(value, dict):
@@ -182,6 +192,8 @@ def diff(
     table = semantics_of(model)
     want = canonical(project(model, desired), table, drop=ignore)
     have = _drop_unset_late_init(canonical(project(model, actual), table, drop=ignore), want, table)
+    if _identical(have, want):  # most of a plan: deepdiff would find nothing, at length
+        return []
     secret = secret_paths(want, model, flags or {}) | secret_paths(have, model, flags or {})
     tree = DeepDiff(have, want, view="tree")
     paths: dict[str, list[Any]] = {}
@@ -193,6 +205,19 @@ def diff(
                 paths.setdefault(".".join(str(p) for p in sub), sub)
     changes = [_change(path, parts, have, want, secret) for path, parts in paths.items()]
     return sorted(changes, key=lambda c: c.path)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down: what deepdiff reports no change for
+    (it tells 1 from 1.0 and True from 1, which `==` does not). Anything else, deepdiff
+    decides."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _per_item(parts: Path, have: Any, want: Any, table: dict[str, Semantics]) -> list[Path]:

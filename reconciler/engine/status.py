@@ -25,6 +25,9 @@ MAX_BACKOFF = 300.0  # seconds between retries of a failing reconcile, at most
 MAX_PROGRESS_DELAY = 60.0  # seconds between looks at work AWS is still doing, at most
 
 Readiness = tuple[bool, str, str]  # ready, reason, message
+# In a run's fields, not written to status: task -> its job's state as a line with the fields
+# of the Slack message (notify/slack.py), which the operator posts as an event on a change.
+JOB_LINES = "jobStateLines"
 
 
 def resource_fields(plan: Plan, key: tuple[str, str]) -> dict[str, Any]:
@@ -64,8 +67,13 @@ def run_fields(ctx: Context, plan: Plan, key: tuple[str, str]) -> dict[str, Any]
     return dict(kinds()[key[0]].run_status(ctx, plan.desired[key], Refs(plan)))
 
 
-def run_readiness(fields: dict[str, Any]) -> Readiness:
+def run_readiness(fields: dict[str, Any], res: Any = None) -> Readiness:
+    """A run's readiness; `res`, the declared resource: a template (`submitOnApply: false`),
+    which only a schedule runs, is ready without a run of its own, so that what refers to it
+    (the Schedule) is not held up waiting for one."""
     if not fields.get("runId"):
+        if res is not None and getattr(res.spec, "submitOnApply", True) is False:
+            return True, c.AVAILABLE, "runs only when a schedule fires (submitOnApply: false)"
         return False, c.UNAVAILABLE, "the run is not submitted"
     return True, c.AVAILABLE, f"run {fields['runId']}: {fields.get('runStatus')}"
 

@@ -291,6 +291,11 @@ class NotificationKind(Kind):
 
     # -- desired -------------------------------------------------------------------------------
 
+    def observed_refs(self, live: Observed) -> list[tuple[str, str]]:
+        """The queues its rule listens to: deleting one is refused while the rule names it."""
+        detail = (live.spec.get("pattern") or {}).get("detail") or {}
+        return [(JobQueue.KIND, str(q).rsplit("/", 1)[-1]) for q in detail.get("jobQueue") or []]
+
     def desired(self, ctx: Context, res: Notification, refs: Refs) -> dict[str, Any]:
         spec, parts = res.spec, _names(ctx.stack, res.name)
         region, partition = ctx.aws.region, partition_of(ctx.aws.region)

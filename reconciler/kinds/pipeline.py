@@ -22,6 +22,7 @@ from reconciler.aws.tags import Owner
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
+from reconciler.engine.status import JOB_LINES
 from reconciler.engine.types import Observed, Pending, Step, Verb, Work
 from reconciler.kinds.base import Column, Kind, Permission, spec_dict
 from reconciler.models.bucket import Bucket
@@ -36,7 +37,7 @@ from reconciler.runs import drive, identity, preflight
 from reconciler.runs.report import run_status
 from reconciler.runs.state import FINISHED, STATES, RunState, counts, describe, read_runs
 from reconciler.runs.submit import barrier_count, expand, submit_run
-from reconciler.runs.watch import Watched, poll
+from reconciler.runs.watch import Watched, poll, state_lines
 
 REASON = "cancelled by reconciler"
 MAX_TASKS_IN_STATUS = 200  # a status must stay far below etcd's object size limit
@@ -454,6 +455,8 @@ class PipelineKind(Kind):
             "runStatus": run_status(statuses) if statuses else "SUBMITTED",
             "jobs": {s: total[s] for s in STATES if total[s]},
             "tasks": tasks,
+            # Not status: what the operator says in an event when a job's state changes.
+            JOB_LINES: state_lines(target, list(tasks)),
         }
 
 

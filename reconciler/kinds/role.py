@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from reconciler.aws.lookups import partition_of
+from reconciler.aws.service_roles import put_service_role
 from reconciler.aws.tags import owner_of, user_tags
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
@@ -246,23 +247,23 @@ class RoleKind(Kind):
         self, ctx: Context, res: Role, desired: dict[str, Any], aws_name: str, refs: Refs
     ) -> Work:
         def run(c: Context) -> str:
+            # The engine planned a create: the role is absent, and a same-named one made
+            # meanwhile by someone else is not taken over (existing_ok=False).
+            reply = put_service_role(
+                c.aws,
+                aws_name,
+                trust_document(desired["trustedServices"]),
+                desired.get("inlinePolicies") or {},
+                desired["tags"],
+                desired.get("description"),
+                path=desired.get("path", "/"),
+                max_session=desired.get("maxSessionDuration", 3600),
+                existing_ok=False,
+            )
+            arn = str((reply or {})["Role"]["Arn"])  # existing_ok=False: it was created
             iam = c.aws.client("iam")
-            body: dict[str, Any] = {
-                "RoleName": aws_name,
-                "Path": desired.get("path", "/"),
-                "AssumeRolePolicyDocument": json.dumps(trust_document(desired["trustedServices"])),
-                "MaxSessionDuration": desired.get("maxSessionDuration", 3600),
-                "Tags": [{"Key": k, "Value": v} for k, v in desired["tags"].items()],
-            }
-            if desired.get("description"):
-                body["Description"] = desired["description"]
-            arn = str(iam.create_role(**body)["Role"]["Arn"])
             for policy_arn in desired.get("managedPolicyArns") or []:
                 iam.attach_role_policy(RoleName=aws_name, PolicyArn=policy_arn)
-            for name, document in (desired.get("inlinePolicies") or {}).items():
-                iam.put_role_policy(
-                    RoleName=aws_name, PolicyName=name, PolicyDocument=json.dumps(document)
-                )
             if desired.get("instanceProfile"):
                 _add_profile(c, aws_name, desired.get("path", "/"))
             return arn

@@ -1,6 +1,7 @@
 """Schedule: an EventBridge Scheduler schedule that runs a Task or a Pipeline; AWS calls.
 
-What one Schedule owns, all named from the stack and the schedule (`_names`):
+What one Schedule owns, all named from the stack and the schedule (schedule_parts
+`part_names`):
 - the schedule, in the stack's schedule group `reconciler-<stack>`. Scheduler cannot tag a
   schedule, only a group [TagResource]: the group carries the ownership tags, and a schedule is
   ours when it is in our stack's group. A same-named group without our tags is a conflict.
@@ -10,22 +11,24 @@ What one Schedule owns, all named from the stack and the schedule (`_names`):
 - a Pipeline target: a Step Functions state machine generated from the DAG (runs/scheduled.py
   says why) and the role it runs as (submits to the pipeline's queues and definitions);
 - `deadLetterQueue: {create: true}`: an SQS queue.
-Create and update are one convergence (`_converge`): each part is written only if it differs
-from what was observed, so a re-apply of an unchanged spec writes nothing.
+Create and update are one convergence (schedule_parts `converge`): each part is written only
+if it differs from what was observed, so a re-apply of an unchanged spec writes nothing.
 
 AWS quirks handled here:
 - UpdateSchedule replaces the whole schedule: every field is sent, whatever changed.
-- CreateSchedule may refuse a role IAM has not propagated yet ("cannot be assumed"): the
-  action waits and tries again instead of failing.
+- CreateSchedule refuses a role IAM has not propagated yet ("The execution role you provide
+  must allow AWS EventBridge Scheduler to assume the role"): the schedule's write is asked
+  again under `kinds/polling.after_iam`, bounded, as a compute environment's create is.
 - Scheduler and moto accept an expression that never fires: models/schedule.py refuses one
-  that can never fire, preflight one that never fires again (an `at()` in the past).
+  that can never fire, preflight one that never fires again (an `at()` in the past, an
+  `endDate` that has passed).
+- Scheduler refuses a StartDate more than five minutes in the past, on an update too: one
+  that has passed is neither sent again nor compared (schedule_parts `iso_date`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,7 +37,6 @@ from pydantic import BaseModel
 
 from reconciler.aws.lookups import partition_of
 from reconciler.aws.tags import Owner, owner_of
-from reconciler.cron import firings
 from reconciler.engine.context import Context
 from reconciler.engine.diff import Change
 from reconciler.engine.refs import Refs
@@ -45,7 +47,17 @@ from reconciler.models.common import RoleReference
 from reconciler.models.job_queue import JobQueue
 from reconciler.models.role import Role, normal_document, trust_document
 from reconciler.models.schedule import Schedule
-from reconciler.runs.schedule_parts import POLICY, converge, delete_queue, delete_role
+from reconciler.runs.schedule_parts import (
+    POLICY,
+    converge,
+    delete_queue,
+    delete_role,
+    group_name,
+    iso_date,
+    next_firings,
+    part_names,
+    shown_firings,
+)
 from reconciler.runs.scheduled import (
     SUBMIT_JOB_TARGET,
     camel,
@@ -56,7 +68,6 @@ from reconciler.runs.scheduled import (
 from reconciler.runs.submit import BARRIER_DEFINITION, barrier_count
 
 SCHEDULER, STATES = "scheduler.amazonaws.com", "states.amazonaws.com"
-SHOWN_FIRINGS = 3
 
 
 class ScheduleView(BaseModel):
@@ -66,6 +77,8 @@ class ScheduleView(BaseModel):
     timezone: str | None = None
     description: str | None = None
     state: str | None = None
+    startDate: str | None = None  # only while in the future: one that passed changes nothing
+    endDate: str | None = None
     flexibleTimeWindow: dict[str, Any] | None = None
     retryPolicy: dict[str, Any] | None = None
     deadLetterArn: str | None = None
@@ -76,32 +89,41 @@ class ScheduleView(BaseModel):
     stateMachine: dict[str, Any] | None = None  # {definition, roleArn}
 
 
-def _short(text: str, limit: int, stack: str) -> str:
-    """`text`, unique to the stack: a hash of the stack keeps two stacks' names apart."""
-    digest = hashlib.sha256(stack.encode()).hexdigest()[:6]
-    return f"{text[: limit - 7]}-{digest}"
-
-
-def group_name(stack: str) -> str:
-    name = f"reconciler-{stack}"
-    return name if len(name) <= 64 else _short(name, 64, stack)
-
-
-def _names(stack: str, name: str) -> dict[str, str]:
-    return {
-        "role": _short(f"{name}-scheduler", 64, stack),
-        "machineRole": _short(f"{name}-states", 64, stack),
-        "machine": _short(f"reconciler-{name}", 80, stack),
-        "queue": _short(f"{name}-dlq", 80, stack),
-    }
-
-
 def _camel(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if data is None else {k[:1].lower() + k[1:]: v for k, v in data.items()}
 
 
 def _allow(actions: list[str], resources: list[str]) -> dict[str, Any]:
     return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def read_role(ctx: Context, name: str) -> dict[str, Any] | None:
+    """A role made for a schedule: its trust and its policy documents, as IAM has them."""
+    iam = ctx.aws.client("iam")
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+        policy = iam.get_role_policy(RoleName=name, PolicyName=POLICY)["PolicyDocument"]
+    except NotFoundError:
+        return None
+    trust = role.get("AssumeRolePolicyDocument")
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    return {"trust": normal_document(trust or {}), "policy": normal_document(policy or {})}
+
+
+def trust_of(ctx: Context, role: str) -> set[str] | None:
+    """The services a given role trusts; None if it cannot be read (then AWS decides)."""
+    try:
+        raw = ctx.aws.client("iam").get_role(RoleName=role.rsplit("/", 1)[-1])["Role"]
+    except ProviderError:
+        return None
+    doc = raw.get("AssumeRolePolicyDocument")
+    doc = json.loads(doc) if isinstance(doc, str) else doc or {}
+    services: set[str] = set()
+    for s in doc.get("Statement") or []:
+        found = (s.get("Principal") or {}).get("Service") if s.get("Effect") == "Allow" else None
+        services.update([found] if isinstance(found, str) else found or [])
+    return services
 
 
 class ScheduleKind(Kind):
@@ -176,8 +198,6 @@ class ScheduleKind(Kind):
 
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
         if not declared and not everything:
-            # A delete reads kinds with references to find users of what it deletes; a
-            # schedule reports none (observed_refs), so reading schedules would be calls wasted.
             return []
         scheduler = ctx.aws.client("scheduler")
         group = group_name(ctx.stack)
@@ -203,7 +223,7 @@ class ScheduleKind(Kind):
     def _read(self, ctx: Context, group: str, name: str, group_owner: Owner | None) -> Observed:
         raw = ctx.aws.client("scheduler").get_schedule(GroupName=group, Name=name)
         target = raw.get("Target") or {}
-        names = _names(ctx.stack, name)
+        names = part_names(ctx.stack, name)
         roles: dict[str, Any] = {}
         role_arn = str(target.get("RoleArn") or "")
         machine = None
@@ -211,7 +231,7 @@ class ScheduleKind(Kind):
             machine = self._machine(ctx, target["Arn"])
         for role in (names["role"], names["machineRole"]):
             if role_arn.endswith(f"/{role}") or (machine and machine["roleArn"].endswith(role)):
-                roles[role] = self._role(ctx, role)
+                roles[role] = read_role(ctx, role)
         input_text = target.get("Input")
         owner = Owner(group_owner.stack, name) if group_owner else None
         return Observed(
@@ -223,6 +243,8 @@ class ScheduleKind(Kind):
                 "timezone": raw.get("ScheduleExpressionTimezone") or "UTC",
                 "description": raw.get("Description") or None,
                 "state": raw.get("State"),
+                "startDate": iso_date(raw.get("StartDate"), future_only=True),
+                "endDate": iso_date(raw.get("EndDate")),
                 "flexibleTimeWindow": _camel(raw.get("FlexibleTimeWindow")),
                 "retryPolicy": _camel(target.get("RetryPolicy")),
                 "deadLetterArn": (target.get("DeadLetterConfig") or {}).get("Arn"),
@@ -248,22 +270,25 @@ class ScheduleKind(Kind):
         definition = comparable_definition(json.loads(raw["definition"]))
         return {"definition": definition, "roleArn": raw["roleArn"]}
 
-    def _role(self, ctx: Context, name: str) -> dict[str, Any] | None:
-        iam = ctx.aws.client("iam")
-        try:
-            role = iam.get_role(RoleName=name)["Role"]
-            policy = iam.get_role_policy(RoleName=name, PolicyName=POLICY)["PolicyDocument"]
-        except NotFoundError:
-            return None
-        trust = role.get("AssumeRolePolicyDocument")
-        trust = json.loads(trust) if isinstance(trust, str) else trust
-        policy = json.loads(policy) if isinstance(policy, str) else policy
-        return {"trust": normal_document(trust or {}), "policy": normal_document(policy or {})}
+    def observed_refs(self, live: Observed) -> list[tuple[str, str]]:
+        """The queues its firings submit to (its SubmitJob input, or its state machine's
+        states): deleting one is refused while the schedule would still fire into it."""
+        found: set[str] = set()
+
+        def walk(value: Any) -> None:
+            for key, sub in value.items() if isinstance(value, dict) else enumerate(value):
+                if key in ("jobQueue", "JobQueue") and isinstance(sub, str):
+                    found.add(sub.rsplit("/", 1)[-1])
+                elif isinstance(sub, dict | list):
+                    walk(sub)
+
+        walk([live.spec.get("input"), live.spec.get("stateMachine")])
+        return [(JobQueue.KIND, q) for q in sorted(found)]
 
     # -- desired -------------------------------------------------------------------------------
 
     def desired(self, ctx: Context, res: Schedule, refs: Refs) -> dict[str, Any]:
-        spec, names = res.spec, _names(ctx.stack, res.name)
+        spec, names = res.spec, part_names(ctx.stack, res.name)
         region, partition = ctx.aws.region, partition_of(ctx.aws.region)
         account = ctx.resolver.account_id
         arn = f"arn:{partition}:{{}}:{region}:{account}:{{}}"
@@ -325,6 +350,8 @@ class ScheduleKind(Kind):
             "timezone": spec.timezone,
             "description": spec.description,
             "state": spec.state,
+            "startDate": iso_date(spec.startDate, future_only=True),
+            "endDate": iso_date(spec.endDate),
             "flexibleTimeWindow": spec.flexibleTimeWindow.model_dump(exclude_none=True),
             "retryPolicy": {
                 "maximumEventAgeInSeconds": retry.get("maximumEventAgeInSeconds", 86400),
@@ -360,8 +387,9 @@ class ScheduleKind(Kind):
     ) -> list[str]:
         """What people get wrong, refused in the plan before anything is written."""
         spec, problems = res.spec, []
-        if not firings(spec.schedule, spec.timezone, dt.datetime.now(dt.UTC), count=1):
-            problems.append(f"{spec.schedule} never fires again ({spec.timezone})")
+        if not next_firings(spec, 1):
+            end = f" before its endDate {iso_date(spec.endDate)}" if spec.endDate else ""
+            problems.append(f"{spec.schedule} never fires again{end} ({spec.timezone})")
         if spec.state == "ENABLED":
             for queue in desired["targetQueues"]:
                 declared = refs.resource(JobQueue.KIND, queue)
@@ -378,34 +406,17 @@ class ScheduleKind(Kind):
             trust = set(role.spec.trustedServices) if role is not None else None
             name = spec.role.role
         else:
-            trust = self._trust_of(ctx, spec.role) if spec.role else None
+            trust = trust_of(ctx, spec.role) if spec.role else None
             name = spec.role or ""
         if trust is not None and SCHEDULER not in trust:
             problems.append(f"role {name} does not trust {SCHEDULER}: Scheduler cannot assume it")
         return problems
 
-    def _trust_of(self, ctx: Context, role: str) -> set[str] | None:
-        """The services a given role trusts; None if it cannot be read (then AWS decides)."""
-        try:
-            raw = ctx.aws.client("iam").get_role(RoleName=role.rsplit("/", 1)[-1])["Role"]
-        except ProviderError:
-            return None
-        doc = raw.get("AssumeRolePolicyDocument")
-        doc = json.loads(doc) if isinstance(doc, str) else doc or {}
-        services: set[str] = set()
-        for s in doc.get("Statement") or []:
-            found = (
-                (s.get("Principal") or {}).get("Service") if s.get("Effect") == "Allow" else None
-            )
-            services.update([found] if isinstance(found, str) else found or [])
-        return services
-
     def _notes(self, res: Schedule, desired: dict[str, Any], refs: Refs) -> list[str]:
         spec = res.spec
-        shown = firings(spec.schedule, spec.timezone, dt.datetime.now(dt.UTC), SHOWN_FIRINGS)
-        when = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in shown)
         notes = [
-            f"next firings: {when or 'none'}" + (" (DISABLED)" if spec.state == "DISABLED" else "")
+            f"next firings: {shown_firings(spec)}"
+            + (" (DISABLED)" if spec.state == "DISABLED" else "")
         ]
         target = refs.resource(spec.target.kind, spec.target.name)
         if target is not None and target.spec.submitOnApply:
@@ -450,14 +461,11 @@ class ScheduleKind(Kind):
         return self._work(ctx, res, desired, current.spec, refs, ", ".join(fields))
 
     def unchanged(self, ctx: Context, res: Schedule, current: Observed) -> Work:
-        spec = res.spec
-        shown = firings(spec.schedule, spec.timezone, dt.datetime.now(dt.UTC), SHOWN_FIRINGS)
-        when = ", ".join(t.strftime("%Y-%m-%d %H:%M %Z") for t in shown)
-        return Work(summary=f"{spec.state}; next firings: {when or 'none'}")
+        return Work(summary=f"{res.spec.state}; next firings: {shown_firings(res.spec)}")
 
     def delete(self, ctx: Context, live: Observed, why: str) -> Work:
         group, name = group_name(ctx.stack), live.aws_name
-        names = _names(ctx.stack, name)
+        names = part_names(ctx.stack, name)
 
         def run(c: Context) -> str:
             with contextlib.suppress(NotFoundError):
@@ -483,7 +491,7 @@ class ScheduleKind(Kind):
         spec = res.spec if res is not None else None
         out["expression"] = spec.schedule if spec else None
         out["state"] = live.spec.get("state") if live else None
-        shown = firings(spec.schedule, spec.timezone, dt.datetime.now(dt.UTC), 1) if spec else []
+        shown = next_firings(spec, 1) if spec else []
         out["nextFiring"] = shown[0].strftime("%Y-%m-%d %H:%M %Z") if shown and live else None
         out["target"] = f"{spec.target.kind}/{spec.target.name}" if spec else None
         return out

@@ -32,6 +32,7 @@ from reconciler.limits import (
     MAX_NODES_PER_DOCUMENT,
     MAX_QUOTED,
 )
+from reconciler.manifests import cevents
 from reconciler.manifests.reading import MANIFEST_SUFFIXES, Reader
 
 __all__ = ["MANIFEST_SUFFIXES", "Document", "load_paths", "load_text", "read_paths"]
@@ -245,6 +246,23 @@ class _Composer(Composer):
     values = 0
     document_line = 1
 
+    # ruamel looks its parser and resolver up through properties of the YAML object (a frame
+    # inspection each time) several times per event: a fifth of a load. They do not change
+    # while one text is composed, so they are looked up once.
+    @property
+    def parser(self) -> Any:
+        found = self.__dict__.get("_parser_once")
+        if found is None:
+            found = self.__dict__["_parser_once"] = Composer.parser.fget(self)  # type: ignore[attr-defined]
+        return found
+
+    @property
+    def resolver(self) -> Any:
+        found = self.__dict__.get("_resolver_once")
+        if found is None:
+            found = self.__dict__["_resolver_once"] = Composer.resolver.fget(self)  # type: ignore[attr-defined]
+        return found
+
     def compose_document(self) -> Any:
         self.values = 0
         self.document_line = self.parser.peek_event().start_mark.line + 1
@@ -270,23 +288,45 @@ class _Composer(Composer):
             raise _too_many(budget.nodes < MAX_NODES_PER_DOCUMENT, self.document_line)
 
 
-def _yaml(budget: Budget | None = None) -> YAML:
+def _yaml(budget: Budget | None = None, fast_text: str | None = None) -> YAML:
     y = YAML(typ="rt")
     y.reconciler_budget = budget  # type: ignore[attr-defined]  # read by _Composer
     y.Composer = _Composer
     y.Constructor = _Constructor
     y.allow_duplicate_keys = False
+    if fast_text is not None:
+        y.Parser = cevents.parser_for(fast_text)
     return y
 
 
 def load_text(text: str, file: str, budget: Budget | None = None) -> list[Document]:
     """The documents of one YAML text; ManifestError for what cannot be loaded, Exhausted when
-    the budget for all input is spent."""
+    the budget for all input is spent.
+
+    libyaml parses first (manifests/cevents.py: the same tree, lines and bounds, several times
+    faster); a text it cannot take as it is, or that has any problem, is loaded again on the
+    pure-Python path, so that every message about a bad file is worded as it always was."""
     budget = budget if budget is not None else Budget()
+    if cevents.usable(text):
+        left = (budget.documents, budget.nodes)
+        try:
+            return _load_text(text, file, budget, fast=True)
+        except (_Bounded, Exhausted):  # ours, and final: the slow path would only reach it later
+            raise
+        except Exception:  # Unusual, or a problem the pure-Python path words
+            budget.documents, budget.nodes = left
+    return _load_text(text, file, budget, fast=False)
+
+
+class _Bounded(ManifestError):
+    """A bound of limits.py was reached: worded by us, at the same line on either path."""
+
+
+def _load_text(text: str, file: str, budget: Budget, fast: bool) -> list[Document]:
     docs: list[Document] = []
     line = 1
     try:
-        y = _yaml(budget)
+        y = _yaml(budget, text if fast else None)
         with warnings.catch_warnings():
             # Multi-line notes on stderr (a reused anchor is legal YAML): never mixed in errors.
             warnings.simplefilter("ignore", YAMLWarning)
@@ -317,7 +357,7 @@ def load_text(text: str, file: str, budget: Budget | None = None) -> list[Docume
         problem = Problem(file, where, "", "", f"invalid YAML: {exc.message}")
         if exc.total:
             raise Exhausted(problem, docs) from None
-        raise ManifestError([problem]) from None
+        raise _Bounded([problem]) from None
     except RecursionError:  # ruamel parses nested collections recursively
         raise ManifestError([Problem(file, 1, "", "", "invalid YAML: nested too deeply")]) from None
     return docs

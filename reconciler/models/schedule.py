@@ -9,6 +9,7 @@ schedule.py says why). The expression and the timezone are checked here, with no
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
@@ -106,6 +107,15 @@ class ScheduleSpec(Spec):
     timezone: str = Field(default="UTC", max_length=50, description="IANA timezone name.")
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     state: Literal["ENABLED", "DISABLED"] = "ENABLED"
+    startDate: dt.datetime | None = Field(
+        default=None,
+        description="No firing before this date (UTC unless it says otherwise); a rate counts "
+        "from it. Ignored for at().",
+    )
+    endDate: dt.datetime | None = Field(
+        default=None,
+        description="No firing from this date on (UTC unless it says otherwise). Ignored for at().",
+    )
     flexibleTimeWindow: FlexibleTimeWindow = Field(default_factory=FlexibleTimeWindow)
     retryPolicy: RetryPolicy | None = None
     deadLetterQueue: DeadLetterQueue | None = None
@@ -127,6 +137,20 @@ class ScheduleSpec(Spec):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("startDate", "endDate")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        """Scheduler's dates are instants in UTC: a date without an offset is taken as UTC."""
+        if value is None:
+            return None
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+    @model_validator(mode="after")
+    def _window(self) -> ScheduleSpec:
+        if self.startDate and self.endDate and self.endDate <= self.startDate:
+            raise ValueError("endDate: must be after startDate")
+        return self
 
     @field_validator("timezone")
     @classmethod

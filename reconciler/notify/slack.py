@@ -5,6 +5,10 @@ Standard library only: this module is shipped in the Lambda function a Notificat
 sandbox runs the same `message` and `post` in-process. The fields are the seed's: job name,
 status, job ID, queue, log stream, and for a failure the reason and the exit code.
 
+The same `fields` serve `apply --wait` / `get --watch` and the operator when they follow a
+run (`line`: one line of text for a terminal or a Kubernetes event): a job followed there
+is a DescribeJobs description, which is what an event's `detail` is (`of_job`).
+
 The webhook URL is a secret: it is read at run time from Secrets Manager or SSM Parameter
 Store (`SLACK_WEBHOOK_SECRET` holds the ARN, never the URL), and it is never logged.
 """
@@ -54,6 +58,24 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
         lines.append(f"Reason: {f['statusReason'] or '(none)'}")
         lines.append(f"Exit code: {f['exitCode'] if f['exitCode'] is not None else '(none)'}")
     return {"text": "\n".join(lines)}
+
+
+def of_job(job: dict[str, Any]) -> dict[str, Any]:
+    """A DescribeJobs description as the event AWS sends for its state (its `detail`)."""
+    return {"detail-type": "Batch Job State Change", "source": "aws.batch", "detail": job}
+
+
+def line(event: dict[str, Any]) -> str:
+    """The message's fields on one line, for a terminal or a Kubernetes event."""
+    f = fields(event)
+    text = (
+        f"{f['status']} job {f['jobName']} ({f['jobId']}), queue {f['jobQueue']}, "
+        f"log stream {f['logStreamName'] or '(none yet)'}"
+    )
+    if "statusReason" in f:
+        code = f["exitCode"] if f["exitCode"] is not None else "(none)"
+        text += f"; reason: {f['statusReason'] or '(none)'}; exit code: {code}"
+    return text
 
 
 def post(url: str, payload: dict[str, Any]) -> int:

@@ -18,11 +18,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from reconciler.aws.service_roles import delete_service_role, put_changed_roles
 from reconciler.aws.tags import ownership_tags
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
 from reconciler.errors import NotFoundError, ProviderError
 
+ROLE_DESCRIPTION = "reconciler: posts Batch job notifications to Slack"
 POLICY = "notify"  # the Slack role's inline policy
 TARGET_ID = "topic"
 RUNTIME = "python3.12"
@@ -86,9 +88,8 @@ def converge(ctx: Context, name: str, want: dict[str, Any], have: dict[str, Any]
                 AttributeName="Policy",
                 AttributeValue=json.dumps(want["topicPolicy"]),
             )
-    for role, doc in (want.get("roles") or {}).items():  # the function needs its role first
-        if (have.get("roles") or {}).get(role) != doc:
-            _put_role(ctx, role, doc, pairs)
+    # The function needs its role first.
+    put_changed_roles(ctx.aws, want, have, POLICY, tags, ROLE_DESCRIPTION)
     if want.get("slack") and want["slack"] != have.get("slack"):
         step = _put_function(ctx, want, have, tags)
         if isinstance(step, Pending):
@@ -127,22 +128,6 @@ def _subscribe(ctx: Context, topic: str, want: dict[str, Any], have: dict[str, A
             arn = arns.get(entry, "")
             if arn.startswith("arn:"):  # an unconfirmed one has no ARN; SNS drops it itself
                 sns.unsubscribe(SubscriptionArn=arn)
-
-
-def _put_role(ctx: Context, role: str, doc: dict[str, Any], pairs: list[dict[str, str]]) -> None:
-    iam = ctx.aws.client("iam")
-    try:
-        iam.create_role(
-            RoleName=role,
-            AssumeRolePolicyDocument=json.dumps(doc["trust"]),
-            Description="reconciler: posts Batch job notifications to Slack",
-            Tags=pairs,
-        )
-    except ProviderError as exc:
-        if exc.code != "EntityAlreadyExists":
-            raise
-        iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(doc["trust"]))
-    iam.put_role_policy(RoleName=role, PolicyName=POLICY, PolicyDocument=json.dumps(doc["policy"]))
 
 
 def _put_function(
@@ -213,12 +198,8 @@ def delete(ctx: Context, live: dict[str, Any]) -> None:
     if slack:
         with contextlib.suppress(NotFoundError):
             ctx.aws.client("lambda").delete_function(FunctionName=slack["function"])
-    iam = ctx.aws.client("iam")
     for role in live.get("roles") or {}:
-        with contextlib.suppress(NotFoundError):
-            iam.delete_role_policy(RoleName=role, PolicyName=POLICY)
-        with contextlib.suppress(NotFoundError):
-            iam.delete_role(RoleName=role)
+        delete_service_role(ctx.aws, role, [POLICY])
     if live.get("topicPolicy") is not None:  # our own topic: its subscriptions go with it
         ctx.aws.client("sns").delete_topic(TopicArn=live["targetArn"])
     else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import logging
 import time
@@ -47,6 +48,7 @@ from reconciler.engine.context import Context, Options
 from reconciler.engine.reconcile import Result, reconcile
 from reconciler.engine.runs import is_run_kind
 from reconciler.engine.status import (
+    JOB_LINES,
     Verdict,
     desired_only,
     error_verdict,
@@ -121,6 +123,7 @@ class Operator(Deleting):
         self._written: dict[str, tuple[float, dict[str, Any]]] = {}  # uid -> (when, status)
         self.waker = Waker(settings)
         self._deleting: dict[str, Action] = {}  # uid -> a delete AWS is still carrying out
+        self._job_states: dict[str, dict[str, str]] = {}  # uid -> task -> job status said
 
     # -- registration --------------------------------------------------------------------------
 
@@ -241,13 +244,8 @@ class Operator(Deleting):
         self._remember(body, draft)
 
     def _context(self, body: kopf.Body) -> Context:
-        options = Options(
-            stack=stack_of(body),
-            adopt=adopting(body),
-            stream_output=False,
-            **deleting_jobs(body),
-            **self.options,
-        )
+        options = Options(stack=stack_of(body), adopt=adopting(body), stream_output=False)
+        options = dataclasses.replace(options, **deleting_jobs(body), **self.options)
         subject = _subject(body)
         return Context(
             aws=self.aws, options=options, log=lambda line: logger.debug("%s: %s", subject, line)
@@ -308,7 +306,7 @@ class Operator(Deleting):
             if submitted and submitted == spec_run_id(ctx, found.declared, key):
                 # Submitted already: follow it, never submit it again (not even if AWS has
                 # stopped listing its jobs). A new spec or `rerun` is a new run.
-                await self._refresh_run(ctx, found.declared, key, draft, force=not timer)
+                await self._refresh_run(ctx, found.declared, key, draft, not timer, body)
                 return
         elif (
             timer
@@ -407,8 +405,9 @@ class Operator(Deleting):
             except Exception as exc:  # submitted, but not readable yet: the timer reads it
                 logger.warning("reading the run of %s/%s: %s", *key, exc)
                 fields = {"runId": spec_run_id(ctx, declared, key), "runStatus": "SUBMITTED"}
+            self._job_events(body, fields)
             draft.after.update(fields)
-            ready, reason, message = run_readiness(fields)
+            ready, reason, message = run_readiness(fields, declared.get(*key))
         else:
             self._observed(kind, result, key, draft)
             ready, reason, message = resource_readiness(kind, result.plan.observed.get(key))
@@ -422,7 +421,13 @@ class Operator(Deleting):
             draft.put(c.READY, *resource_readiness(kind, observed))
 
     async def _refresh_run(
-        self, ctx: Context, declared: ResourceSet, key: tuple[str, str], draft: Draft, force: bool
+        self,
+        ctx: Context,
+        declared: ResourceSet,
+        key: tuple[str, str],
+        draft: Draft,
+        force: bool,
+        body: kopf.Body,
     ) -> None:
         draft.observed()
         draft.put(c.SYNCED, True, c.RECONCILED, f"run {draft.after['runId']} was submitted")
@@ -433,6 +438,7 @@ class Operator(Deleting):
         except Exception as exc:
             logger.warning("reading the run of %s/%s: %s", *key, exc)
             return
+        self._job_events(body, fields)
         if fields.get("runId"):
             draft.after.update(fields)
             draft.put(c.READY, *run_readiness(fields))
@@ -470,8 +476,24 @@ class Operator(Deleting):
         kopf.info(body, reason=reason, message=c.short(text))
         logger.info("%s: %s", _subject(body), text)
 
+    def _job_events(self, body: kopf.Body, fields: dict[str, Any]) -> None:
+        """An event for each job whose state changed since this operator last said it, with
+        the fields of the Slack message a Notification sends (a FAILED one as a Warning).
+        Taken out of `fields`: the lines are not status. Remembered in memory only: an
+        operator that restarts says each job's current state once more."""
+        lines: dict[str, str] = fields.pop(JOB_LINES, None) or {}
+        said = self._job_states.setdefault(str(body.metadata.uid), {})
+        for task, line in lines.items():
+            status = line.split(" ", 1)[0]
+            if said.get(task) == status:
+                continue
+            said[task] = status
+            post = kopf.warn if status == "FAILED" else kopf.info
+            post(body, reason="JobStateChange", message=c.short(f"{task}: {line}"))
+
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)
+        self._job_states.pop(uid, None)
         self.waker.forget(uid)
         self._deleting.pop(uid, None)
         # The lock stays: a handler may still hold it; it is tiny.

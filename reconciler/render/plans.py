@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
 from typing import Any
-
-from ruamel.yaml import YAML
 
 from reconciler.engine.apply import Outcome
 from reconciler.engine.diff import Change
 from reconciler.engine.status import resource_fields, resource_readiness
 from reconciler.engine.types import Action, Plan, Verb
 from reconciler.registry import kinds
+from reconciler.render.dump import dump as dump  # re-exported: render.dump(...)
 
 COUNT_WORDS = [
     (Verb.CREATE, "to create"),
@@ -91,9 +89,24 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+PLURALS = {
+    "run to submit": "runs to submit",
+    "new revision": "new revisions",
+    "conflict": "conflicts",
+}
+
+
+def _plural(words: str) -> str:
+    return PLURALS.get(words, words)  # "to create" and the like have no noun
+
+
 def summary_line(plan: Plan) -> str:
     counts = Counter(a.verb for a in plan.actions)
-    parts = [f"{counts[v]} {words}" for v, words in COUNT_WORDS if counts[v]]
+    parts = [
+        f"{counts[v]} {_plural(words) if counts[v] > 1 else words}"
+        for v, words in COUNT_WORDS
+        if counts[v]
+    ]
     return "Plan: " + (", ".join(parts) if parts else "nothing declared") + "."
 
 
@@ -208,15 +221,3 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
     return [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
-
-
-def dump(data: Any, fmt: str) -> str:
-    if fmt == "markdown":
-        raise ValueError("markdown output is for plans: use it with diff, apply or delete")
-    if fmt == "json":
-        return json.dumps(data, indent=2, default=str)
-    y = YAML(typ="safe")
-    y.default_flow_style = False
-    buf = io.StringIO()
-    y.dump(json.loads(json.dumps(data, default=str)), buf)
-    return buf.getvalue()

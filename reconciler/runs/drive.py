@@ -96,7 +96,6 @@ class Driver:
     launching: dict[str, Launching] = field(default_factory=dict)
     queue_url: str | None = None
     receiver: Any = None
-    started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         files = file_dependencies(self.tasks)
@@ -230,9 +229,15 @@ class Driver:
         if ec2:
             self._launch(ctx, unit)
         else:
-            wiring = {k: j["jobId"] for k, j in self.jobs.items() if not self.is_ec2(k)}
+            # Wired only to real Batch jobs: an EC2 task, or a task skipped as up to date, has
+            # succeeded already and is no job Batch knows.
+            wiring = {
+                k: j["jobId"]
+                for k, j in self.jobs.items()
+                if not self.is_ec2(k) and not j.get("skipped")
+            }
             batch_unit = Unit(
-                unit.key, unit.task, [(k, t) for k, t in unit.depends if not self.is_ec2(k or "")]
+                unit.key, unit.task, [(k, t) for k, t in unit.depends if not k or k in wiring]
             )
             job_id = submit_unit(ctx, self.res, self.run, batch_unit, self.queue_of, wiring)
             self.jobs[unit.key] = {"jobId": job_id, "status": "SUBMITTED", "jobName": unit.key}

@@ -19,15 +19,15 @@ import hashlib
 import json
 from typing import Any
 
-from reconciler.aws.tags import ownership_tags
+from reconciler.aws.tags import MANAGED_BY, TOOL
 from reconciler.engine.context import Context
-from reconciler.errors import NotFoundError, ProviderError
+from reconciler.errors import NotFoundError, PlanError, ProviderError
 
 RETENTION_DAYS = 30
 RUNS = "runs"
 QUEUE_PREFIX = "reconciler-run-"
 QUEUE_RETENTION = 4 * 24 * 3600  # SQS's default: the output of a run nobody follows for days
-SCRATCH_TAG = "scratch"  # the bucket's reconciler.io/name
+SCRATCH_TAGS = {MANAGED_BY: TOOL, "reconciler.io/scratch": "true"}  # the tool's; no stack's
 
 
 def bucket_name(account: str, region: str) -> str:
@@ -53,53 +53,79 @@ def bucket(ctx: Context) -> str:
 
 
 def ensure_bucket(ctx: Context) -> str:
-    """The scratch bucket, created once (and said so) if the account has none yet."""
+    """The scratch bucket, created once (and said so) if the account has none yet.
+
+    It is the tool's, not a stack's: tagged as managed by the tool and as the scratch bucket,
+    with no stack, so no stack's `get` lists it and no prune touches it. A bucket of that name
+    with other tags is refused; one with none is taken as a create whose reply was lost."""
 
     def make() -> str:
         name = bucket(ctx)
         s3 = ctx.aws.client("s3")
         try:
             s3.head_bucket(Bucket=name)
-            return name
         except ProviderError as exc:  # HeadBucket has no body: its code is the HTTP status
+            if exc.code in ("403", "Forbidden"):
+                raise PlanError(
+                    f"the scratch bucket name {name} is taken by another account"
+                ) from exc
             if not (isinstance(exc, NotFoundError) or exc.code in ("404", "NotFound")):
                 raise
-        where = (
-            {}
-            if ctx.aws.region == "us-east-1"
-            else {"CreateBucketConfiguration": {"LocationConstraint": ctx.aws.region}}
-        )
-        s3.create_bucket(Bucket=name, **where)
-        tags = ownership_tags(ctx.stack, SCRATCH_TAG)
-        s3.put_bucket_tagging(
-            Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
-        )
-        s3.put_public_access_block(
-            Bucket=name,
-            PublicAccessBlockConfiguration={
-                "BlockPublicAcls": True,
-                "IgnorePublicAcls": True,
-                "BlockPublicPolicy": True,
-                "RestrictPublicBuckets": True,
-            },
-        )
-        s3.put_bucket_lifecycle_configuration(
-            Bucket=name,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "reconciler-runs-expire",
-                        "Status": "Enabled",
-                        "Filter": {"Prefix": f"{RUNS}/"},
-                        "Expiration": {"Days": RETENTION_DAYS},
-                    }
-                ]
-            },
-        )
-        ctx.log(f"created the scratch bucket {name} (run output, kept {RETENTION_DAYS} days)")
+            where = (
+                {}
+                if ctx.aws.region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": ctx.aws.region}}
+            )
+            s3.create_bucket(Bucket=name, **where)
+            ctx.log(f"created the scratch bucket {name} (run output, kept {RETENTION_DAYS} days)")
+        tags = _bucket_tags(ctx, name)
+        if tags == SCRATCH_TAGS:
+            return name
+        if tags:
+            raise PlanError(f"bucket {name} exists and is not the tool's scratch bucket (its tags)")
+        _set_up(ctx, name)
         return name
 
     return str(ctx.resolver.once("scratch-bucket", make))
+
+
+def _bucket_tags(ctx: Context, name: str) -> dict[str, str]:
+    try:
+        found = ctx.aws.client("s3").get_bucket_tagging(Bucket=name).get("TagSet") or []
+    except ProviderError as exc:
+        if exc.code == "NoSuchTagSet":
+            return {}
+        raise
+    return {t["Key"]: t["Value"] for t in found if t["Key"] in SCRATCH_TAGS}
+
+
+def _set_up(ctx: Context, name: str) -> None:
+    """Tags, no public access, and objects expiring after RETENTION_DAYS."""
+    s3 = ctx.aws.client("s3")
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "reconciler-runs-expire",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": f"{RUNS}/"},
+                    "Expiration": {"Days": RETENTION_DAYS},
+                }
+            ]
+        },
+    )
+    tags = [{"Key": k, "Value": v} for k, v in SCRATCH_TAGS.items()]
+    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags})  # last: it marks it done
 
 
 def list_objects(ctx: Context, prefix: str) -> dict[str, dict[str, Any]]:

@@ -3,6 +3,12 @@
 Each poll reads the run's top-level jobs with DescribeJobs, 100 per call; an array parent's
 statusSummary stands for all its children, so a poll costs ceil(top-level jobs / 100) calls
 whatever the array sizes. Polls back off from `first` to `ceiling` seconds.
+
+What a follower prints is one line per state change of a task's job, with the fields of the
+Slack message a Notification sends (`notify/slack.py`: status, job name, job ID, queue, log
+stream; reason and exit code for a failure), and for an array, a line each time its
+children's counts change. A state a job passed through between two polls is not seen: the
+Notification's EventBridge rule, not a poll, is what sees every change.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 from reconciler.backoff import Backoff
 from reconciler.engine.context import Context
+from reconciler.notify import slack
 from reconciler.runs.report import TaskJobs
 from reconciler.runs.state import FINISHED, STATES, counts, describe
 from reconciler.runs.submit import BARRIER_MARK
@@ -55,6 +62,32 @@ def progress(job: dict[str, Any]) -> str:
     return str(job.get("status"))
 
 
+def change_lines(target: Watched, shown: dict[str, str]) -> list[tuple[str, str]]:
+    """(task, line) for each task whose job changed since `shown` (task -> what was last
+    said of it, updated here): its new status with the Slack message's fields, or, for an
+    array whose status stayed, its children's counts."""
+    lines = []
+    for key in target.tasks:
+        job = target.jobs.get(key)
+        if job is None:
+            said = "not found yet"
+        elif (shown.get(key) or "").split(" ", 1)[0] != job.get("status"):
+            said = slack.line(slack.of_job(job))
+        elif (job.get("arrayProperties") or {}).get("size"):
+            said = progress(job)
+        else:
+            continue
+        if shown.get(key) != said:
+            shown[key] = said
+            lines.append((key, said))
+    return lines
+
+
+def state_lines(target: Watched, tasks: list[str]) -> dict[str, str]:
+    """Each of `tasks`' job state, as a line with the Slack message's fields."""
+    return {k: slack.line(slack.of_job(target.jobs[k])) for k in tasks if k in target.jobs}
+
+
 def poll(ctx: Context, targets: list[Watched]) -> None:
     """Re-reads the jobs not known to be finished: a finished job never changes again."""
     ids = [
@@ -76,16 +109,13 @@ def follow(
     backoff: Backoff = FOLLOW,
 ) -> None:
     start = time.monotonic()
-    shown: dict[tuple[str, str], str] = {}
+    shown: dict[str, dict[str, str]] = {t.subject: {} for t in targets}
     delay: float | None = None
     while True:
         poll(ctx, targets)
         for t in targets:
-            for key in t.tasks:
-                line = progress(t.jobs[key]) if key in t.jobs else "not found yet"
-                if shown.get((t.subject, key)) != line:
-                    shown[(t.subject, key)] = line
-                    log(f"  {t.subject} {key}: {line}  [{time.monotonic() - start:.0f}s]")
+            for key, line in change_lines(t, shown[t.subject]):
+                log(f"  {t.subject} {key}: {line}  [{time.monotonic() - start:.0f}s]")
         if all(t.finished for t in targets):
             return
         delay = backoff.after(delay)

@@ -12,7 +12,9 @@ bus whose pattern matches (moto's own matcher):
   SQS, HTTP and email subscriptions through moto (SQS and HTTP(S) are real deliveries); a
   Lambda subscription that is a Notification's Slack function runs the shipped formatter in
   this process (moto's Lambda needs Docker), reading the webhook URL from the sandbox's
-  Secrets Manager or SSM as the function would;
+  Secrets Manager or SSM as the function would. A message for the sandbox's own stand-in
+  webhook (seed.SLACK_SINK_URL, the example stack's secret) is kept instead of posted: in
+  `slack_messages` and, for a sandbox server, as a line of `slack.jsonl` in its state directory;
 - an SQS queue target: the event as the message.
 A delivery that fails goes to the target's dead-letter queue, with the error, as in AWS.
 """
@@ -26,10 +28,14 @@ import queue
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reconciler.notify import slack
 from reconciler.sandbox.schedule_firing import ScheduleClock
+from reconciler.sandbox.seed import SLACK_SINK_URL
+
+SLACK_FILE = "slack.jsonl"  # in the server's state directory: messages for the stand-in
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 class BatchEvents:
     clock: ScheduleClock  # knows the server's URL, for reading secrets as a function would
     delivered: list[tuple[str, str]] = field(default_factory=list)  # (target, job status)
+    slack_messages: list[dict[str, Any]] = field(default_factory=list)  # for the stand-in
     _queue: queue.Queue[tuple[str, str, dict[str, Any]]] = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -154,7 +161,15 @@ class BatchEvents:
             value = client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
         else:
             value = client.get_secret_value(SecretId=secret)["SecretString"]
-        slack.post(slack.webhook_from(value), slack.message(event))
+        url, payload = slack.webhook_from(value), slack.message(event)
+        if url != SLACK_SINK_URL:
+            slack.post(url, payload)
+            return
+        self.slack_messages.append(payload)
+        directory = self.clock.config.server_dir
+        if directory:
+            with (Path(directory) / SLACK_FILE).open("a") as sink:
+                sink.write(json.dumps(payload) + "\n")
 
     def _dead_letter(
         self, account: str, region: str, target: dict[str, Any], event: dict[str, Any], error: str

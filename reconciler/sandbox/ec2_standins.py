@@ -29,7 +29,6 @@ import urllib.request
 
 USAGE_EXIT = 1
 GOING_DOWN_WAIT = 30.0  # seconds the command waits for the sandbox to end it, as the OS would
-POWER_OFF = ("poweroff", "halt")
 
 
 class Usage(Exception):

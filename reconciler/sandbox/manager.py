@@ -1,21 +1,14 @@
 """Starting, finding, restoring and stopping the sandbox server.
 
-The server runs detached, so `apply`, `get`, `diff` and `delete` in separate invocations see
-one account, as they would against AWS. Its address lives in `server.json` in the state
-directory (`RECONCILER_SANDBOX_DIR`, default `~/.reconciler/sandbox`). Every request is
-recorded; when the server is gone (a reboot, `sandbox stop`), the next command starts a new
-one and replays the recording, whose first request fixes moto's random seed, so IDs match.
-A file lock keeps two first invocations from starting two servers.
-
-The server's settings (RECONCILER_SANDBOX_RUN_COMMANDS, ...) are kept too, and a command whose
-environment sets other ones restarts it with them, or says why it does not (`settings`). The
-server journals what its jobs did (`jobs.jsonl`, `job_journal`), so that a restored server
-puts finished jobs back as they were instead of running them again.
-
-A server is written to `server.json` as soon as it runs, marked ready only once it is seeded or
-restored: whatever fails in between (a damaged recording, an interrupted start), the server is
-stopped, and `stop`/`reset` can always find it. A recording moto cannot replay is a clear error
-that says how to recover (`reconciler sandbox reset`), not an HTTP 500 from the server.
+The server runs detached, so separate invocations see one account, as against AWS. Its address
+lives in `server.json` in the state directory (`RECONCILER_SANDBOX_DIR`, default
+`~/.reconciler/sandbox`); a file lock keeps two first invocations from starting two servers.
+Every request is recorded: when the server is gone (a reboot, `sandbox stop`), the next command
+starts one and replays the recording (its first request fixes moto's seed, so IDs match). Its
+settings are kept, and a command that sets others restarts it or says why not (`settings`);
+its jobs' journal (`jobs.jsonl`) puts finished jobs back as they were, never run again.
+A server is in `server.json` from its start, ready once seeded or restored (`stop`/`reset`
+always find it); a recording moto cannot replay says how to recover (`sandbox reset`).
 """
 
 from __future__ import annotations
@@ -44,6 +37,9 @@ import boto3
 from reconciler.backoff import Backoff, poll
 from reconciler.errors import RetryableError, TerminalError
 from reconciler.sandbox import ec2_machine, settings
+from reconciler.sandbox.batch_events import SLACK_FILE
+from reconciler.sandbox.clock_api import CLOCK_FILE
+from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.config import (
     CREDENTIALS,
     ENDPOINT_ENV,
@@ -276,7 +272,9 @@ def prepare_new(endpoint: str) -> None:
     _post(f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT)
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     seed_account(
-        session.client("iam", endpoint_url=endpoint), session.client("ec2", endpoint_url=endpoint)
+        session.client("iam", endpoint_url=endpoint),
+        session.client("ec2", endpoint_url=endpoint),
+        session.client("secretsmanager", endpoint_url=endpoint),
     )
 
 
@@ -332,6 +330,20 @@ def ensure(restart: bool = False) -> Sandbox:
         return Sandbox(endpoint, proc.pid, started, notice)
 
 
+def clock(advance: float | None = None) -> dict[str, object]:
+    """The sandbox's schedule clock (`clock_api`): its time, or, with `advance` (seconds),
+    moved forward, with the firings that fell due. Starts the sandbox if needed."""
+    url = f"{ensure().endpoint}{CLOCK_PATH}"
+    data = None if advance is None else json.dumps({"advance": advance}).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    try:
+        # Firings are carried out before the reply (a pipeline's state machine included).
+        with urllib.request.urlopen(req, timeout=SETUP_TIMEOUT) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        raise TerminalError(f"sandbox clock: {exc.read().decode(errors='replace')}") from None
+
+
 def stop() -> bool:
     """Stops the server in server.json, if its pid is still a sandbox server (after a reboot the
     pid may belong to any process)."""
@@ -353,7 +365,7 @@ def reset() -> None:
     environment)."""
     stop()
     directory = state_dir()
-    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE):
+    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE, CLOCK_FILE, SLACK_FILE):
         (directory / name).unlink(missing_ok=True)
     shutil.rmtree(directory / INSTANCES_DIR, ignore_errors=True)  # their logs and scratch
 

@@ -21,7 +21,8 @@ that is a module global. The patches themselves are in
   (`ec2_host`, `ec2_machine`); launch faults and instance deaths can be injected
   (`ec2_faults`).
 Besides the patches, `schedule_firing.ScheduleClock` fires EventBridge Scheduler's schedules,
-which moto only stores (the server starts its thread; tests advance it), and
+which moto only stores (the server starts its thread; tests and `reconciler sandbox clock
+advance` move it forward through `clock_api`'s route), and
 `batch_events.BatchEvents` emits Batch job state change events and delivers them to rules.
 """
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 from moto.batch import models as batch_models
 
+from reconciler.sandbox import clock_api
 from reconciler.sandbox.batch_events import BatchEvents
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.definition_patches import DefinitionPatches
@@ -94,6 +96,7 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     scheduler = JobScheduler(LocalRunner(config), journal, restore)
     resources, jobs = ResourcePatches(config), JobPatches(config, scheduler)
     clock = ScheduleClock(config)
+    clock_api.install(clock)  # `reconciler sandbox clock`: the clock over HTTP
     events = BatchEvents(clock)
     scheduler.listeners.append(events.changed)
     ec2 = InstanceHost(config)

@@ -18,7 +18,8 @@ Time: sandbox time runs `RECONCILER_SANDBOX_TIME_SCALE` times faster than real t
 `advance(seconds)` added. Tests call `advance()`, which fires what fell due before it returns:
 no test waits on a wall clock. The server's thread ticks every TICK seconds. A schedule first
 seen by the clock fires only from then on (no backfill after a restart, as a schedule created
-now does not fire for the past); flexible time windows fire at the window's start.
+now does not fire for the past); flexible time windows fire at the window's start; nothing
+fires before a schedule's StartDate or from its EndDate on.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.cron import ExpressionError, firings
+from reconciler.cron import ExpressionError, firings_between
 from reconciler.sandbox.config import SandboxConfig
 
 TICK = 0.5
@@ -70,6 +71,15 @@ def with_context(text: str, schedule_arn: str, when: dt.datetime, execution: str
     ):
         text = text.replace(f"<aws.scheduler.{key}>", value)
     return text
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    """A StartDate or EndDate as moto keeps it (what the request held: epoch seconds)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromtimestamp(float(value), dt.UTC)
 
 
 @dataclass
@@ -143,11 +153,13 @@ class ScheduleClock:
         if schedule.state != "ENABLED" or since >= now:
             return []
         try:
-            times = firings(
+            times = firings_between(
                 schedule.schedule_expression,
                 schedule.schedule_expression_timezone or "UTC",
                 since,
                 count=MAX_PER_TICK,
+                start=_instant(schedule.start_date),
+                end=_instant(schedule.end_date),
                 origin=dt.datetime.fromtimestamp(schedule.creation_date, dt.UTC),
             )
         except ExpressionError as exc:  # moto accepts what AWS would not: it never fires

@@ -56,14 +56,17 @@ class Stage:
     def prefix(self, task: str) -> str:
         return f"s3://{self.bucket}/runs/{self.run}/{task}/"
 
-    def start(self, task: str, script: str, *options: str, cli: bool = False) -> Any:
+    def start(
+        self, task: str, script: str, *options: str, cli: bool = False, sqs_endpoint: str = ""
+    ) -> Any:
         """The agent on `bash -c script`: as the file the user data carries, or the CLI."""
         head = [sys.executable, "-m", "reconciler", "agent"] if cli else [sys.executable, AGENT]
         argv = [*head, "exec", "--queue-url", self.queue_url, "--run", self.run]
         argv += ["--task", task, "--s3-prefix", self.prefix(task), *options]
         return subprocess.Popen(
             [*argv, "--", "bash", "-c", script],
-            env=agent_env(self.endpoint),
+            env=agent_env(self.endpoint)
+            | ({"AWS_ENDPOINT_URL_SQS": sqs_endpoint} if sqs_endpoint else {}),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from reconciler.sandbox import ec2_faults
+from reconciler.sandbox import ec2_faults, moto_ext
 from reconciler.sandbox.config import (
     AWS_CLI_ENV,
     PENDING_ENV,
@@ -103,12 +103,15 @@ class Ec2:
 
 
 @pytest.fixture
-def sb(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ec2:
+def sb(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ec2]:
     monkeypatch.setenv(PENDING_ENV, "0.3")
     monkeypatch.setenv(SERVER_DIR_ENV, str(tmp_path))
     monkeypatch.setenv(AWS_CLI_ENV, "shim")  # the sandbox's `aws`, whatever the host has
     monkeypatch.delenv(USER_DATA_ENV, raising=False)
-    return Ec2(aws, client(aws, "ec2"), tmp_path)
+    yield Ec2(aws, client(aws, "ec2"), tmp_path)
+    extensions = moto_ext.installed()
+    if extensions is not None:  # the test's server outlives no instance process
+        extensions.ec2.shutdown()
 
 
 def test_user_data_runs_in_its_scratch_directory_and_shutdown_terminates_the_instance(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -144,3 +147,25 @@ spec:
     join = next(j for j in jobs if j["tags"]["reconciler.io/task"] == "join")
     assert len(join["dependsOn"]) == 2  # the barriers, each waiting for up to 20
     assert _until(lambda: all(j["status"] == "SUCCEEDED" for j in _jobs(aws, "wide--")), 30)
+
+
+def test_the_clock_is_advanced_over_http_as_sandbox_clock_does(srun, write, aws, clock):
+    """`reconciler sandbox clock advance 2h` posts to this route; the firings come back."""
+    path = write(stack(infra(), task(), schedule()))
+    assert srun("apply", "-f", path).code == 0
+    url = f"{aws}/moto-api/reconciler/clock"
+    shown = json.loads(urllib.request.urlopen(url).read())
+    assert set(shown) == {"now", "advancedSeconds", "timeScale"}
+    body = json.dumps({"advance": 7200}).encode()
+    advanced = json.loads(urllib.request.urlopen(urllib.request.Request(url, data=body)).read())
+    assert advanced["advancedSeconds"] == shown["advancedSeconds"] + 7200
+    assert len(advanced["fired"]) == 2, advanced
+    assert all(f["outcome"].startswith("job ") for f in advanced["fired"])
+    assert all(
+        f["schedule"].endswith("schedule/reconciler-default/hourly") for f in advanced["fired"]
+    )
+    assert len(_jobs(aws, "poller--")) == 2
+    bad = urllib.request.Request(url, data=json.dumps({"advance": -1}).encode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad)
+    assert refused.value.code == 400

@@ -162,7 +162,7 @@ DEFAULTS: dict[str, tuple[list[str], dict[str, Any]]] = {
         [],
         {"output": "text", "filenames": (), "partition": "aws", "account": "*", "part": None},
     ),
-    "sandbox": ([], {"output": "text", "action": "status"}),
+    "sandbox": ([], {"output": "text", "action": "status", "clock_words": ()}),
     "schema": ([], {"output": "text", "what": "json", "directory": None, "check": False}),
     "unlock": ([], {**{k: v for k, v in PLANS.items() if k != "filenames"}, "force": False}),
 }

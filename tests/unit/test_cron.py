@@ -6,7 +6,14 @@ import datetime as dt
 
 import pytest
 
-from reconciler.cron import ExpressionError, firings, never_fires_problem, parse, zone
+from reconciler.cron import (
+    ExpressionError,
+    firings,
+    firings_between,
+    never_fires_problem,
+    parse,
+    zone,
+)
 
 NOW = dt.datetime(2026, 12, 1, 8, 43, tzinfo=dt.UTC)  # a Tuesday
 
@@ -123,3 +130,27 @@ def test_never_fires() -> None:
 def test_timezones_must_be_iana_names(name: str) -> None:
     with pytest.raises(ExpressionError, match="is not an IANA timezone"):
         zone(name)
+
+
+def test_start_and_end_dates_bound_the_firings() -> None:
+    def between(expression: str, **window: dt.datetime) -> list[str]:
+        found = firings_between(expression, "Europe/Paris", NOW, 3, **window)
+        return [t.strftime("%Y-%m-%d %H:%M %Z") for t in found]
+
+    start = dt.datetime(2026, 12, 24, 23, 0, tzinfo=dt.UTC)  # midnight in Paris: it fires
+    assert between("cron(0 * * * ? *)", start=start) == [
+        "2026-12-25 00:00 CET",
+        "2026-12-25 01:00 CET",
+        "2026-12-25 02:00 CET",
+    ]
+    end = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)  # 11:00 in Paris: not included
+    assert between("cron(0 * * * ? *)", end=end) == ["2026-12-01 10:00 CET"]
+    assert between("cron(0 * * * ? *)", end=NOW) == []  # an end in the past: never again
+    # A rate counts from its start date, not from now.
+    assert between("rate(2 hours)", start=dt.datetime(2026, 12, 1, 7, 15, tzinfo=dt.UTC)) == [
+        "2026-12-01 10:15 CET",
+        "2026-12-01 12:15 CET",
+        "2026-12-01 14:15 CET",
+    ]
+    # Scheduler ignores both for a one-time schedule.
+    assert between("at(2026-12-02T09:00:00)", end=end) == ["2026-12-02 09:00 CET"]

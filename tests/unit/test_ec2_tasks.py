@@ -186,3 +186,37 @@ def test_a_schedule_cannot_fire_work_that_needs_a_driver() -> None:
     assert any("Schedule/hourly: spec.target.pipeline: count: EC2 tasks" in p for p in problems), (
         problems
     )
+
+
+def test_a_batch_task_is_not_wired_to_a_dependency_skipped_as_up_to_date(monkeypatch) -> None:
+    """A skipped task succeeded without a job: a Batch task after it waits for nothing."""
+    from types import SimpleNamespace
+
+    res = Pipeline.model_validate(
+        {
+            "apiVersion": "reconciler.io/v1alpha1",
+            "kind": "Pipeline",
+            "metadata": {"name": "p"},
+            "spec": {
+                "jobQueue": "q",
+                "tasks": [
+                    {"name": "a", "jobDefinition": "jd", "outputs": ["s3://bkt/a.txt"]},
+                    {"name": "b", "jobDefinition": "jd", "dependsOn": [{"task": "a"}]},
+                ],
+            },
+        }
+    )
+    sent = []
+
+    def submit_unit(ctx, res, run, unit, queue_of, job_ids):
+        sent.append((unit.key, unit.depends, job_ids))
+        return "job-b"
+
+    monkeypatch.setattr(drive, "submit_unit", submit_unit)
+    driver = drive.Driver(res, "run1", res.task_list(), {"a": "q", "b": "q"})
+    driver.jobs["a"] = ec2_state.skipped_job("a")
+    ctx = SimpleNamespace(log=lambda _line: None)
+    driver._maybe_start(ctx, driver.by_key["b"])  # type: ignore[arg-type]
+    (key, depends, wiring) = sent[0]
+    assert key == "b" and depends == [] and "a" not in wiring
+    assert driver.jobs["b"]["jobId"] == "job-b"

@@ -46,6 +46,8 @@ def _drive(run: Any) -> tuple[str, list[float]]:
         "InvalidParameterValue: Invalid IAM Instance Profile name",
         "ClientException: instance profile arn:aws:iam::1:instance-profile/x does not exist",
         "AccessDenied: ... is not authorized to perform: sts:AssumeRole on resource ...",
+        "CreateSchedule: ValidationException: The execution role you provide must allow AWS "
+        "EventBridge Scheduler to assume the role.",
     ],
 )
 def test_what_iam_says_while_propagating_is_recognised(message: str) -> None:

@@ -28,17 +28,32 @@ def test_example_manifests_validate() -> None:
         ("Bucket", "stress-results"),
         ("ComputeEnvironment", "stress-ondemand"),
         ("ComputeEnvironment", "stress-spot"),
+        ("JobDefinition", "poller"),
         ("JobDefinition", "stress-ng-follower"),
         ("JobDefinition", "stress-ng-leader"),
         ("JobQueue", "stress-ng-queue"),
+        ("Notification", "batch-alerts"),
         ("Pipeline", "stress"),
         ("Role", "stress-execution"),
         ("Role", "stress-instance"),
         ("Role", "stress-job"),
+        ("Schedule", "poller-hourly"),
+        ("Task", "count"),
+        ("Task", "poller"),
     ]
-    files = {"Pipeline": "stress-pipeline.yaml", "Bucket": STORAGE, "Role": STORAGE}
+    files = {
+        "Pipeline": "stress-pipeline.yaml",
+        "Bucket": STORAGE,
+        "Role": STORAGE,
+        "Schedule": "poller.yaml",
+        "Task": "poller.yaml",
+        ("JobDefinition", "poller"): "poller.yaml",
+        "Notification": "notifications.yaml",
+        ("Task", "count"): "ec2-count.yaml",
+    }
     for key, (file, line) in stack.sources.items():
-        assert file.endswith(files.get(key[0], "batch-stack.yaml")), key
+        expected = files.get(key, files.get(key[0], "batch-stack.yaml"))
+        assert file.endswith(expected), key
         assert line >= 1
 
 

@@ -90,3 +90,47 @@ def test_the_package_runs_on_its_own(tmp_path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "*j* FAILED" in out.stdout
+
+
+def test_one_line_with_the_same_fields_for_a_terminal_or_a_kubernetes_event() -> None:
+    assert slack.line(event("SUCCEEDED")) == (
+        "SUCCEEDED job poller--poller--d32c5kddcf5bb8c3 (4e5f-1), queue poller-queue, "
+        "log stream poller/default/abc"
+    )
+    failed = event(
+        "FAILED",
+        statusReason="Essential container in task exited",
+        container={"logStreamName": "poller/default/abc", "exitCode": 3},
+    )
+    assert slack.line(failed).endswith("; reason: Essential container in task exited; exit code: 3")
+    # A DescribeJobs description is what an event's detail is.
+    assert slack.line(slack.of_job(event("RUNNING")["detail"])).startswith("RUNNING job ")
+
+
+def test_a_followed_run_says_each_state_change_once() -> None:
+    from reconciler.runs.watch import Watched, change_lines
+
+    def job(status: str, **more: object) -> dict:
+        return {**event(status)["detail"], **more}
+
+    target = Watched("Task", "poller", "r1", {"poller": "4e5f-1", "batch": "9-1"})
+    shown: dict[str, str] = {}
+    target.jobs = {"poller": job("RUNNABLE")}
+    assert [k for k, _ in change_lines(target, shown)] == ["poller", "batch"]  # not found yet
+    assert change_lines(target, shown) == []  # nothing changed: nothing said
+    array = {"size": 4, "statusSummary": {"RUNNING": 1, "PENDING": 3}}
+    target.jobs = {"poller": job("RUNNING"), "batch": job("PENDING", arrayProperties=array)}
+    said = dict(change_lines(target, shown))
+    assert said["poller"].startswith("RUNNING job poller--poller--d32c5kddcf5bb8c3 (4e5f-1)")
+    assert said["batch"].startswith("PENDING job ")
+    array = {"size": 4, "statusSummary": {"RUNNING": 2, "PENDING": 2}}
+    target.jobs["batch"] = job("PENDING", arrayProperties=array)
+    assert change_lines(target, shown) == [("batch", "PENDING (4 jobs: 2 PENDING, 2 RUNNING)")]
+    target.jobs["poller"] = job("FAILED", statusReason="boom", container={"exitCode": 3})
+    assert change_lines(target, shown) == [
+        (
+            "poller",
+            "FAILED job poller--poller--d32c5kddcf5bb8c3 (4e5f-1), queue poller-queue, "
+            "log stream (none yet); reason: boom; exit code: 3",
+        )
+    ]
