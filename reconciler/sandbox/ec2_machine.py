@@ -40,7 +40,11 @@ from reconciler.sandbox.job_runner import PASSED_ON, sandbox_aws
 
 INSTANCES_DIR = "instances"  # under the server's directory
 LOG_NAME = "cloud-init-output.log"
-INSTANCE_ENV = "RECONCILER_SANDBOX_INSTANCE_ID"  # also how a leftover process is recognised
+INSTANCE_ENV = "RECONCILER_SANDBOX_INSTANCE_ID"
+# With the instance's directory (unique to one server), how its processes are recognised:
+# instance IDs are derived from client tokens, so two sandboxes on one machine (a user's and a
+# test run's) can each have an instance of the same ID, and the ID alone killed the other's.
+MARK_ENV = "RECONCILER_SANDBOX_INSTANCE_DIR"
 CONSOLE_LIMIT = 64 * 1024  # AWS: GetConsoleOutput returns the last 64 KB
 POWER_COMMANDS = ("shutdown", "poweroff", "halt", "reboot")
 STANDIN = """#!/bin/sh
@@ -141,6 +145,7 @@ class Machine:
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.region
         env.update(sandbox_aws(self.endpoint))
         env[INSTANCE_ENV] = self.instance_id
+        env[MARK_ENV] = str(self.directory.resolve())
         # As on an image with this package installed: `reconciler` and `python3 -m reconciler`
         # are the copy the server runs.
         env["PYTHONPATH"] = _package_root()
@@ -188,7 +193,7 @@ class Machine:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
             self.proc = None
-        kill_marked(self.instance_id)
+        kill_marked(self.directory)
         (self.directory / "pid").unlink(missing_ok=True)
 
     def discard(self) -> None:
@@ -214,14 +219,23 @@ def leftover(directory: Path) -> int | None:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    if pid <= 1 or f"{INSTANCE_ENV}={directory.name}".encode() not in environ:
+    if pid <= 1 or _mark(directory) not in environ:
         return None
     return pid
 
 
-def marked(instance_id: str) -> list[int]:
-    """Processes of this user whose environment marks them as the instance's."""
-    mark = f"{INSTANCE_ENV}={instance_id}".encode()
+def _mark(directory: Path) -> bytes:
+    return f"{MARK_ENV}={directory.resolve()}".encode()
+
+
+def marked(directory: Path) -> list[int]:
+    """Processes of this user whose environment marks them as this instance's (of this
+    server: its directory says so)."""
+    return with_environment(_mark(directory))
+
+
+def with_environment(mark: bytes) -> list[int]:
+    """Processes of this user with `NAME=VALUE` in their environment."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in (0, 1, os.getpid()):
@@ -234,8 +248,8 @@ def marked(instance_id: str) -> list[int]:
     return found
 
 
-def kill_marked(instance_id: str) -> None:
-    for pid in marked(instance_id):
+def kill_marked(directory: Path) -> None:
+    for pid in marked(directory):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
 

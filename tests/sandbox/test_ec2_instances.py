@@ -457,3 +457,33 @@ def test_the_process_sees_the_sandbox_and_not_the_host(sb, monkeypatch):
     for name in ("python3", "shutdown", "halt", "poweroff", "reboot", "sudo"):
         assert f"{standins}/{name}\n" in output, name
     assert os.environ.get("AWS_PROFILE") == "production"
+
+
+def test_ending_an_instance_spares_another_sandboxs_instance_of_the_same_id(tmp_path):
+    """Instance IDs come from client tokens, so two sandboxes on one machine (a user's and a
+    test run's) can each run an instance of the same ID: ending one must not kill the other's
+    processes (it did, when processes were recognised by the instance ID alone)."""
+    import os
+    import subprocess
+
+    from reconciler.sandbox import ec2_machine
+
+    procs = {}
+    for server in ("one", "two"):
+        directory = tmp_path / server / "instances" / "i-0123456789abcdef0"
+        directory.mkdir(parents=True)
+        env = {
+            **os.environ,
+            ec2_machine.INSTANCE_ENV: directory.name,
+            ec2_machine.MARK_ENV: str(directory.resolve()),
+        }
+        procs[server] = (directory, subprocess.Popen(["sleep", "60"], env=env))
+    try:
+        ec2_machine.kill_marked(procs["one"][0])
+        assert procs["one"][1].wait(10) == -9
+        assert procs["two"][1].poll() is None, "the other sandbox's instance was killed"
+        assert ec2_machine.marked(procs["two"][0]) == [procs["two"][1].pid]
+    finally:
+        for _, proc in procs.values():
+            proc.kill()
+            proc.wait()

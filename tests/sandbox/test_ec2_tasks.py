@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from reconciler.sandbox import ec2_faults
-from reconciler.sandbox.ec2_machine import marked
+from reconciler.sandbox.ec2_machine import INSTANCE_ENV, with_environment
 from tests.conftest import REGION, client
 from tests.stacks import infra, stack
 
@@ -184,6 +184,8 @@ def test_ctrl_c_terminates_the_runs_instances_and_deletes_its_queue(aws, write):
     try:
         (instance,) = _wait_for(lambda: running(aws))
         _wait_for(lambda: _printed(proc, "long/long: started"))
+        mine = with_environment(f"{INSTANCE_ENV}={instance}".encode())
+        assert len(mine) >= 2, "the user data, the agent, the script, its setsid child"
         proc.send_signal(signal.SIGINT)
         err = "".join(proc.communicate(timeout=60))
     finally:
@@ -191,7 +193,8 @@ def test_ctrl_c_terminates_the_runs_instances_and_deletes_its_queue(aws, write):
     assert proc.returncode == 130, err
     assert not running(aws)
     assert run_queues(aws) == []
-    _wait_for(lambda: marked(instance) == [], timeout=10)
+    mark = f"{INSTANCE_ENV}={instance}".encode()
+    _wait_for(lambda: not set(mine) & set(with_environment(mark)), timeout=10)
 
 
 def test_gc_ends_what_a_killed_apply_left(aws, write, srun):
