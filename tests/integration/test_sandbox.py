@@ -35,9 +35,9 @@ def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert applied.stderr.splitlines()[0].startswith("Using the embedded AWS sandbox at")
     assert "(new;" in applied.stderr
-    # Bucket, 3 roles, 6 Batch, the schedule and the notification; the pipeline's run and the
-    # EC2 task's; the poller task runs only when its schedule fires.
-    assert "Plan: 12 to create, 2 runs to submit, 1 unchanged." in applied.stdout
+    # Bucket, 4 roles, 6 Batch, the machine image, the schedule and the notification; the
+    # pipeline's run and the EC2 task's; the poller task runs only when its schedule fires.
+    assert "Plan: 14 to create, 2 runs to submit, 1 unchanged." in applied.stdout
     # The EC2 task's script really ran on its sandbox instance, its output live and in order.
     counted = [line for line in applied.stdout.splitlines() if line.startswith("count/count: ")]
     assert counted[0] == "count/count: HI" and counted[-1] == "count/count: BYE", counted
@@ -53,7 +53,7 @@ def test_sandbox_state_persists_across_invocations_and_restarts(sandbox_dir):
     restored = _cli("get", "-f", EXAMPLES, "--sandbox", "-o", "json")
     assert restored.returncode == 0, restored.stderr
     assert "(restored;" in restored.stderr
-    assert restored.stdout.count('"sync": "in sync"') == 15, restored.stdout
+    assert restored.stdout.count('"sync": "in sync"') == 17, restored.stdout
 
     # The replayed jobs may still be running: --drain lets them finish before the queue goes.
     deleted = _cli("delete", "-f", EXAMPLES, "--sandbox", "--drain", "--yes")
