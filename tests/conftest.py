@@ -71,7 +71,7 @@ class Result:
         return sum(
             n
             for k, n in self.calls.items()
-            if not k.split(":", 1)[1].startswith(("Describe", "List", "Get"))
+            if not k.split(":", 1)[1].startswith(("Describe", "List", "Get", "Head"))
         )
 
     @property

@@ -23,7 +23,7 @@ from typing import Any
 from reconciler.aws.replies import reply
 from reconciler.errors import TerminalError
 
-READ_PREFIXES = ("Describe", "List", "Get")
+READ_PREFIXES = ("Describe", "List", "Get", "Head")
 # AWS Batch allows an account 50 calls a second across all its API calls, SubmitJob and the
 # Describe* reads included (one fixed quota, not per operation): reads and writes share it, so
 # they share one bucket. 40 leaves a fifth of the account's rate to other clients (the console,
