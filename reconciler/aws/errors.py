@@ -78,6 +78,7 @@ IAM_PROPAGATION = re.compile(
     r"|execution role you provide must allow .{0,60}to assume the role",
     re.IGNORECASE,
 )
+IAM_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 15.0)  # about 45 s: IAM propagates in seconds
 THROTTLE_DELAY = 5.0
 TRANSIENT_DELAY = 10.0
 

@@ -24,6 +24,7 @@ from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Pending, Step, Verb, Work
 from reconciler.errors import NotFoundError, PlanError, ProviderError, RunFailed
 from reconciler.kinds.base import Column, Kind, Permission, desired_tags
+from reconciler.models.common import RoleReference
 from reconciler.models.ec2_task import ImageLookup
 from reconciler.models.machine_image import (
     ImageState,
@@ -37,12 +38,14 @@ from reconciler.models.machine_image import (
     parts_tag,
     recipe,
 )
+from reconciler.models.role import Role
 from reconciler.runs import ec2_launch, identity
 from reconciler.runs.image_build import (
     BOOT_SLACK,
     RECIPE,
     Builder,
     deregister,
+    failed_build,
     file_etags,
     images_in_use,
     pairs,
@@ -206,15 +209,30 @@ class MachineImageKind(Kind):
         return {"recipe": recipe_hash, "tags": tags}
 
     def _build(
-        self, ctx: Context, res: MachineImage, desired: dict[str, Any], old: Observed | None
+        self,
+        ctx: Context,
+        res: MachineImage,
+        refs: Refs,
+        desired: dict[str, Any],
+        old: Observed | None,
     ) -> Work:
         recipe_hash = desired["recipe"]
         tags = dict(desired["tags"])
         parts = parse_parts(tags[PARTS])
         before = parse_parts(old.tags.get(PARTS)) if old is not None else None
         cost, how = cost_bound(res.spec.build)
+        failed = failed_build(ctx, res, recipe_hash)
+        if failed is not None:
+            first = failed.splitlines()[0] if failed else failed
+            return Work(
+                refused=f"the last build of recipe {recipe_hash[:8]} failed ({first}); fix the "
+                f"recipe, or raise spec.rebuild (now {res.spec.rebuild}) to build it again"
+            )
         name = image_name(res.spec.image.nameTemplate, res.name, recipe_hash)
-        builder = Builder(res, recipe_hash, parts, tags[BASE], tags, name)
+        profile = res.spec.build.instanceProfile
+        if isinstance(profile, RoleReference):
+            profile = refs.output(ctx, Role.KIND, profile.role, "instanceProfile")
+        builder = Builder(res, recipe_hash, parts, tags[BASE], tags, name, profile)
         timeout = res.spec.build.timeoutSeconds
 
         def run(c: Context) -> Step:
@@ -233,7 +251,7 @@ class MachineImageKind(Kind):
     def create(
         self, ctx: Context, res: MachineImage, desired: dict[str, Any], aws_name: str, refs: Refs
     ) -> Work:
-        return self._build(ctx, res, desired, None)
+        return self._build(ctx, res, refs, desired, None)
 
     def update(
         self,
@@ -245,7 +263,7 @@ class MachineImageKind(Kind):
         refs: Refs,
     ) -> Work:
         if spec_changes(changes):
-            return self._build(ctx, res, desired, current)
+            return self._build(ctx, res, refs, desired, current)
         images = [i["ImageId"] for i in current.extra.get("images") or []]
         want = {k: v for k, v in desired["tags"].items() if k not in (RECIPE, BASE, PARTS)}
 

@@ -26,16 +26,25 @@ from reconciler.engine.status import JOB_LINES
 from reconciler.engine.types import Observed, Pending, Step, Verb, Work
 from reconciler.kinds.base import Column, Kind, Permission, spec_dict
 from reconciler.models.bucket import Bucket
-from reconciler.models.common import BucketReference, RoleReference
+from reconciler.models.common import BucketReference, MachineImageReference, RoleReference
 from reconciler.models.compute_environment import ComputeEnvironment
 from reconciler.models.job_definition import JobDefinition
 from reconciler.models.job_queue import JobQueue
+from reconciler.models.machine_image import MachineImage
 from reconciler.models.pipeline import Pipeline, Task, n_to_n_notes
 from reconciler.models.role import Role
 from reconciler.models.submission import PipelineTask
 from reconciler.runs import drive, identity, preflight
 from reconciler.runs.report import run_status
-from reconciler.runs.state import FINISHED, STATES, RunState, counts, describe, read_runs
+from reconciler.runs.state import (
+    FINISHED,
+    STATES,
+    RunState,
+    counts,
+    describe,
+    read_runs,
+    stop_jobs,
+)
 from reconciler.runs.submit import barrier_count, expand, submit_run
 from reconciler.runs.watch import Watched, poll, state_lines
 
@@ -59,29 +68,6 @@ def queues_of(res: Pipeline | Task) -> dict[str, str]:
 def _read(ctx: Context, res: Pipeline | Task) -> dict[str, RunState]:
     queues = list(queues_of(res).values())
     return read_runs(ctx, res.KIND, res.name, queues, drive.driven(res.task_list()))
-
-
-def stop_jobs(ctx: Context, runs: list[RunState], reason: str) -> int:
-    """Stops every unfinished job; returns how many.
-
-    TerminateJob, not CancelJob: it cancels jobs that have not started and terminates the
-    others, so a job that starts between our read and our call is still stopped.
-    """
-    batch = ctx.aws.client("batch")
-    stopped = 0
-    instances = []
-    for run in runs:
-        for job in run.jobs.values():
-            if job.get("status") in FINISHED:
-                continue
-            if job["jobId"].startswith("i-"):  # an EC2 task: its instance
-                instances.append(job["jobId"])
-            else:
-                batch.terminate_job(jobId=job["jobId"], reason=reason)
-            stopped += 1
-    if instances:
-        ctx.aws.client("ec2").terminate_instances(InstanceIds=instances)
-    return stopped
 
 
 def _active(current: Observed) -> list[RunState]:
@@ -178,11 +164,13 @@ class PipelineKind(Kind):
         return found
 
     def run_id(self, res: Any, refs: Refs) -> str:
-        definitions = {}
+        definitions, images = {}, {}
         for kind, name, _ in res.references():
             if kind == JobDefinition.KIND and (jd := refs.resource(kind, name)) is not None:
                 definitions[name] = spec_dict(jd)
-        return identity.run_id(res, definitions)
+            if kind == MachineImage.KIND and (mi := refs.resource(kind, name)) is not None:
+                images[name] = spec_dict(mi)
+        return identity.run_id(res, definitions, images)
 
     def desired(self, ctx: Context, res: Any, refs: Refs) -> dict[str, Any]:
         # concurrencyPolicy is not compared (RunView has no such field): the hook reads it.
@@ -269,7 +257,9 @@ class PipelineKind(Kind):
         if drive.driven(tasks):
             work.notes += drive.plan_notes(tasks)
             gens = generations or {}
-            work.run = lambda c: self._drive(c, res, run, tasks, queues, existing, replacing, gens)
+            work.run = lambda c: self._drive(
+                c, res, run, _booted(c, refs, tasks), queues, existing, replacing, gens
+            )
         else:
             ids = {k: j["jobId"] for k, j in existing.items()}
             work.run = lambda c: self._submit(c, res, run, tasks, queues, ids, replacing)
@@ -480,6 +470,19 @@ def _resolved(ctx: Context, refs: Refs, task: PipelineTask) -> PipelineTask:
     return task.model_copy(
         update={"containerOverrides": co.model_copy(update={"environment": env})}
     )
+
+
+def _booted(ctx: Context, refs: Refs, tasks: list[PipelineTask]) -> list[PipelineTask]:
+    """The tasks with each machine image of the stack they boot put in as its image ID, read
+    when the run starts: after the image's build, which the plan puts first."""
+    out = []
+    for task in tasks:
+        image = task.ec2.image if task.ec2 is not None else None
+        if isinstance(image, MachineImageReference):
+            built = refs.output(ctx, MachineImage.KIND, image.machineImage, "builtImageId")
+            task = task.model_copy(update={"ec2": task.ec2.model_copy(update={"image": built})})
+        out.append(task)
+    return out
 
 
 class TaskKind(PipelineKind):

@@ -12,11 +12,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.aws.errors import iam_propagating
+from reconciler.aws.errors import IAM_DELAYS, iam_propagating
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
-
-IAM_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 15.0)  # about 45 s: IAM propagates in seconds
 
 Describe = Callable[[list[str]], dict[str, dict[str, Any]]]
 Description = dict[str, Any] | None

@@ -157,6 +157,17 @@ class RoleReference(Strict):
     )
 
 
+class MachineImageReference(Strict):
+    """A machine image of the stack, by its manifest name, where an AMI id goes (a compute
+    environment's `imageIdOverride`, an EC2 task's `image`): the plan puts in the image it has
+    after the plan, so a new build shows as the build, then the update of what uses it."""
+
+    machineImage: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$",
+        description="The metadata.name of a MachineImage of the stack.",
+    )
+
+
 class BucketReference(Strict):
     """A bucket of the stack, by its manifest name: its name, `s3://NAME` (`as: url`) or its
     ARN, resolved at plan time (the bucket is created first)."""

@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from reconciler.models.common import (
+    MachineImageReference,
     RoleReference,
     SecurityGroupRef,
     Strict,
@@ -25,6 +26,7 @@ USER_DATA_MAX = 16 * 1024
 S3_URL = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
 S3Url = Annotated[str, Field(pattern=S3_URL, max_length=1024)]
 INSTANCE_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+INSTANCE_PROFILE = Annotated[str, Field(pattern=r"^[\w+=,.@-]+$", max_length=128)]
 
 
 class ImageLookup(Strict):
@@ -45,8 +47,11 @@ class Spot(Strict):
 
 class Ec2Settings(Strict):
     instanceType: str = Field(pattern=INSTANCE_TYPE, max_length=64)
-    image: Annotated[str, Field(pattern=r"^ami-[0-9a-f]+$")] | ImageLookup = Field(
-        description="An AMI ID, or a lookup resolved to the newest match."
+    image: (
+        Annotated[str, Field(pattern=r"^ami-[0-9a-f]+$")] | ImageLookup | MachineImageReference
+    ) = Field(
+        description="An AMI ID, a lookup resolved to the newest match, or {machineImage: "
+        "NAME} of the stack (its image once built: the task runs after the build)."
     )
     subnets: list[SubnetRef] | None = Field(
         default=None,
@@ -57,9 +62,7 @@ class Ec2Settings(Strict):
     securityGroupIds: list[SecurityGroupRef] | None = Field(
         default=None, max_length=5, description="Unset: the default VPC's default group."
     )
-    instanceProfile: (
-        Annotated[str, Field(pattern=r"^[\w+=,.@-]+$", max_length=128)] | RoleReference | None
-    ) = Field(
+    instanceProfile: INSTANCE_PROFILE | RoleReference | None = Field(
         default=None,
         description="An instance profile name, or {role: NAME, instanceProfile: true} of a Role "
         "of the stack. The agent needs sqs:SendMessage on the run's queue and s3:PutObject on "

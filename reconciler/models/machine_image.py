@@ -21,8 +21,19 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reconciler.models.common import Resource, SecurityGroupRef, Spec, Strict, SubnetRef, Tags
-from reconciler.models.ec2_task import INSTANCE_TYPE, ImageLookup, S3Url, Spot
+from reconciler.models.common import (
+    MachineImageReference,
+    Resource,
+    RoleReference,
+    SecurityGroupRef,
+    Spec,
+    Strict,
+    SubnetRef,
+    Tags,
+)
+from reconciler.models.ec2_task import INSTANCE_PROFILE, INSTANCE_TYPE, ImageLookup, S3Url, Spot
+
+__all__ = ["MachineImageReference"]  # where compute environments and EC2 tasks name it
 
 AMI_ID = r"^ami-[0-9a-f]+$"
 SSM_PARAMETER = r"^(resolve:ssm:)?/[A-Za-z0-9_./-]+$"
@@ -66,6 +77,12 @@ class Build(Strict):
         max_length=5,
         description="Unset: a group the tool creates with no inbound rule, deleted after.",
     )
+    instanceProfile: INSTANCE_PROFILE | RoleReference | None = Field(
+        default=None,
+        description="The builder's instance profile: a name, or {role: NAME, instanceProfile: "
+        "true} of a Role of the stack. The agent needs sqs:SendMessage on the build's queue "
+        "and s3:PutObject on its prefix in the scratch bucket; build files need s3:GetObject.",
+    )
     script: str = Field(min_length=1, max_length=64 * 1024)
     files: list[BuildFile] | None = Field(default=None, max_length=50)
     timeoutSeconds: int = Field(default=3600, ge=60, le=TIMEOUT_MAX)
@@ -76,6 +93,15 @@ class Build(Strict):
     def _distinct(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("an instance type appears twice")
+        return value
+
+    @field_validator("instanceProfile")
+    @classmethod
+    def _profile(cls, value: Any) -> Any:
+        if isinstance(value, RoleReference) and not value.instanceProfile:
+            raise ValueError(
+                "an instance needs the role's instance profile: {role: NAME, instanceProfile: true}"
+            )
         return value
 
 
@@ -132,6 +158,13 @@ class MachineImageSpec(Spec):
     )
     build: Build
     image: Image = Field(default_factory=Image)
+    rebuild: int = Field(
+        default=0,
+        ge=0,
+        le=2**31 - 1,
+        description="Part of the recipe: raise it to build the same recipe again (a failed "
+        "build of a recipe is recorded and not retried on its own, so it is not paid twice).",
+    )
     keep: int = Field(
         default=3,
         ge=1,
@@ -158,6 +191,12 @@ class MachineImage(Resource):
     kind: Literal["MachineImage"]
     spec: MachineImageSpec
 
+    def references(self) -> list[tuple[str, str, str]]:
+        profile = self.spec.build.instanceProfile
+        if isinstance(profile, RoleReference):
+            return [("Role", profile.role, "spec.build.instanceProfile")]
+        return []
+
 
 class ImageState(Strict):
     """What the engine compares for a MachineImage: the recipe hash of its current image (and
@@ -165,17 +204,6 @@ class ImageState(Strict):
 
     recipe: str | None = None
     tags: dict[str, str] | None = None
-
-
-class MachineImageReference(Strict):
-    """A MachineImage of the stack, by its manifest name, where an AMI id goes (a compute
-    environment's `imageIdOverride`): the plan puts in the image the MachineImage has after the
-    plan, so a new build shows as the build, then the update of what uses it."""
-
-    machineImage: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,126}$",
-        description="The metadata.name of a MachineImage of the stack.",
-    )
 
 
 NEW_IMAGE = "(new image of MachineImage/{name})"
@@ -207,6 +235,7 @@ class Recipe:
     files: tuple[tuple[str, str, str], ...]  # (source, path, ETag)
     volume: int | None = None
     block_devices: str = ""  # canonical JSON of the image's block device mappings
+    rebuild: int = 0  # spec.rebuild; in the hash only when set, so older hashes stay
 
     @property
     def hash(self) -> str:
@@ -218,6 +247,7 @@ class Recipe:
                 "files": [list(f) for f in self.files],
                 "volume": self.volume,
                 "blockDevices": self.block_devices,
+                **({"rebuild": self.rebuild} if self.rebuild else {}),
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -237,6 +267,7 @@ class Recipe:
             "files": digest([list(f) for f in self.files]),
             "volume": str(self.volume or ""),
             "blockDevices": digest(self.block_devices),
+            **({"rebuild": str(self.rebuild)} if self.rebuild else {}),
         }
 
 
@@ -255,6 +286,7 @@ def recipe(spec: MachineImageSpec, base: str, architecture: str, etags: dict[str
         files=files,
         volume=spec.build.volumeSizeGiB,
         block_devices=json.dumps(mappings, sort_keys=True, separators=(",", ":")),
+        rebuild=spec.rebuild,
     )
 
 
@@ -264,6 +296,7 @@ PART_WORDS = {
     "files": "build.files",
     "volume": "build.volumeSizeGiB",
     "blockDevices": "image.blockDeviceMappings",
+    "rebuild": "spec.rebuild",
 }
 
 
@@ -275,7 +308,9 @@ def build_reason(current: dict[str, str] | None, wanted: dict[str, str]) -> str:
     if current.get("base") != wanted["base"]:
         said.append(f"base {current.get('base') or '?'} -> {wanted['base']}")
     said += [
-        f"{word} changed" for key, word in PART_WORDS.items() if current.get(key) != wanted[key]
+        f"{word} changed"
+        for key, word in PART_WORDS.items()
+        if current.get(key, "") != wanted.get(key, "")
     ]
     return ", ".join(said) or "recipe changed"
 

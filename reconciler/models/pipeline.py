@@ -13,7 +13,14 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reconciler.limits import INT32_MAX, MAX_ARRAY_SIZE
-from reconciler.models.common import BATCH_NAME, Resource, RoleReference, Spec, bucket_values
+from reconciler.models.common import (
+    BATCH_NAME,
+    MachineImageReference,
+    Resource,
+    RoleReference,
+    Spec,
+    bucket_values,
+)
 from reconciler.models.fields import LOCAL
 from reconciler.models.submission import (
     MAX_DEPENDENCIES,
@@ -217,11 +224,16 @@ def _buckets(task: Submission, path: str) -> list[tuple[str, str, str]]:
 
 
 def _profile(task: Submission, path: str) -> list[tuple[str, str, str]]:
-    """The role whose instance profile an EC2 task's instance takes."""
+    """The role whose instance profile an EC2 task's instance takes, and the machine image of
+    the stack it boots (built first)."""
+    out = []
     profile = task.ec2.instanceProfile if task.ec2 else None
     if isinstance(profile, RoleReference):
-        return [("Role", profile.role, f"{path}.ec2.instanceProfile")]
-    return []
+        out.append(("Role", profile.role, f"{path}.ec2.instanceProfile"))
+    image = task.ec2.image if task.ec2 else None
+    if isinstance(image, MachineImageReference):
+        out.append(("MachineImage", image.machineImage, f"{path}.ec2.image"))
+    return out
 
 
 class TaskSpec(Submission, Spec):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.aws.errors import IAM_DELAYS, iam_propagating
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
 from reconciler.errors import ProviderError, RetryableError, RunFailed
@@ -76,6 +77,7 @@ def plan_notes(tasks: list[PipelineTask]) -> list[str]:
 @dataclass
 class Launching:
     attempt: int = 0
+    iam_waits: int = 0  # launches refused while IAM propagates a new instance profile
     not_before: float = 0.0
 
 
@@ -315,6 +317,11 @@ class Driver:
             ctx.log(f"  {self.res.name}/{unit.key}: {exc}: the launch is sent again")
             return
         except ProviderError as exc:
+            if iam_propagating(exc) and state.iam_waits < len(IAM_DELAYS):
+                state.not_before = time.monotonic() + IAM_DELAYS[state.iam_waits]
+                state.iam_waits += 1  # a profile this apply made, not yet seen by EC2
+                ctx.log(f"  {self.res.name}/{unit.key}: waiting for IAM: {exc}")
+                return
             if exc.code not in ec2_launch.CAPACITY:
                 raise
             self._next_attempt(ctx, unit.key, state, subnet, exc)

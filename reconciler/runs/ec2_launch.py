@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.engine.context import Context
 from reconciler.errors import PlanError
+from reconciler.models.common import MachineImageReference
 from reconciler.models.ec2_task import Ec2Settings, ImageLookup
 
 CAPACITY = frozenset(
@@ -65,10 +66,13 @@ def client_token(stack: str, kind: str, name: str, run: str, task: str, attempt:
     return hashlib.sha256(text.encode()).hexdigest()[:TOKEN_MAX]
 
 
-def resolve_image(ctx: Context, image: str | ImageLookup) -> str:
-    """An AMI ID as given, or the newest image the lookup matches (by creation date)."""
+def resolve_image(ctx: Context, image: str | ImageLookup | MachineImageReference) -> str:
+    """An AMI ID as given, or the newest image the lookup matches (by creation date). A
+    machine image of the stack is put in by its kind before the run (kinds/ of Pipeline)."""
     if isinstance(image, str):
         return image
+    if isinstance(image, MachineImageReference):
+        raise PlanError(f"ec2.image: {image.machineImage}: no image built yet")
 
     def find() -> str:
         filters = [

@@ -25,13 +25,17 @@ SEPARATOR = "--"
 NAME_BUDGET = 50  # job names are at most 128 characters
 
 
-def run_id(res: Resource, definitions: dict[str, Any]) -> str:
-    """Stable for one spec; `definitions` maps in-stack job definition names to their specs.
-    Local fields (an environment entry's `sensitive` flag) shape no job: they are left out,
-    so setting one starts no new run."""
+def run_id(res: Resource, definitions: dict[str, Any], images: dict[str, Any] | None = None) -> str:
+    """Stable for one spec; `definitions` maps in-stack job definition names to their specs,
+    `images` the machine images EC2 tasks boot to theirs (a changed recipe runs the tasks
+    again, as a changed job definition does; a newer base image alone does not). Local fields
+    (an environment entry's `sensitive` flag) shape no job: they are left out, so setting one
+    starts no new run."""
     spec = drop_local(res.spec.model_dump(mode="json", exclude_none=True), type(res.spec))
     used = sorted({t.jobDefinition for t in res.task_list() if t.jobDefinition})  # type: ignore[attr-defined]
     payload = {"kind": res.KIND, "spec": spec, "definitions": {n: definitions.get(n) for n in used}}
+    if images:  # only then: the run IDs of stacks without machine images stay as they were
+        payload["images"] = images
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -21,11 +21,13 @@ AWS quirks handled here:
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.aws.errors import IAM_DELAYS, iam_propagating
 from reconciler.aws.tags import MANAGED_BY, NAME, STACK, TOOL, ownership_tags
 from reconciler.engine.context import Context
 from reconciler.engine.types import Pending, Step
@@ -42,6 +44,19 @@ TAIL_LINES = 20
 RECEIVE_BATCH = 10  # SQS's most messages a receive: a full batch means more are waiting
 BOOT_SLACK = 600
 DEADLINE = "reconciler.io/deadline"  # as runs/drive.py: gc ends a builder past it
+FAILED = "failed.json"  # under the build's prefix: why the build of this recipe failed
+
+
+def failed_build(ctx: Context, res: Any, recipe_hash: str) -> str | None:
+    """Why the last build of this recipe failed, if it did (one GetObject)."""
+    run = f"mi-{recipe_hash[:10]}"
+    text = scratch.read_text(ctx, scratch.run_prefix(ctx.stack, res.KIND, res.name, run) + FAILED)
+    if text is None:
+        return None
+    try:
+        return str(json.loads(text).get("reason") or "unknown")
+    except ValueError:
+        return "unknown"
 
 
 def tags_of(item: dict[str, Any]) -> dict[str, str]:
@@ -93,7 +108,9 @@ class Builder:
     base: str
     tags: dict[str, str]  # the image's (and the builder's) tags
     image_name: str  # chosen at plan time, so that a retried CreateImage finds the same name
+    profile: str | None = None  # the builder's instance profile (name or ARN)
     attempt: int = 0
+    iam_waits: int = 0
     not_before: float = 0.0
     outcome: str | None = None  # the image is available: winding up
     receiver: Any = None  # the script's output, live, while someone follows the apply
@@ -102,7 +119,7 @@ class Builder:
 
     @property
     def run(self) -> str:
-        return f"mi-{self.recipe_hash[:10]}"
+        return f"mi-{self.recipe_hash[:10]}"  # as failed_build
 
     def _prefix(self, ctx: Context) -> str:
         return scratch.run_prefix(ctx.stack, self.res.KIND, self.res.name, self.run)
@@ -209,6 +226,8 @@ class Builder:
             self._follow(ctx)  # the last lines, before the queue goes
         self._clean(ctx)
         if self.failure is not None:
+            # Recorded: the next plan refuses to pay for this recipe again (spec.rebuild does).
+            scratch.put_json(ctx, self._prefix(ctx) + FAILED, {"reason": self.failure})
             raise RunFailed(self.failure)
         return str(self.outcome)
 
@@ -295,7 +314,7 @@ class Builder:
             image_id=self.base,
             subnet=subnet,
             security_groups=groups,
-            profile=None,
+            profile=self.profile,
             user_data=user_data.text,
             tags=tags,
             token=ec2_launch.client_token(
@@ -305,6 +324,9 @@ class Builder:
         try:
             reply = ctx.aws.client("ec2", retries=False).run_instances(**request)
         except ProviderError as exc:
+            if iam_propagating(exc) and self.iam_waits < len(IAM_DELAYS):
+                self.iam_waits += 1  # a profile made by this apply, not yet seen by EC2
+                return Pending(f"waiting for IAM: {exc}", self.step, IAM_DELAYS[self.iam_waits - 1])
             if exc.code not in ec2_launch.CAPACITY:
                 raise
             self.attempt += 1
@@ -315,6 +337,8 @@ class Builder:
             ctx.log(f"  {self.res.name}: {exc.code} for {instance_type} in {subnet}: next")
             return Pending("launching the builder again", self.step, 1.0)
         instance = reply["Instances"][0]["InstanceId"]
+        shown = {k: v for k, v in request.items() if k != "UserData"}  # as EC2 tasks keep it
+        scratch.put_json(ctx, f"{prefix}ec2.json", {"request": shown, "instance": instance})
         ctx.log(f"  {self.res.name}: builder {instance} ({instance_type}, {subnet}) launched")
         return Pending(f"builder {instance} launched", self.step, 5.0)
 

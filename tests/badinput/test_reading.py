@@ -125,7 +125,7 @@ def test_a_named_pipe_is_read_as_its_writer_writes(
     code, lines = validate(capsys, str(fifo))
     thread.join()
     assert code == 0, lines
-    assert lines[-1] == "9 resources valid."  # the storage file and the Batch stack
+    assert lines[-1] == "11 resources valid."  # the storage file and the Batch stack
 
 
 @pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="needs /dev/fd")

@@ -4,6 +4,7 @@ is left; over HTTP only (the CLI, and plain boto3 to look)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -277,3 +278,82 @@ def test_a_capacity_error_moves_the_builder_to_the_next_instance_type(srun, writ
         Filters=[{"Name": "tag:reconciler.io/name", "Values": ["moved"]}]
     )["Reservations"]
     assert [i["InstanceType"] for r in reservations for i in r["Instances"]] == ["t3.small"]
+
+
+def test_a_failed_build_is_recorded_and_built_again_only_when_asked(srun, write, aws):
+    path = write(image("flaky", "echo fetching\nexit 5"))
+    first = srun("apply", "-f", path)
+    assert first.code != 0 and "exited with 5" in first.out + first.err
+
+    again = srun("apply", "-f", path)  # the same recipe: refused, not paid for twice
+    assert again.code != 0
+    assert "the last build of recipe" in again.out + again.err, again.out + again.err
+    assert "raise spec.rebuild" in again.out + again.err
+    assert again.calls.get("ec2:RunInstances", 0) == 0, again.calls
+    assert live_builders(aws) == []
+
+    path = write(image("flaky", "echo fetching\nexit 5", "  rebuild: 1\n"))
+    plan = srun("diff", "-f", path)
+    assert "build image: no image yet" in plan.out, plan.out  # a new recipe: built again
+    assert "the last build" not in plan.out
+    retried = srun("apply", "-f", path)
+    assert retried.calls.get("ec2:RunInstances", 0) == 1, retried.calls
+    assert "exited with 5" in retried.out + retried.err
+    assert owned_images(aws, "flaky") == [] and live_builders(aws) == []
+
+
+def test_an_ssm_parameter_base_is_resolved_to_its_image(srun, write, aws):
+    parameter = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+    expected = client(aws, "ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+    text = image("ecs", "echo ok").replace(
+        "{owners: [amazon], name: amzn2-ami-hvm-*, architecture: x86_64}",
+        f"{{ssmParameter: {parameter}}}",
+    )
+    result = srun("apply", "-f", write(text))
+    assert result.code == 0, result.out + result.err
+    (built,) = owned_images(aws, "ecs")
+    tags = {t["Key"]: t["Value"] for t in built["Tags"]}
+    assert tags["reconciler.io/base"] == expected
+
+
+def test_an_ec2_task_boots_its_machine_image_with_the_builders_profile(srun, write, aws):
+    role = (
+        f"{HEADER}kind: Role\nmetadata: {{name: agent}}\nspec:\n"
+        "  trustedServices: [ec2.amazonaws.com]\n  instanceProfile: true\n"
+    )
+    profile = "    instanceProfile: {role: agent, instanceProfile: true}\n"
+    built = image("tools", "echo baked").replace(
+        "    timeoutSeconds: 600\n", profile + "    timeoutSeconds: 600\n"
+    )
+    task = (
+        f"{HEADER}kind: Task\nmetadata: {{name: use}}\nspec:\n"
+        "  ec2: {instanceType: t3.micro, image: {machineImage: tools},\n"
+        "        instanceProfile: {role: agent, instanceProfile: true}}\n"
+        "  script: echo running on the baked image\n"
+    )
+    path = write(role + "---\n" + built + "---\n" + task)
+    plan = srun("diff", "-f", path)
+    assert plan.out.index("MachineImage/tools") < plan.out.index("Task/use"), plan.out
+    result = srun("apply", "-f", path)
+    assert result.code == 0, result.out + result.err
+    assert "use/use: running on the baked image" in result.out, result.out
+    (image_,) = owned_images(aws, "tools")
+    reservations = client(aws, "ec2").describe_instances()["Reservations"]
+    by_task = {
+        {t["Key"]: t["Value"] for t in i["Tags"]}["reconciler.io/task"]: i
+        for r in reservations
+        for i in r["Instances"]
+    }
+    assert by_task["use"]["ImageId"] == image_["ImageId"]
+    # The builder and the task were launched with the role's instance profile (a terminated
+    # instance no longer shows it: their launch records do).
+    s3 = client(aws, "s3")
+    (bucket,) = [b["Name"] for b in s3.list_buckets()["Buckets"] if "scratch" in b["Name"]]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    records = [k for k in keys if k.endswith("ec2.json") or "/launch" in k]
+    profiles = set()
+    for key in records:
+        body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        profiles.add(body["request"]["IamInstanceProfile"]["Arn"].rsplit(":", 1)[1])
+    assert len(records) == 2 and profiles == {"instance-profile/agent"}, records
+    assert srun("diff", "-f", path).code == 0, "built and run: nothing to do"

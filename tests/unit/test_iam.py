@@ -189,7 +189,12 @@ def test_roles_in_the_example_manifests() -> None:
         if d
     ]
     # The example's roles are the stack's own, named by reference ({role: NAME}).
-    assert iam.roles_in(resources) == ["stress-execution", "stress-instance", "stress-job"]
+    assert iam.roles_in(resources) == [
+        "ec2-agent",
+        "stress-execution",
+        "stress-instance",
+        "stress-job",
+    ]
 
 
 def test_role_fields_are_the_models_role_references() -> None:

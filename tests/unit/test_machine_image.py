@@ -112,3 +112,48 @@ def test_image_name() -> None:
     assert image_name("{name}-{date}-{hash8}", "octave", "abcdef0123", when) == (
         "octave-20261201-130509-abcdef01"
     )
+
+
+def test_rebuild_is_part_of_the_recipe_only_once_raised() -> None:
+    """`rebuild: 0` keeps the hash an image built before the field existed carries."""
+    plain = recipe(manifest().spec, "ami-a", "x86_64", {})
+    assert "rebuild" not in plain.parts()
+    again = recipe(manifest(rebuild=1).spec, "ami-a", "x86_64", {})
+    assert again.hash != plain.hash
+    assert build_reason(plain.parts(), again.parts()) == "spec.rebuild changed"
+    assert build_reason(again.parts(), plain.parts()) == "spec.rebuild changed"
+    with pytest.raises(ValidationError):
+        manifest(rebuild=-1)
+
+
+def test_a_builder_profile_must_be_an_instance_profile() -> None:
+    with pytest.raises(ValidationError, match="instance profile"):
+        manifest(
+            build={"instanceTypes": ["c5.large"], "script": "x", "instanceProfile": {"role": "r"}}
+        )
+    res = manifest(
+        build={
+            "instanceTypes": ["c5.large"],
+            "script": "x",
+            "instanceProfile": {"role": "agent", "instanceProfile": True},
+        }
+    )
+    assert res.references() == [("Role", "agent", "spec.build.instanceProfile")]
+
+
+def test_a_task_runs_again_when_the_recipe_of_its_image_changes() -> None:
+    from reconciler.models.pipeline import Task
+    from reconciler.runs import identity
+
+    def task(image: Any) -> Task:
+        spec = {"ec2": {"instanceType": "t3.micro", "image": image}, "script": "echo hi"}
+        return Task.model_validate({"kind": "Task", "metadata": {"name": "t"}, "spec": spec})
+
+    uses = task({"machineImage": "octave"})
+    assert ("MachineImage", "octave", "spec.ec2.image") in uses.references()
+    one = identity.run_id(uses, {}, {"octave": {"build": {"script": "a"}}})
+    assert one == identity.run_id(uses, {}, {"octave": {"build": {"script": "a"}}})
+    assert one != identity.run_id(uses, {}, {"octave": {"build": {"script": "b"}}})
+    # No machine image: the run ID is what it was before images were part of it.
+    plain = task("ami-0123456789abcdef0")
+    assert identity.run_id(plain, {}, {}) == identity.run_id(plain, {})
