@@ -33,7 +33,6 @@ from reconciler.runs.submit import Unit, expand, submit_unit
 RECEIVE_BATCH = 10  # SQS's most messages per receive
 RECEIVE_SECONDS = 2.0  # at most this long per step on output, so launches are not held up
 STEP_DELAY = 1.0  # seconds between steps while output flows; the receiver long-polls too
-BOOT_SLACK = 600  # an instance's boot and bootstrap count against no task timeout
 CATCH_UP_SECONDS = 10.0  # how often a re-attached task's S3 copy is read while a gap remains
 DEADLINE = "reconciler.io/deadline"  # epoch seconds after which gc may end the instance
 
@@ -57,6 +56,8 @@ def plan_notes(tasks: list[PipelineTask]) -> list[str]:
     notes = []
     ec2 = [t for t in tasks if t.ec2 is not None]
     if ec2:
+        ec2_launch.LaunchRetries.from_env()  # a bad setting is an error of the plan, not later
+        ec2_launch.boot_slack_from_env()
         attached = [t.name for t in ec2 if not t.detached]
         notes.append(
             f"{len(ec2)} task(s) on EC2 instances of their own"
@@ -91,6 +92,7 @@ class Driver:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     generations: dict[str, int] = field(default_factory=dict)
     retries: ec2_launch.LaunchRetries = field(default_factory=ec2_launch.LaunchRetries.from_env)
+    boot_slack: float = field(default_factory=ec2_launch.boot_slack_from_env)
     log_dir: Path | None = None
     units: list[Unit] = field(init=False)
     by_key: dict[str, Unit] = field(init=False)
@@ -301,7 +303,7 @@ class Driver:
             **self.res.metadata.labels,
             **(task.tags or {}),
             **identity.run_tags(self.res, ctx.stack, unit.key, self.run),
-            DEADLINE: str(int(time.time()) + BOOT_SLACK + (timeout or 7 * 24 * 3600)),
+            DEADLINE: str(int(time.time() + self.boot_slack) + (timeout or 7 * 24 * 3600)),
         }
         if task.detached:
             tags[ec2_state.DETACHED] = "true"
@@ -387,10 +389,15 @@ class Driver:
                 continue
             if job.get("status") in FINISHED or not job["jobId"].startswith("i-"):
                 continue
-            limit = (unit.task.timeout.attemptDurationSeconds + BOOT_SLACK) * 1000
-            if job.get("createdAt") and now - job["createdAt"] > limit:
+            seconds = unit.task.timeout.attemptDurationSeconds
+            if job.get("createdAt") and now - job["createdAt"] > (seconds + self.boot_slack) * 1000:
                 ctx.aws.client("ec2").terminate_instances(InstanceIds=[job["jobId"]])
-                job.update(status="FAILED", statusReason="timed out: instance terminated")
+                reason = (
+                    f"timed out: no exit code {seconds:g} s (timeout.attemptDurationSeconds) + "
+                    f"{self.boot_slack:g} s ({ec2_launch.BOOT_SLACK_ENV}) after launch: "
+                    f"instance {job['jobId']} terminated"
+                )
+                job.update(status="FAILED", statusReason=reason)
 
     def _finish(self, ctx: Context) -> str:
         self._drain(ctx)

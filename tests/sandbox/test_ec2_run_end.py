@@ -13,6 +13,7 @@ from tests.sandbox.test_ec2_tasks import (
     _cli_in_background,
     _printed,
     _wait_for,
+    instances,
     run_queues,
     running,
     task,
@@ -57,3 +58,33 @@ def test_a_reapply_after_kill_9_prints_the_rest_live_and_each_line_once(aws, wri
     assert (run_dir / "tick.exitCode").read_text().strip() == "0"
     assert "RunInstances" not in " ".join(again.calls), "re-attached, not launched again"
     assert not running(aws) and run_queues(aws) == []
+
+
+def test_an_instance_silent_past_its_timeout_and_boot_slack_is_terminated(
+    srun, write, aws, monkeypatch
+):
+    monkeypatch.setenv("RECONCILER_SANDBOX_INSTANCE_PENDING_SECONDS", "3600")  # never boots
+    monkeypatch.setenv("RECONCILER_EC2_BOOT_SLACK_SECONDS", "3")
+    path = write(task("stuck", "echo never", "  timeout: {attemptDurationSeconds: 60}\n"))
+    result = srun("apply", "-f", path)
+    assert result.code == 1, result.out + result.err
+    said = result.out + result.err
+    assert "stuck: timed out: no exit code 60 s (timeout.attemptDurationSeconds) + 3 s" in said
+    assert "RECONCILER_EC2_BOOT_SLACK_SECONDS" in said and "Traceback" not in said
+    (instance,) = instances(aws)
+    assert instance["State"]["Name"] in ("shutting-down", "terminated")
+    assert not running(aws) and run_queues(aws) == []
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    # The deadline `gc` goes by counts the same slack.
+    launched = instance["LaunchTime"].timestamp()
+    assert abs(float(tags["reconciler.io/deadline"]) - (launched + 63)) < 5
+
+
+def test_a_bad_boot_slack_is_one_error_line(srun, write, aws, monkeypatch):
+    monkeypatch.setenv("RECONCILER_EC2_BOOT_SLACK_SECONDS", "soon")
+    path = write(task("stuck", "echo never"))
+    result = srun("apply", "-f", path)
+    assert result.code == 1
+    said = result.out + result.err
+    assert "RECONCILER_EC2_BOOT_SLACK_SECONDS: not a number" in said
+    assert "Traceback" not in said and instances(aws) == [] and result.writes <= 3  # the lease
