@@ -33,7 +33,8 @@ from reconciler.models.job_queue import JobQueue
 from reconciler.models.pipeline import Pipeline, Task, n_to_n_notes
 from reconciler.models.role import Role
 from reconciler.models.submission import PipelineTask
-from reconciler.runs import drive, identity, preflight
+from reconciler.runs import drive, ending, identity, preflight
+from reconciler.runs.ending import stop_jobs
 from reconciler.runs.report import run_status
 from reconciler.runs.state import FINISHED, STATES, RunState, counts, describe, read_runs
 from reconciler.runs.submit import barrier_count, expand, submit_run
@@ -59,29 +60,6 @@ def queues_of(res: Pipeline | Task) -> dict[str, str]:
 def _read(ctx: Context, res: Pipeline | Task) -> dict[str, RunState]:
     queues = list(queues_of(res).values())
     return read_runs(ctx, res.KIND, res.name, queues, drive.driven(res.task_list()))
-
-
-def stop_jobs(ctx: Context, runs: list[RunState], reason: str) -> int:
-    """Stops every unfinished job; returns how many.
-
-    TerminateJob, not CancelJob: it cancels jobs that have not started and terminates the
-    others, so a job that starts between our read and our call is still stopped.
-    """
-    batch = ctx.aws.client("batch")
-    stopped = 0
-    instances = []
-    for run in runs:
-        for job in run.jobs.values():
-            if job.get("status") in FINISHED:
-                continue
-            if job["jobId"].startswith("i-"):  # an EC2 task: its instance
-                instances.append(job["jobId"])
-            else:
-                batch.terminate_job(jobId=job["jobId"], reason=reason)
-            stopped += 1
-    if instances:
-        ctx.aws.client("ec2").terminate_instances(InstanceIds=instances)
-    return stopped
 
 
 def _active(current: Observed) -> list[RunState]:
@@ -348,9 +326,12 @@ class PipelineKind(Kind):
                 suffix="#delete",
                 aws_name=live.aws_name,
             )
+        # An EC2 run's attached instances and its queue are ended here, not left for `gc`.
+        ends = ending.plan(ctx, self.model.KIND, live.aws_name, runs)
         return Work(
             summary=f"cancel or terminate {unfinished} unfinished job(s) of run {names}",
-            run=lambda c: f"{stop_jobs(c, runs, REASON + ' (' + why + ')')} job(s) stopped",
+            notes=ends.notes(),
+            run=lambda c: f"{stop_jobs(c, runs, f'{REASON} ({why})', ends)} job(s) stopped",
             suffix="#delete",
             aws_name=live.aws_name,
         )
@@ -397,7 +378,8 @@ class PipelineKind(Kind):
         """A run with EC2 tasks (or file dependencies): driven step by step (runs/drive.py);
         Ctrl-C ends what it started."""
         if replacing:
-            stop_jobs(ctx, replacing, f"{REASON}: replaced by run {run}")
+            ends = ending.plan(ctx, res.KIND, res.name, replacing)
+            stop_jobs(ctx, replacing, f"{REASON}: replaced by run {run}", ends)
         log_dir = Path(ctx.options.run_dir) / res.KIND.lower() / res.name / run
         driver = drive.Driver(
             res, run, tasks, queues, dict(existing), dict(generations), log_dir=log_dir

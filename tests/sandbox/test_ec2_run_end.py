@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.sandbox.test_ec2_tasks import (
+    HEADER,
+    IMAGE,
     _cli_in_background,
     _printed,
     _wait_for,
@@ -88,3 +90,57 @@ def test_a_bad_boot_slack_is_one_error_line(srun, write, aws, monkeypatch):
     said = result.out + result.err
     assert "RECONCILER_EC2_BOOT_SLACK_SECONDS: not a number" in said
     assert "Traceback" not in said and instances(aws) == [] and result.writes <= 3  # the lease
+
+
+def test_deleting_a_running_run_ends_its_instance_and_queue_shown_in_the_plan_first(
+    aws, write, srun
+):
+    path = write(task("busy", "echo started\nsleep 300"))
+    _kill_9_once_printed(aws, path, "busy/busy: started")  # nobody follows the run now
+    srun("unlock", "--force")
+    (instance,) = running(aws)
+    assert len(run_queues(aws)) == 1
+
+    asked = srun("delete", "-f", path)  # no terminal and no --yes: the plan, then a refusal
+    assert asked.code == 1
+    assert f"terminate instance {instance} (run/task " in asked.out
+    assert "delete the output queue of run " in asked.out
+    assert running(aws) == [instance] and len(run_queues(aws)) == 1, "nothing ended yet"
+
+    done = srun("delete", "-f", path, "--yes")
+    assert done.code == 0, done.out + done.err
+    assert done.calls.get("ec2:TerminateInstances") == 1
+    assert done.calls.get("sqs:DeleteQueue") == 1
+    assert not running(aws) and run_queues(aws) == [], "nothing is left for `gc`"
+    assert "nothing left behind" in srun("gc").out
+
+
+def test_deleting_a_pipeline_leaves_its_detached_task_and_says_so(aws, write, srun):
+    ec2 = f"ec2: {{instanceType: t3.micro, image: {IMAGE}}}"
+    path = write(
+        f"""{HEADER}kind: Pipeline
+metadata: {{name: both}}
+spec:
+  tasks:
+  - name: fg
+    {ec2}
+    script: echo started; sleep 300
+  - name: bg
+    {ec2}
+    detached: true
+    script: sleep 300
+"""
+    )
+    _kill_9_once_printed(aws, path, "both/fg: started")
+    srun("unlock", "--force")
+    by_task = {_tag(i, "reconciler.io/task"): i["InstanceId"] for i in instances(aws)}
+    done = srun("delete", "-f", path, "--yes")
+    assert done.code == 0, done.out + done.err
+    assert f"terminate instance {by_task['fg']}" in done.out
+    assert f"leave instance {by_task['bg']} running" in done.out and "queue" not in done.out
+    assert running(aws) == [by_task["bg"]], "a detached task outlives its pipeline's delete"
+    assert len(run_queues(aws)) == 1, "its agent still sends to the run's queue"
+
+
+def _tag(instance: dict, key: str) -> str:
+    return next(t["Value"] for t in instance["Tags"] if t["Key"] == key)
