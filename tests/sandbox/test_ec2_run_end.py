@@ -4,6 +4,7 @@ that never reports, and deleting a running run ends its instances and its queue 
 
 from __future__ import annotations
 
+import shutil
 import signal
 from pathlib import Path
 
@@ -59,6 +60,23 @@ def test_a_reapply_after_kill_9_prints_the_rest_live_and_each_line_once(aws, wri
     assert (run_dir / "tick.stdout").read_text().splitlines() == expected
     assert (run_dir / "tick.exitCode").read_text().strip() == "0"
     assert "RunInstances" not in " ".join(again.calls), "re-attached, not launched again"
+    assert not running(aws) and run_queues(aws) == []
+
+
+def test_a_reapply_elsewhere_prints_the_whole_output_once_in_order(aws, write, srun):
+    expected = [f"line {i}" for i in range(1, 13)]
+    path = write(task("tock", 'for i in `seq 12`; do echo "line $i"; sleep 1; done'))
+    _kill_9_once_printed(aws, path, "tock/tock: line 3")
+    shutil.rmtree(".reconciler")  # another machine: none of the killed CLI's files
+    srun("unlock", "--force")
+    again = srun("apply", "-f", path)
+    assert again.code == 0, again.out + again.err
+    printed = [
+        line.split(": ", 1)[1] for line in again.out.splitlines() if line.startswith("tock/")
+    ]
+    # What the killed CLI took is only in the agent's S3 copy: printed from it, and the
+    # queue's messages after it, trimmed of what the copy already had.
+    assert printed == expected, again.out
     assert not running(aws) and run_queues(aws) == []
 
 
