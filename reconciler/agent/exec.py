@@ -1,10 +1,9 @@
 """The agent of an EC2 task: runs its command and streams stdout, stderr and the exit code home.
 
 An instance and the user's laptop cannot reach each other, so the agent sends what the command
-prints to the run's SQS queue (the receiver follows it) and keeps it durably in S3 (so that
-`reconciler logs` works after the CLI exited, and for detached tasks). It is the analogue of
-BigDataScript's `bds exec`, without that tool's flaws: nothing is sent while the command is idle,
-every message is numbered, and output that does not fit in one message is split, never dropped.
+prints to the run's SQS queue (the receiver follows it) and keeps it in S3 (for `reconciler
+logs`, detached tasks, and a CLI taking over from a killed one). Unlike BigDataScript's `bds
+exec`: nothing is sent while idle, messages are numbered, what does not fit is split, not dropped.
 
 This module is SELF-CONTAINED (the standard library and boto3 only, Python 3.9+: a stock Amazon
 Linux 2023 has 3.9) because the user data carries it to the instance as one file:
@@ -15,25 +14,22 @@ Linux 2023 has 3.9) because the user data carries it to the instance as one file
 Message format, version 1: each SQS message body is one JSON object, ASCII only (non-ASCII
 characters are JSON escapes, so any byte the command prints survives SQS's character rules):
 
-    {"v": 1, "run": RUN, "task": TASK, "seq": N, "t": T, "out": [[S, TEXT], ...],
-     "exit": CODE, "reason": WHY}
+    {"v": 1, "run": RUN, "task": TASK, "seq": N, "t": T, "at": {"o": N, "e": N},
+     "out": [[S, TEXT], ...], "exit": CODE, "reason": WHY}
 
-- `seq` numbers a task's messages 0, 1, 2, ... without gaps. The receiver orders by it and drops
-  repeats, so a message sent twice (a retry after a lost reply) is harmless.
-- `out` holds fragments of the command's output in the order read; S is "o" (stdout) or "e"
-  (stderr). A stream is the concatenation of its fragments in `seq` order. A fragment need not
-  end at a line end: a line longer than a message is split across messages.
-- `t` is when the first byte of the message was read (epoch seconds), for latency figures.
-- `exit` is only on a task's last message (after its last fragments): the command's exit code,
-  124 after `--timeout`, 128+N when killed by signal N. `reason` says why, when the agent
-  killed the command.
+- `seq` numbers a task's messages 0, 1, 2, ... without gaps: the receiver orders by it and drops
+  repeats (a send retried after a lost reply).
+- `out`: fragments of output in the order read; S is "o" (stdout) or "e" (stderr). A stream is
+  its fragments joined in `seq` order; a fragment need not end a line (long lines are split).
+- `t`: when the message's first byte was read (epoch seconds). `at`: the characters of each
+  stream before the message; a receiver taking over from a dead one places and trims by it.
+- `exit`, on the last message only: the exit code, 124 after `--timeout`, 128+N when killed by
+  signal N; `reason` says why when the agent killed the command.
 
-When messages go: a batch is sent when about FLUSH_BYTES are pending or FLUSH_SECONDS after its
-first pending byte, never while nothing is pending. A body stays under MAX_BODY, well below the
-smallest SQS limit a queue may have by default (256 KiB; moto and AWS allow up to 1 MiB).
-
-In S3, under the prefix: `stdout`, `stderr` (only when there is any) and `exitCode` (the code as
-text), uploaded every UPLOAD_SECONDS while output grows and at the end, before the last message.
+A batch is sent when about FLUSH_BYTES are pending or FLUSH_SECONDS after its first pending
+byte, never while nothing is pending; a body stays under MAX_BODY (SQS's default limit is 256
+KiB). In S3, under the prefix: `stdout`, `stderr` (if any) and `exitCode`, uploaded every
+UPLOAD_SECONDS while output grows and at the end, before the last message.
 """
 
 from __future__ import annotations
@@ -148,8 +144,9 @@ class Batcher:
         return taken
 
 
-def envelope(run: str, task: str, seq: int, wall: float | None) -> dict[str, Any]:
-    return {"v": VERSION, "run": run, "task": task, "seq": seq, "t": wall, "out": []}
+def envelope(run: str, task: str, seq: int, wall: Any, at: Any = None) -> dict[str, Any]:
+    placed = {} if at is None else {"at": dict(at)}
+    return {"v": VERSION, "run": run, "task": task, "seq": seq, "t": wall, **placed, "out": []}
 
 
 def bodies(
@@ -161,24 +158,27 @@ def bodies(
     exit_code: int | None = None,
     reason: str | None = None,
     max_body: int = MAX_BODY,
+    at: dict | None = None,
 ) -> list[str]:
-    """The message bodies for a batch: numbered from first_seq, the exit code on the last one."""
+    """The message bodies for a batch: numbered from first_seq, placed in each stream from
+    `at` (characters before the batch), the exit code on the last one."""
     closing: dict[str, Any] = {}
     if exit_code is not None:
         closing = {"exit": exit_code, **({"reason": reason} if reason else {})}
-    overhead = len(json.dumps({**envelope(run, task, 2**53, 1e12), **closing})) + 32
+    big = {"o": 2**53, "e": 2**53}
+    overhead = len(json.dumps({**envelope(run, task, 2**53, 1e12, big), **closing})) + 32
     groups = pack(fragments, max_body - overhead) if fragments else [[]]
     result = []
+    at = None if at is None else dict(at)
     for i, group in enumerate(groups):
-        msg = envelope(run, task, first_seq + i, wall)
+        msg = envelope(run, task, first_seq + i, wall, at)
         msg["out"] = group
+        for key, text in group if at is not None else ():
+            at[key] += len(text)
         if i == len(groups) - 1:
             msg.update(closing)
         result.append(json.dumps(msg, separators=(",", ":")))
     return result
-
-
-# -- the AWS side: sends that retry, and the durable copy ------------------------------------
 
 
 def error_code(exc: Exception) -> str:
@@ -193,6 +193,7 @@ class Channel:
     def __init__(self, sqs: Any, queue_url: str, run: str, task: str) -> None:
         self.sqs, self.queue_url, self.run, self.task = sqs, queue_url, run, task
         self.seq = 0
+        self.at = {"o": 0, "e": 0}  # characters of each stream in the messages so far
         self.sent = 0
         self.dead = False
 
@@ -203,7 +204,10 @@ class Channel:
         exit_code: int | None = None,
         reason: str | None = None,
     ) -> None:
-        for body in bodies(self.run, self.task, self.seq, fragments, wall, exit_code, reason):
+        sent = bodies(self.run, self.task, self.seq, fragments, wall, exit_code, reason, at=self.at)
+        for key, text in fragments:
+            self.at[key] += len(text)
+        for body in sent:
             self.seq += 1
             if not self.dead:
                 self._send_one(body, attempts=SEND_ATTEMPTS * (3 if exit_code is not None else 1))
@@ -293,9 +297,6 @@ class Durable:
         for path in self.paths.values():
             os.unlink(path)
         os.rmdir(self.dir)
-
-
-# -- running the command --------------------------------------------------------------------
 
 
 @dataclass
@@ -454,9 +455,8 @@ def _run(config: Config, channel: Channel, durable: Durable, stopped: list[int])
     fragments, wall = batch.take()
     channel.send(fragments, wall, code, reason)
     durable.close()
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
+    for pipe in filter(None, (proc.stdout, proc.stderr)):
+        pipe.close()
     return code
 
 

@@ -5,14 +5,25 @@ sequence number, repeats are dropped, and fragments of a line split across messa
 before `on_line` sees them. A task's exit code is known only when every message before it has
 arrived. What was handled is deleted from the queue (out-of-order messages are held here, not
 left in SQS), so a run's queue stays small; the durable copy in S3 is what survives this process.
+
+A receiver that takes over a task another one followed (a CLI killed with `kill -9`, whose
+re-apply re-attaches) cannot know which `seq` comes next: the dead one deleted what it handled.
+`resume` starts from what is known instead: the dead receiver's files in the log directory
+(complete lines were printed; a partial last line is kept to be completed) and the agent's S3
+copy beyond them (printed now). Messages then carry their position in each stream (`at`), so
+the first one that reaches past what is covered fixes the next `seq`, its covered part is cut
+off, and wholly covered ones are dropped: no line twice, none out of order. While the queue
+only holds messages beyond what is covered (a gap: what the dead receiver took and the S3 copy,
+uploaded every 30 s, does not have yet), they are held until `resume` is given a newer copy.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +38,9 @@ UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 class TaskStream:
     """One task as received so far."""
 
-    next_seq: int = 0
+    next_seq: int | None = 0  # None: resumed, and no message has placed it yet
     held: dict[int, dict[str, Any]] = field(default_factory=dict)  # arrived early
+    covered: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})  # chars
     partial: dict[str, str] = field(default_factory=lambda: {"stdout": "", "stderr": ""})
     exit_code: int | None = None
     reason: str | None = None
@@ -87,13 +99,72 @@ class Receiver:
             return
         state = self.tasks.setdefault(msg["task"], TaskStream())
         seq = msg["seq"]
-        if seq < state.next_seq or seq in state.held or state.exit_code is not None:
+        behind = state.next_seq is not None and seq < state.next_seq
+        if behind or seq in state.held or state.exit_code is not None:
             self.repeats += 1
             return
         state.held[seq] = msg
-        while state.next_seq in state.held:
-            self._apply(msg["task"], state, state.held.pop(state.next_seq))
+        self._advance(msg["task"], state)
+
+    def resume(self, task: str, durable: Mapping[str, str], local: bool = True) -> None:
+        """Takes over `task` from a receiver that died: what its files in the log directory
+        hold (if `local`: they are this launch's) is covered, what the agent's S3 copy
+        (`durable`, stream -> text so far) has beyond them is printed and written now, and
+        the queue's messages follow on from there. Called again with a newer copy while
+        messages wait beyond a gap (`waiting`); a no-op once the task is placed."""
+        state = self.tasks.get(task)
+        if state is None:
+            state = self.tasks[task] = TaskStream(next_seq=None)
+            for stream in ("stdout", "stderr") if local else ():
+                text = self._read(task, stream)
+                if text is None:
+                    continue
+                state.written.add(stream)  # appended to from here
+                *lines, state.partial[stream] = text.split("\n")
+                state.tail.extend(lines)
+                state.covered[stream] = len(text)
+        if state.next_seq is not None or state.exit_code is not None:
+            return
+        for stream in ("stdout", "stderr"):
+            extra = durable.get(stream, "")[state.covered[stream] :]
+            if extra:
+                self._out(task, state, stream, extra)
+        self._advance(task, state)
+
+    def waiting(self, held: bool = False) -> list[str]:
+        """Resumed tasks not placed yet (`held`: only those with messages waiting beyond what
+        is covered: a gap that a newer S3 copy fills)."""
+        return [
+            k
+            for k, s in self.tasks.items()
+            if s.next_seq is None and s.exit_code is None and (s.held or not held)
+        ]
+
+    def _advance(self, task: str, state: TaskStream) -> None:
+        if state.next_seq is None:
+            self._place(state)
+        while state.next_seq is not None and state.next_seq in state.held:
+            self._apply(task, state, state.held.pop(state.next_seq))
             state.next_seq += 1
+
+    def _place(self, state: TaskStream) -> None:
+        """A resumed task's next seq: the first held message that starts within what is
+        covered and reaches past it (or ends the task); those wholly covered are dropped."""
+        for seq in sorted(state.held):
+            at = positions(state.held[seq])
+            if at is None or any(at[s] > state.covered[s] for s in at):
+                continue  # an agent without positions, or beyond a gap: wait
+            end = dict(at)
+            for key, text in state.held[seq]["out"]:
+                end[STREAMS[key]] += len(text)
+            if "exit" in state.held[seq] or any(end[s] > state.covered[s] for s in end):
+                state.next_seq = seq
+                for old in [k for k in state.held if k < seq]:
+                    del state.held[old]
+                    self.repeats += 1
+                return
+            del state.held[seq]
+            self.repeats += 1
 
     def exit_code(self, task: str) -> int | None:
         state = self.tasks.get(task)
@@ -109,12 +180,14 @@ class Receiver:
         return [] if state is None or lines <= 0 else list(state.tail)[-lines:]
 
     def _apply(self, task: str, state: TaskStream, msg: dict[str, Any]) -> None:
+        at = positions(msg)
         for key, text in msg["out"]:
             stream = STREAMS[key]
-            self._write(task, state, stream, text)
-            *lines, state.partial[stream] = (state.partial[stream] + text).split("\n")
-            for line in lines:
-                self._line(task, state, stream, line)
+            if at is not None:  # what is covered already (a resumed task) is cut off
+                skip = state.covered[stream] - at[stream]
+                at[stream] += len(text)
+                text = text[max(0, skip) :]
+            self._out(task, state, stream, text)
         if "exit" in msg:
             for stream, rest in state.partial.items():
                 if rest:
@@ -124,6 +197,13 @@ class Receiver:
             if "stdout" not in state.written:  # as the seed's files: .stdout even when empty
                 self._write(task, state, "stdout", "", create=True)
             self._write(task, state, "exitCode", f"{state.exit_code}\n")
+
+    def _out(self, task: str, state: TaskStream, stream: str, text: str) -> None:
+        state.covered[stream] += len(text)
+        self._write(task, state, stream, text)
+        *lines, state.partial[stream] = (state.partial[stream] + text).split("\n")
+        for line in lines:
+            self._line(task, state, stream, line)
 
     def _line(self, task: str, state: TaskStream, stream: str, line: str) -> None:
         state.tail.append(line)
@@ -137,9 +217,36 @@ class Receiver:
             return
         mode = "a" if suffix in state.written else "w"
         state.written.add(suffix)
-        path = self.log_dir / f"{UNSAFE.sub('_', task)}.{suffix}"
-        with path.open(mode, encoding="utf-8", errors="replace") as f:
+        with self._path(task, suffix).open(mode, encoding="utf-8", errors="replace") as f:
             f.write(text)
+
+    def _path(self, task: str, suffix: str) -> Path:
+        assert self.log_dir is not None
+        return self.log_dir / f"{UNSAFE.sub('_', task)}.{suffix}"
+
+    def _read(self, task: str, suffix: str) -> str | None:
+        """What a receiver before this one wrote to `<log_dir>/<task>.<suffix>`, if any."""
+        if self.log_dir is None:
+            return None
+        try:
+            return self._path(task, suffix).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+
+
+def decoded(data: bytes, final: bool) -> str:
+    """The agent's S3 copy of a stream as text, as the agent decoded it for its messages: an
+    incomplete character at the end of a copy still being written is left for the next."""
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=final)
+
+
+def positions(msg: dict[str, Any]) -> dict[str, int] | None:
+    """Where a message starts in each stream (stream name -> characters before it), if its
+    agent says so."""
+    at = msg.get("at")
+    if not isinstance(at, dict) or not all(isinstance(at.get(k), int) for k in STREAMS):
+        return None
+    return {STREAMS[k]: at[k] for k in STREAMS}
 
 
 def parse(body: str) -> dict[str, Any] | None:

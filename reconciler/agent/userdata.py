@@ -97,7 +97,7 @@ def _no_boto3_message(run: str, task: str) -> str:
     """The agent's last message, as the agent would send it, for an image it cannot run on."""
     why = "no python3 with boto3 on the instance, and installing it failed"
     text = f"reconciler: {why}: see README, 'What an image needs for EC2 tasks'\n"
-    msg = agent_exec.envelope(run, task, 0, None)
+    msg = agent_exec.envelope(run, task, 0, None, {"o": 0, "e": 0})
     msg.update(out=[["e", text]], exit=NO_BOTO3_EXIT, reason=why)
     return json.dumps(msg, separators=(",", ":"))
 

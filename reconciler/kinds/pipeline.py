@@ -34,17 +34,10 @@ from reconciler.models.machine_image import MachineImage
 from reconciler.models.pipeline import Pipeline, Task, n_to_n_notes
 from reconciler.models.role import Role
 from reconciler.models.submission import PipelineTask
-from reconciler.runs import drive, identity, preflight
+from reconciler.runs import drive, ending, identity, preflight
+from reconciler.runs.ending import stop_jobs
 from reconciler.runs.report import run_status
-from reconciler.runs.state import (
-    FINISHED,
-    STATES,
-    RunState,
-    counts,
-    describe,
-    read_runs,
-    stop_jobs,
-)
+from reconciler.runs.state import FINISHED, STATES, RunState, counts, describe, read_runs
 from reconciler.runs.submit import barrier_count, expand, submit_run
 from reconciler.runs.watch import Watched, poll, state_lines
 
@@ -338,9 +331,12 @@ class PipelineKind(Kind):
                 suffix="#delete",
                 aws_name=live.aws_name,
             )
+        # An EC2 run's attached instances and its queue are ended here, not left for `gc`.
+        ends = ending.plan(ctx, self.model.KIND, live.aws_name, runs)
         return Work(
             summary=f"cancel or terminate {unfinished} unfinished job(s) of run {names}",
-            run=lambda c: f"{stop_jobs(c, runs, REASON + ' (' + why + ')')} job(s) stopped",
+            notes=ends.notes(),
+            run=lambda c: f"{stop_jobs(c, runs, f'{REASON} ({why})', ends)} job(s) stopped",
             suffix="#delete",
             aws_name=live.aws_name,
         )
@@ -387,7 +383,8 @@ class PipelineKind(Kind):
         """A run with EC2 tasks (or file dependencies): driven step by step (runs/drive.py);
         Ctrl-C ends what it started."""
         if replacing:
-            stop_jobs(ctx, replacing, f"{REASON}: replaced by run {run}")
+            ends = ending.plan(ctx, res.KIND, res.name, replacing)
+            stop_jobs(ctx, replacing, f"{REASON}: replaced by run {run}", ends)
         log_dir = Path(ctx.options.run_dir) / res.KIND.lower() / res.name / run
         driver = drive.Driver(
             res, run, tasks, queues, dict(existing), dict(generations), log_dir=log_dir

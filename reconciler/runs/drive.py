@@ -25,7 +25,7 @@ from reconciler.engine.types import Pending, Step
 from reconciler.errors import ProviderError, RetryableError, RunFailed
 from reconciler.models.common import Resource
 from reconciler.models.submission import PipelineTask, file_dependencies
-from reconciler.runs import ec2_launch, ec2_state, identity
+from reconciler.runs import ec2_follow, ec2_launch, ec2_state, identity
 from reconciler.runs import ec2_scratch as scratch
 from reconciler.runs.files import up_to_date
 from reconciler.runs.state import FINISHED, describe
@@ -34,7 +34,7 @@ from reconciler.runs.submit import Unit, expand, submit_unit
 RECEIVE_BATCH = 10  # SQS's most messages per receive
 RECEIVE_SECONDS = 2.0  # at most this long per step on output, so launches are not held up
 STEP_DELAY = 1.0  # seconds between steps while output flows; the receiver long-polls too
-BOOT_SLACK = 600  # an instance's boot and bootstrap count against no task timeout
+CATCH_UP_SECONDS = 10.0  # how often a re-attached task's S3 copy is read while a gap remains
 DEADLINE = "reconciler.io/deadline"  # epoch seconds after which gc may end the instance
 
 
@@ -57,6 +57,8 @@ def plan_notes(tasks: list[PipelineTask]) -> list[str]:
     notes = []
     ec2 = [t for t in tasks if t.ec2 is not None]
     if ec2:
+        ec2_launch.LaunchRetries.from_env()  # a bad setting is an error of the plan, not later
+        ec2_launch.boot_slack_from_env()
         attached = [t.name for t in ec2 if not t.detached]
         notes.append(
             f"{len(ec2)} task(s) on EC2 instances of their own"
@@ -92,12 +94,14 @@ class Driver:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     generations: dict[str, int] = field(default_factory=dict)
     retries: ec2_launch.LaunchRetries = field(default_factory=ec2_launch.LaunchRetries.from_env)
+    boot_slack: float = field(default_factory=ec2_launch.boot_slack_from_env)
     log_dir: Path | None = None
     units: list[Unit] = field(init=False)
     by_key: dict[str, Unit] = field(init=False)
     launching: dict[str, Launching] = field(default_factory=dict)
     queue_url: str | None = None
     receiver: Any = None
+    caught_up: float = 0.0  # monotonic time of the last catch-up read (re-attached tasks)
 
     def __post_init__(self) -> None:
         files = file_dependencies(self.tasks)
@@ -163,6 +167,9 @@ class Driver:
                 if code is None and state in ec2_state.ENDED:
                     # The last messages may still be on their way; the agent's S3 copy is final.
                     self._drain(ctx)
+                    if self.receiver and key in self.receiver.waiting():
+                        prefix = self._output(ctx, key)
+                        self.receiver.resume(key, ec2_follow.read_copy(ctx, prefix, final=True))
                     code = self.receiver.exit_code(key) if self.receiver else None
                     if code is None:
                         code = ec2_state.exit_code(ctx, ec2_state.task_prefix(_tags(instance)))
@@ -177,6 +184,25 @@ class Driver:
         while got == RECEIVE_BATCH and time.monotonic() < until:
             got = self.receiver.poll(wait_seconds=0)
 
+    def _output(self, ctx: Context, key: str) -> str:
+        return ec2_state.output_prefix(self._prefix(ctx), key, self.generations.get(key, 0))
+
+    def _resume(self, ctx: Context, keys: list[str]) -> None:
+        """Re-attached: each task's receiver starts where the killed CLI's left off."""
+        for key in keys:
+            if self.receiver is not None:
+                job_id = self.jobs[key]["jobId"]
+                ec2_follow.resume(ctx, self.receiver, key, self._output(ctx, key), job_id)
+
+    def _catch_up(self, ctx: Context) -> None:
+        """Messages wait beyond a gap (the killed CLI took them, the S3 copy lacks them): a
+        newer copy, every CATCH_UP_SECONDS, fills it."""
+        waiting = self.receiver.waiting(held=True) if self.receiver else []
+        if waiting and time.monotonic() - self.caught_up >= CATCH_UP_SECONDS:
+            self.caught_up = time.monotonic()
+            for key in waiting:
+                self.receiver.resume(key, ec2_follow.read_copy(ctx, self._output(ctx, key)))
+
     def _drain(self, ctx: Context) -> None:
         if self.receiver is None:
             return
@@ -186,13 +212,17 @@ class Driver:
     # -- acting ---------------------------------------------------------------------------
 
     def step(self, ctx: Context) -> Step:
-        if self.queue_url is None and any(
-            self.is_ec2(k) and not self.detached(k) and j.get("status") not in FINISHED
+        followed = [
+            k
             for k, j in self.jobs.items()
-        ):
+            if self.is_ec2(k) and not self.detached(k) and j.get("status") not in FINISHED
+        ]
+        if self.queue_url is None and followed:
             self._open_queue(ctx)  # re-attached to a run a killed CLI left: follow it on
+            self._resume(ctx, [k for k in followed if self.jobs[k]["jobId"].startswith("i-")])
         self._refresh(ctx)
         self._receive()
+        self._catch_up(ctx)
         self._timeouts(ctx)
         for unit in self.units:
             if unit.key not in self.jobs:
@@ -275,7 +305,7 @@ class Driver:
             **self.res.metadata.labels,
             **(task.tags or {}),
             **identity.run_tags(self.res, ctx.stack, unit.key, self.run),
-            DEADLINE: str(int(time.time()) + BOOT_SLACK + (timeout or 7 * 24 * 3600)),
+            DEADLINE: str(int(time.time() + self.boot_slack) + (timeout or 7 * 24 * 3600)),
         }
         if task.detached:
             tags[ec2_state.DETACHED] = "true"
@@ -332,7 +362,7 @@ class Driver:
             f"{prefix}{unit.key}/{ec2_state.launch_record(generation)}",
             {"request": shown, "instance": instance},
         )
-        self._keep_files(unit.key, task.script, user_data.text, shown, instance)
+        ec2_follow.keep_files(self.log_dir, unit.key, task.script, user_data.text, shown, instance)
         self.jobs[unit.key] = ec2_state.instance_job(instance, None)
         ctx.log(f"  {self.res.name}/{unit.key}: launched {instance['InstanceId']} ({subnet})")
 
@@ -348,34 +378,13 @@ class Driver:
         ctx.log(f"  {self.res.name}/{key}: {exc.code} in {subnet}: retry in {wait:.0f}s")
 
     def _open_queue(self, ctx: Context) -> None:
-        from reconciler.agent.receiver import Receiver
-
         name = scratch.queue_name(ctx.stack, self.res.KIND, self.res.name, self.run)
         tags = identity.run_tags(self.res, ctx.stack, "", self.run)
         self.queue_url = scratch.ensure_queue(ctx, name, tags)
-        if not ctx.options.stream_output:
-            return
-        subject = self.res.name
-
-        def show(task: str, stream: str, line: str) -> None:
-            ctx.log(f"{subject}/{task}{'!' if stream == 'stderr' else ''}: {line}")
-
-        self.receiver = Receiver(ctx.aws.client("sqs"), self.queue_url, self.log_dir, show)
-
-    def _keep_files(
-        self, key: str, script: str, user_data: str, request: Any, instance: Any
-    ) -> None:
-        """The seed's per-task files in the run's log directory."""
-        if self.log_dir is None:
-            return
-        import json
-
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        (self.log_dir / f"{key}.sh").write_text(script)
-        (self.log_dir / f"{key}.startup.sh").write_text(user_data)
-        (self.log_dir / f"{key}.ec2.json").write_text(
-            json.dumps({"request": request, "response": instance}, indent=1, default=str)
-        )
+        if ctx.options.stream_output:
+            self.receiver = ec2_follow.open_receiver(
+                ctx, self.queue_url, self.log_dir, self.res.name
+            )
 
     def _timeouts(self, ctx: Context) -> None:
         """The agent ends a script at its timeout; an instance that outlives it by the boot
@@ -387,10 +396,15 @@ class Driver:
                 continue
             if job.get("status") in FINISHED or not job["jobId"].startswith("i-"):
                 continue
-            limit = (unit.task.timeout.attemptDurationSeconds + BOOT_SLACK) * 1000
-            if job.get("createdAt") and now - job["createdAt"] > limit:
+            seconds = unit.task.timeout.attemptDurationSeconds
+            if job.get("createdAt") and now - job["createdAt"] > (seconds + self.boot_slack) * 1000:
                 ctx.aws.client("ec2").terminate_instances(InstanceIds=[job["jobId"]])
-                job.update(status="FAILED", statusReason="timed out: instance terminated")
+                reason = (
+                    f"timed out: no exit code {seconds:g} s (timeout.attemptDurationSeconds) + "
+                    f"{self.boot_slack:g} s ({ec2_launch.BOOT_SLACK_ENV}) after launch: "
+                    f"instance {job['jobId']} terminated"
+                )
+                job.update(status="FAILED", statusReason=reason)
 
     def _finish(self, ctx: Context) -> str:
         self._drain(ctx)

@@ -40,6 +40,8 @@ TOKEN_MAX = 64
 
 ATTEMPTS_ENV = "RECONCILER_EC2_LAUNCH_ATTEMPTS"
 MAX_WAIT_ENV = "RECONCILER_EC2_LAUNCH_MAX_WAIT"
+BOOT_SLACK_ENV = "RECONCILER_EC2_BOOT_SLACK_SECONDS"
+BOOT_SLACK = 600.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,20 @@ class LaunchRetries:
             )
         except ValueError as exc:
             raise PlanError(f"{ATTEMPTS_ENV} / {MAX_WAIT_ENV}: not a number: {exc}") from exc
+
+
+def boot_slack_from_env() -> float:
+    """Seconds an instance may take to boot (and install the agent) beyond its task's timeout
+    before the driver (or `gc`, for a detached task) terminates it: the agent ends the script
+    itself at the timeout, so an instance still there that much later is hung (a boot that
+    never finished, a dead agent). 600 by default; settable for slow images, or tests."""
+    try:
+        value = float(os.environ.get(BOOT_SLACK_ENV) or BOOT_SLACK)
+    except ValueError as exc:
+        raise PlanError(f"{BOOT_SLACK_ENV}: not a number: {exc}") from exc
+    if not 0 <= value < float("inf"):
+        raise PlanError(f"{BOOT_SLACK_ENV}: must be 0 or more seconds, not {value}")
+    return value
 
 
 def client_token(stack: str, kind: str, name: str, run: str, task: str, attempt: int) -> str:

@@ -141,12 +141,17 @@ def list_objects(ctx: Context, prefix: str) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def read_text(ctx: Context, key: str) -> str | None:
+def read_bytes(ctx: Context, key: str) -> bytes | None:
     try:
         body = ctx.aws.client("s3").get_object(Bucket=bucket(ctx), Key=key)["Body"].read()
     except NotFoundError:
         return None
-    return bytes(body).decode("utf-8", "replace")
+    return bytes(body)
+
+
+def read_text(ctx: Context, key: str) -> str | None:
+    body = read_bytes(ctx, key)
+    return None if body is None else body.decode("utf-8", "replace")
 
 
 def put(ctx: Context, key: str, body: bytes | str, content_type: str = "text/plain") -> None:

@@ -109,26 +109,3 @@ def counts(job: dict[str, Any]) -> Counter[str]:
     if summary:
         return Counter({k: v for k, v in summary.items() if v})
     return Counter({job.get("status", "SUBMITTED"): 1})
-
-
-def stop_jobs(ctx: Context, runs: list[RunState], reason: str) -> int:
-    """Stops every unfinished job; returns how many.
-
-    TerminateJob, not CancelJob: it cancels jobs that have not started and terminates the
-    others, so a job that starts between our read and our call is still stopped.
-    """
-    batch = ctx.aws.client("batch")
-    stopped = 0
-    instances = []
-    for run in runs:
-        for job in run.jobs.values():
-            if job.get("status") in FINISHED:
-                continue
-            if job["jobId"].startswith("i-"):  # an EC2 task: its instance
-                instances.append(job["jobId"])
-            else:
-                batch.terminate_job(jobId=job["jobId"], reason=reason)
-            stopped += 1
-    if instances:
-        ctx.aws.client("ec2").terminate_instances(InstanceIds=instances)
-    return stopped
