@@ -8,7 +8,7 @@ renderer) are imported by the functions that use them, as in cli/plans.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -198,9 +198,15 @@ def report_command(
     "instances of attached EC2 tasks (no one follows them), detached ones past their timeout, "
     "open spot requests without an instance, run queues with no instance left; and end them. "
     "Holds the stack's lease, so no apply is driving a run meanwhile. Run output in S3 stays "
-    "(`reconciler logs`) and expires by the scratch bucket's lifecycle rule.",
+    "(`reconciler logs`) and expires by the scratch bucket's lifecycle rule. With -f, the "
+    "stack's manifests: machine images (and their snapshots) of MachineImages they no longer "
+    "declare are deregistered too, except images still in use.",
     cls=ExampleCommand,
-    examples=["reconciler gc --dry-run", "reconciler gc --stack prod --region eu-west-1"],
+    examples=[
+        "reconciler gc --dry-run",
+        "reconciler gc --stack prod --region eu-west-1",
+        "reconciler gc -f manifests/ --dry-run",
+    ],
 )
 @click.option("--dry-run", is_flag=True, help="list what would be ended, end nothing")
 @click.option(
@@ -210,20 +216,61 @@ def report_command(
     show_default=True,
     help="seconds to wait for the stack's lease",
 )
+@filename_option(
+    "the stack's manifests: also delete machine images of MachineImages they no longer declare"
+)
 @target_options
 @output_option("has no effect here")
 @debug_option
-def gc_command(dry_run: bool, lock_timeout: float, target: Target, output: str) -> int:
+def gc_command(
+    dry_run: bool, lock_timeout: float, filenames: tuple[str, ...], target: Target, output: str
+) -> int:
     from reconciler.engine.locking import holding_stack
     from reconciler.runs import gc
 
+    declared = load_resources(filenames) if filenames else None
     ctx = make_context(target, output)
     with holding_stack(ctx, "gc", lock_timeout):
         leftovers = gc.find(ctx)
         for x in leftovers:
             out(f"{'would end' if dry_run else 'end'} {x.what} {x.id}: {x.why}")
-        if not leftovers:
+        plan = _undeclared(ctx, declared) if declared is not None else None
+        verb = "would delete" if dry_run else "delete"
+        for action in plan.actions if plan else []:
+            out(f"{verb} {action.kind}/{action.name}: {action.summary}")
+        if not leftovers and not (plan and plan.actions):
             out(f"nothing left behind by runs of stack {ctx.stack!r}")
-        elif not dry_run:
-            gc.remove(ctx, leftovers)
+        if dry_run:
+            return EXIT_OK
+        gc.remove(ctx, leftovers)
+        if plan and plan.actions:
+            from reconciler.engine.apply import execute
+
+            failed = [o for o in execute(ctx, plan) if o.status != "done"]
+            for o in failed:
+                out(f"{o.action.kind}/{o.action.name}: {o.status}: {o.detail}")
+            return EXIT_ERROR if failed else EXIT_OK
     return EXIT_OK
+
+
+def _undeclared(ctx: Context, declared: Any) -> Plan:
+    """Deletes of the stack's resources that the manifests no longer declare, of the kinds
+    whose leftovers bill on (`collected_when_undeclared`): what `apply --prune` would delete
+    of them, planned by the kind as any delete is."""
+    from reconciler.engine.planner import action_of
+    from reconciler.engine.types import Plan, Verb
+    from reconciler.registry import kinds
+
+    plan = Plan(ctx.stack, ctx.aws.region)
+    for kind in kinds().values():
+        if not kind.collected_when_undeclared:
+            continue
+        names = {r.name for r in declared.of_kind(kind.name)}
+        for live in kind.observe(ctx, [], True):
+            if live.owner is None or live.owner.stack != ctx.stack:
+                continue
+            if any(kind.matches_name(live, name) for name in names):
+                continue
+            work = kind.delete(ctx, live, "no manifest declares it")
+            plan.add(action_of(kind.name, live.aws_name, Verb.DELETE, work, aws_name=live.aws_name))
+    return plan

@@ -97,6 +97,9 @@ class Kind(ABC):
     permissions: ClassVar[tuple[Permission, ...]] = ()
     runs: ClassVar[bool] = False  # a kind of work: watch, logs and report apply to it
     conflicts_by_name: ClassVar[bool] = True  # a same-named unowned resource is a conflict
+    # `gc -f` deletes the stack's resources of this kind that no manifest declares any more:
+    # leftovers that bill by the month (images and their snapshots), not ordinary drift.
+    collected_when_undeclared: ClassVar[bool] = False
 
     @property
     def name(self) -> str:

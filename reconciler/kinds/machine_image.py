@@ -112,6 +112,7 @@ class MachineImageKind(Kind):
     busy_statuses = ("pending",)
     ready_statuses = ("available",)
     conflicts_by_name = False  # images are named by the template: no name to take
+    collected_when_undeclared = True  # snapshots bill monthly: `gc -f` ends what is undeclared
     columns = (
         Column("Image", "imageId", description="The current image."),
         Column("Status", "awsStatus", description="What EC2 reports of it."),

@@ -357,3 +357,26 @@ def test_an_ec2_task_boots_its_machine_image_with_the_builders_profile(srun, wri
         profiles.add(body["request"]["IamInstanceProfile"]["Arn"].rsplit(":", 1)[1])
     assert len(records) == 2 and profiles == {"instance-profile/agent"}, records
     assert srun("diff", "-f", path).code == 0, "built and run: nothing to do"
+
+
+def test_gc_with_the_manifests_deletes_images_of_machine_images_no_longer_declared(
+    srun, write, aws
+):
+    kept, gone = image("kept", "echo one"), image("gone", "echo two")
+    both = write(kept + "---\n" + gone, "both.yaml")
+    assert srun("apply", "-f", both).code == 0
+    (old,) = owned_images(aws, "gone")
+    snapshots = [m["Ebs"]["SnapshotId"] for m in old["BlockDeviceMappings"] if "Ebs" in m]
+    only_kept = write(kept, "kept.yaml")
+
+    assert "MachineImage/gone" not in srun("gc").out, "without manifests, no image is touched"
+    dry = srun("gc", "-f", only_kept, "--dry-run")
+    assert "would delete MachineImage/gone" in dry.out, dry.out
+    assert "MachineImage/kept" not in dry.out
+    assert len(owned_images(aws, "gone")) == 1
+
+    done = srun("gc", "-f", only_kept)
+    assert done.code == 0, done.out + done.err
+    assert owned_images(aws, "gone") == [] and len(owned_images(aws, "kept")) == 1
+    left = client(aws, "ec2").describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert not {s["SnapshotId"] for s in left} & set(snapshots), "its snapshots went with it"
