@@ -92,6 +92,23 @@ def settled(client: Client, kinds: set[str] | None = None) -> tuple[int, int]:
     return good, total
 
 
+TRACED = """
+import signal, sys, tracemalloc
+tracemalloc.start()
+out = sys.argv.pop(1)
+def dump(*_):
+    snap = tracemalloc.take_snapshot()
+    with open(out, "w") as f:
+        f.write(f"traced (now, peak): {tracemalloc.get_traced_memory()}\\n")
+        for key in ("filename", "lineno"):
+            f.write(f"largest by {key}:\\n")
+            f.writelines(f"  {stat}\\n" for stat in snap.statistics(key)[:15])
+signal.signal(signal.SIGUSR1, dump)
+from reconciler.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def create(client: Client, doc: dict[str, Any]) -> None:
     """Creates the object, trying again when the emulator is slow to answer."""
     body = {**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}}
@@ -119,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-rps", type=float, default=0.0, help="the operator's (default 0: none)")
     p.add_argument("--ready-timeout", type=float, default=1800.0)
     p.add_argument("--batch", type=int, default=250, help="objects created at a time")
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace the operator's allocations and print the largest sites at the end",
+    )
     args = p.parse_args(argv)
     # Stopped early (SIGTERM), the operator and the moto server are stopped all the same.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -166,9 +188,12 @@ def run(args: argparse.Namespace, shape: Shape, endpoint: str, tmp: Path) -> int
         port = _free_port()
         liveness = f"http://127.0.0.1:{port}/healthz"
         log = open(tmp / "operator.log", "w")  # noqa: SIM115
+        command = cli
+        if args.tracemalloc:  # the operator under tracemalloc; SIGUSR1 writes its top sites
+            command = [sys.executable, "-c", TRACED, str(tmp / "tracemalloc.txt")]
         proc = subprocess.Popen(
             [
-                *cli,
+                *command,
                 "operator",
                 "-A",
                 "--standalone",
@@ -252,6 +277,10 @@ def measure(
     out(f"  one drift interval ({args.drift_interval:g}s) later: {then - first} AWS calls")
     out(f"  objects still Ready and Synced: {still}/{len(docs)}")
     out(f"  operator peak RSS: {peak:.0f} MiB (now {vm_rss_mib(proc.pid):.0f} MiB)")
+    if args.tracemalloc:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(10)
+        out((tmp / "tracemalloc.txt").read_text())
     ok = peak <= 150 and still == len(docs)
     out(f"  target: peak RSS <= 150 MiB: {'yes' if peak <= 150 else 'no'}")
     return 0 if ok else 1
