@@ -100,8 +100,11 @@ class DriftPasses:
         self._passes: dict[Place, _Pass] = {}
         self._epochs: dict[Place, int] = {}
 
-    def wrote(self, place: Place) -> None:
-        """The operator wrote to the stack (or may have): a plan made before is stale."""
+    def wrote(self, place: Place, changed: bool = True) -> None:
+        """The operator wrote to the stack (or may have): a plan made before is stale. A
+        reconcile that changed nothing keeps it (while objects are created, most do not)."""
+        if not changed:
+            return
         self._epochs[place] = self._epochs.get(place, 0) + 1
         self._passes.pop(place, None)
 

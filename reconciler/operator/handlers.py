@@ -341,7 +341,6 @@ class Operator(Deleting):
     ) -> bool:
         """True if the object has to be reconciled: it drifted, or the plan cannot tell."""
         summary = summarize(kind, body)
-        key = (kind, summary.name)
         try:
             result = await drift_result(self.drift, indices, summary, ctx, declared, self._call)
         except Exception as exc:  # AWS unreachable: report it, retry on the next tick
@@ -351,7 +350,7 @@ class Operator(Deleting):
             return True  # reconciling reports these as usual
         writes = [a for a in result.actions if a.verb.writes]
         if not writes:
-            self._observed(kind, result, key, draft)
+            self._observed(kind, result, (kind, summary.name), draft)
             return False
         fields = sorted({ch.path for a in writes for ch in a.changes})
         what = ", ".join(fields) if fields else ", ".join(f"{a.verb.label}" for a in writes)
@@ -374,13 +373,14 @@ class Operator(Deleting):
         retry: int,
     ) -> None:
         draft.observed()
+        place = (str(body.metadata.namespace), ctx.stack)  # its shared drift plan: drift.py
         try:
             result: Result = await self._call(reconcile, ctx, declared, key)
         except Exception as exc:  # planning failed: AWS errors, lookups that found nothing
+            self.drift.wrote(place)  # perhaps after a write
             self._report(body, draft, error_verdict(exc, retry, "planning failed"))
             return
-        finally:  # what the stack's shared drift plan read may be stale now
-            self.drift.wrote((str(body.metadata.namespace), ctx.stack))
+        self.drift.wrote(place, result.changed)
         if result.waiting_for:
             self._waiting(body, draft, ", ".join(result.waiting_for))
             return
