@@ -7,6 +7,11 @@ be one compare-and-set, and SSM can only create-if-absent, so two processes taki
 expired lease (delete, then create) could both believe they won. The holder renews the lease
 while it works; a holder that crashed blocks the stack for one lease period at most, and
 `reconciler unlock --force` frees it at once, as `terraform force-unlock` does.
+
+A lease that ends is not deleted: its item stays, its `expires` set to when it ended (and
+`released`). So the item says when the stack was last written by the tool, and a plan made
+without the lease (engine/locking.py) can be kept when the lease is then taken only if it had
+ended before that plan began: one conditional write instead of the plan made again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ TABLE = "reconciler-locks"
 LEASE_SECONDS = 60.0
 RENEW_EVERY = LEASE_SECONDS / 3
 WAIT = Backoff(first=1.0, ceiling=10.0, factor=1.5)
+# How far two writers' clocks may disagree: a lease is taken over a plan made without it only if
+# it had ended this long before the plan began (lease expiry already trusts clocks to 60 s).
+CLOCK_SKEW = 2.0
 
 
 @dataclass(frozen=True)
@@ -104,8 +112,9 @@ class StackLock:
                 return
             time.sleep(1.0)
 
-    def _try(self) -> Holder | None:
-        """Takes the lease if it is free or expired; else says who holds it."""
+    def _put(self, free_before: float) -> bool:
+        """Takes the lease if no one holds it: its item is absent, or the last lease ended (or
+        expired) before `free_before`. False if the condition failed."""
         db = self.aws.client("dynamodb")
         now = self._clock()
         try:
@@ -119,16 +128,41 @@ class StackLock:
                     "since": {"N": f"{now:.3f}"},
                     "expires": {"N": f"{now + LEASE_SECONDS:.3f}"},
                 },
-                ConditionExpression="attribute_not_exists(#s) OR #e < :now OR #t = :me",
+                ConditionExpression="attribute_not_exists(#s) OR #e < :free OR #t = :me",
                 ExpressionAttributeNames={"#s": "stack", "#e": "expires", "#t": "token"},
-                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":me": {"S": self.token}},
+                ExpressionAttributeValues={
+                    ":free": {"N": f"{free_before:.3f}"},
+                    ":me": {"S": self.token},
+                },
             )
-            return None
+            return True
         except ProviderError as exc:
             if exc.code != "ConditionalCheckFailedException":
                 raise
+            return False
+
+    def _try(self) -> Holder | None:
+        """Takes the lease if it is free or expired; else says who holds it."""
+        if self._put(self._clock()):
+            return None
+        db = self.aws.client("dynamodb")
         item = db.get_item(TableName=TABLE, Key=self._key(), ConsistentRead=True).get("Item")
+        now = self._clock()
         return _holder(item) if item else Holder("?", "?", now, now)
+
+    def now(self) -> float:
+        """The clock the lease's times are written with."""
+        return self._clock()
+
+    def take_if_unused_since(self, started: float) -> bool:
+        """Takes the lease only if no one has held it since `started` (less the clocks' skew):
+        then no other writer of the stack changed it while a plan begun at `started` read it,
+        and that plan may be carried out as it is. False (nothing taken, no wait) otherwise."""
+        self._ensure_table()
+        if not self._put(started - CLOCK_SKEW):
+            return False
+        self._start_renewing()
+        return True
 
     def acquire(self, timeout: float, say: Callable[[str], None]) -> None:
         self._ensure_table()
@@ -151,6 +185,9 @@ class StackLock:
                 told = True
             delay = WAIT.after(delay)
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        self._start_renewing()
+
+    def _start_renewing(self) -> None:
         self._renewer = threading.Thread(target=self._renew, daemon=True, name="stack-lease")
         self._renewer.start()
 
@@ -174,26 +211,34 @@ class StackLock:
                 return  # taken over (force-unlock) or unreachable: the work stops on its own
 
     def release(self) -> None:
+        """Ends the lease, keeping its item with the time it ended (see the module's docstring)."""
         db = self.aws.client("dynamodb")
         self._stop.set()
+        now = f"{self._clock():.3f}"
         # Not ours any more (force-unlocked, or expired and taken over): nothing to free.
         with contextlib.suppress(ProviderError):
-            db.delete_item(
+            db.update_item(
                 TableName=TABLE,
                 Key=self._key(),
+                UpdateExpression="SET #e = :now, #r = :now",
                 ConditionExpression="#t = :me",
-                ExpressionAttributeNames={"#t": "token"},
-                ExpressionAttributeValues={":me": {"S": self.token}},
+                ExpressionAttributeNames={"#e": "expires", "#r": "released", "#t": "token"},
+                ExpressionAttributeValues={":now": {"N": now}, ":me": {"S": self.token}},
             )
 
 
-def force_unlock(aws: Aws, stack: str) -> Holder | None:
-    """Frees the stack whoever holds it; returns who did, if anyone."""
+def force_unlock(aws: Aws, stack: str, clock: Callable[[], float] = time.time) -> Holder | None:
+    """Frees the stack whoever holds it; returns who did, if anyone. The item is replaced by an
+    ended lease, not deleted, so a plan made while the holder still wrote is not kept."""
     db = aws.client("dynamodb")
+    now = f"{clock():.3f}"
+    ended = {"token": {"S": uuid.uuid4().hex}, "who": {"S": "unlock --force"}}
     try:
-        old = db.delete_item(
-            TableName=TABLE, Key={"stack": {"S": stack}}, ReturnValues="ALL_OLD"
+        old = db.put_item(
+            TableName=TABLE,
+            Item={"stack": {"S": stack}, **ended, "expires": {"N": now}, "released": {"N": now}},
+            ReturnValues="ALL_OLD",
         ).get("Attributes")
     except NotFoundError:
         return None
-    return _holder(old) if old else None
+    return _holder(old) if old and "released" not in old else None

@@ -45,11 +45,20 @@ class Result:
         return any(a.verb.writes for a in self.actions)
 
 
-def _run_own(ctx: Context, plan: Plan, key: Key, dry_run: bool) -> Result:
+def part_of(plan: Plan, key: Key) -> Result:
+    """The resource `key`'s part of a plan, not carried out: its actions, and the actions of
+    others it would wait for. The plan may be of more than `key` needs (the operator's drift
+    checks share a plan of the whole stack: operator/drift.py)."""
     mine = [a for a in plan.actions if (a.kind, a.name) == key]
     others = {a.id for a in plan.actions if (a.kind, a.name) != key and a.verb.writes}
     result = Result(plan, mine)
     result.waiting_for = sorted({d for a in mine for d in a.after if d in others})
+    return result
+
+
+def _run_own(ctx: Context, plan: Plan, key: Key, dry_run: bool) -> Result:
+    result = part_of(plan, key)
+    mine = result.actions
     if dry_run or result.waiting_for or result.blocked:
         return result
     own = Plan(

@@ -75,7 +75,12 @@ class Strict(BaseModel):
     """Unknown fields are errors: a typo must never be silently ignored. No string may be longer
     than the largest request AWS takes: fields with a documented limit of their own say so."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, str_max_length=STRING_MAX)
+    # defer_build: a model's validator is built when it first validates, not on import, so
+    # `validate` of a file of one kind builds that kind's models only (about a third of its
+    # CPU time for a file of job definitions; benchmarks/README.md, bench_startup.py).
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, str_max_length=STRING_MAX, defer_build=True
+    )
 
 
 class Metadata(Strict):

@@ -15,7 +15,14 @@ from reconciler.engine.status import backoff, error_verdict, progress_delay
 from reconciler.engine.types import Action
 from reconciler.manifests.validate import ResourceSet
 from reconciler.operator.draft import Draft
-from reconciler.operator.objects import InvalidSpec, check, deletion_policy, manifest_of
+from reconciler.operator.drift import DriftPasses
+from reconciler.operator.objects import (
+    InvalidSpec,
+    check,
+    deletion_policy,
+    manifest_of,
+    stack_of,
+)
 from reconciler.registry import models
 
 
@@ -23,6 +30,7 @@ class Deleting:
     """The delete handler of `Operator` (operator/handlers.py), which provides the rest."""
 
     _deleting: dict[str, Action]
+    drift: DriftPasses
 
     async def delete(self, kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> None:
         meta = body.metadata
@@ -66,6 +74,8 @@ class Deleting:
             found = error_verdict(exc, retry, "deleting failed")
             draft.put(c.SYNCED, False, found.reason, found.message)
             raise kopf.TemporaryError(found.message, delay=found.retry_after or 60.0) from None
+        finally:  # what the stack's shared drift plan read may be stale now
+            self.drift.wrote((str(body.metadata.namespace), stack_of(body)))
         if result.blocked:
             message = "; ".join(a.summary for a in result.blocked)
             if draft.put(c.SYNCED, False, c.REFUSED, f"cannot delete: {message}"):

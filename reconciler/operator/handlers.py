@@ -1,9 +1,9 @@
 """kopf handlers for the five kinds: each one calls the engine for one object and writes status.
 
 Per kind: create, update and resume converge the object; delete removes its AWS side (unless
-`deletionPolicy: Retain`) before kopf lets its finalizer go; a timer re-plans every
-`drift_interval` seconds; two in-memory indices keep every object's manifest and the objects
-that refer to each name; a watch handler wakes the objects that wait for another one.
+`deletionPolicy: Retain`) before kopf lets its finalizer go; a timer checks drift every
+`drift_interval` seconds; two indices keep every object's manifest and the objects that refer
+to each name; a watch handler wakes the objects that wait for another one.
 
 Decisions, in the order `Operator.converge` takes them:
 1. The spec alone is invalid: Ready=False and Synced=False with reason InvalidSpec, a Warning
@@ -18,9 +18,10 @@ Decisions, in the order `Operator.converge` takes them:
 
 Waking waiting objects as soon as what they wait for is ready: operator/waking.py.
 
-Drift: the timer re-plans an object that is Ready and Synced at its current generation. If
-its own actions would write (a change made by hand in AWS), it posts a Warning event "Drift"
-with the changed fields, writes Synced=False (reason Drift) at once, and reconciles.
+Drift: the timer looks at an object that is Ready and Synced at its current generation in a
+plan of its whole stack shared by the timers of a pass (operator/drift.py). If its own actions
+would write (a change made by hand), it posts a Warning event "Drift" with the changed fields,
+writes Synced=False (reason Drift) at once, and reconciles.
 
 Runs: once a pipeline's or task's run is in its status, that run (the spec's run ID) is never
 submitted again, by any handler: the timer refreshes its job counts until it finishes, then
@@ -65,6 +66,7 @@ from reconciler.manifests.validate import ResourceSet
 from reconciler.operator import kube
 from reconciler.operator.deleting import Deleting
 from reconciler.operator.draft import STATUS_FIELDS, Draft
+from reconciler.operator.drift import DriftPasses, drift_result
 from reconciler.operator.objects import (
     GROUP,
     VERSION,
@@ -122,6 +124,7 @@ class Operator(Deleting):
         self._locks: dict[str, asyncio.Lock] = {}
         self._written: dict[str, tuple[float, dict[str, Any]]] = {}  # uid -> (when, status)
         self.waker = Waker(settings)
+        self.drift = DriftPasses(drift_interval)  # the stacks' shared drift plans
         self._deleting: dict[str, Action] = {}  # uid -> a delete AWS is still carrying out
         self._job_states: dict[str, dict[str, str]] = {}  # uid -> task -> job status said
 
@@ -164,27 +167,21 @@ class Operator(Deleting):
         return index
 
     def _change_handler(self, kind: str) -> Callable[..., Any]:
-        async def handler(
-            body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kwargs: Any
-        ) -> None:
-            await self.converge(kind, body, patch, kwargs, timer=False, retry=retry)
+        async def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kw: Any) -> None:
+            await self.converge(kind, body, patch, kw, timer=False, retry=retry)
 
         return handler
 
     def _timer_handler(self, kind: str) -> Callable[..., Any]:
-        async def handler(
-            body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kwargs: Any
-        ) -> None:
+        async def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kw: Any) -> None:
             if body.metadata.get("deletionTimestamp"):
                 return
-            await self.converge(kind, body, patch, kwargs, timer=True, retry=retry)
+            await self.converge(kind, body, patch, kw, timer=True, retry=retry)
 
         return handler
 
     def _delete_handler(self, kind: str) -> Callable[..., Any]:
-        async def handler(
-            body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kwargs: Any
-        ) -> None:
+        async def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kw: Any) -> None:
             await self.delete(kind, body, patch, retry)
 
         return handler
@@ -312,7 +309,7 @@ class Operator(Deleting):
             timer
             and draft.ready()
             and draft.synced()
-            and not await self._check_drift(kind, body, ctx, found.declared, key, draft)
+            and not await self._check_drift(kind, body, ctx, found.declared, indices, draft)
         ):
             return
         await self._apply(kind, body, ctx, found.declared, key, draft, retry)
@@ -339,12 +336,13 @@ class Operator(Deleting):
         body: kopf.Body,
         ctx: Context,
         declared: ResourceSet,
-        key: tuple[str, str],
+        indices: dict[str, Any],
         draft: Draft,
     ) -> bool:
         """True if the object has to be reconciled: it drifted, or the plan cannot tell."""
+        summary = summarize(kind, body)
         try:
-            result: Result = await self._call(reconcile, ctx, declared, key, True)
+            result = await drift_result(self.drift, indices, summary, ctx, declared, self._call)
         except Exception as exc:  # AWS unreachable: report it, retry on the next tick
             draft.put(c.SYNCED, False, c.RECONCILE_ERROR, f"cannot read AWS: {exc}")
             return False
@@ -352,7 +350,7 @@ class Operator(Deleting):
             return True  # reconciling reports these as usual
         writes = [a for a in result.actions if a.verb.writes]
         if not writes:
-            self._observed(kind, result, key, draft)
+            self._observed(kind, result, (kind, summary.name), draft)
             return False
         fields = sorted({ch.path for a in writes for ch in a.changes})
         what = ", ".join(fields) if fields else ", ".join(f"{a.verb.label}" for a in writes)
@@ -375,11 +373,14 @@ class Operator(Deleting):
         retry: int,
     ) -> None:
         draft.observed()
+        place = (str(body.metadata.namespace), ctx.stack)  # its shared drift plan: drift.py
         try:
             result: Result = await self._call(reconcile, ctx, declared, key)
         except Exception as exc:  # planning failed: AWS errors, lookups that found nothing
+            self.drift.wrote(place)  # perhaps after a write
             self._report(body, draft, error_verdict(exc, retry, "planning failed"))
             return
+        self.drift.wrote(place, result.changed)
         if result.waiting_for:
             self._waiting(body, draft, ", ".join(result.waiting_for))
             return

@@ -95,7 +95,7 @@ def deleting_jobs(body: Any) -> dict[str, bool]:
     return {"drain": mode == "drain", "force": mode == "force"}
 
 
-def _document(manifest: dict[str, Any]) -> Document:
+def document(manifest: dict[str, Any]) -> Document:
     meta = manifest["metadata"]
     where = f"{meta.get('namespace')}/{manifest['kind']}/{meta.get('name')}"
     return Document(file=where, line=1, tree=None, data=manifest)
@@ -114,7 +114,7 @@ def problems_text(exc: ManifestError, subject: str | None = None) -> list[str]:
 def check(manifest: dict[str, Any]) -> None:
     """Raises InvalidSpec for what is wrong with the object itself (not with what it names)."""
     try:
-        validate_documents([_document(manifest)])
+        validate_documents([document(manifest)])
     except ManifestError as exc:
         own = [p for p in problems_text(exc) if UNKNOWN_REFERENCE not in p]
         if own:
@@ -147,6 +147,8 @@ class Summary:
     waiting: bool = False  # Synced=False with reason DependencyNotReady
     nudge: str = ""  # the NUDGE_ANNOTATION value
     digest: str = field(default="", compare=False)  # manifest hash: changes are index updates
+    stack: str = "default"
+    plain: bool = True  # no annotation that changes how it is planned (adopt, drain, force)
 
     @property
     def token(self) -> str:
@@ -186,6 +188,8 @@ def summarize(kind: str, body: Any) -> Summary:
         waiting=synced.get("status") == "False" and synced.get("reason") == DEPENDENCY_NOT_READY,
         nudge=str(annotations.get(NUDGE_ANNOTATION) or ""),
         digest=hashlib.sha256(repr(manifest).encode()).hexdigest()[:16],
+        stack=stack_of(body),
+        plain=not adopting(body) and not any(deleting_jobs(body).values()),
     )
 
 
@@ -228,7 +232,7 @@ def closure(manifest: dict[str, Any], lookup: Any) -> Closure:
         todo.extend(dep.refs)
     if out.missing:
         return out
-    docs = [_document(m) for m in found.values()]
+    docs = [document(m) for m in found.values()]
     try:
         out.declared = validate_documents(docs)
     except ManifestError as exc:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from reconciler.aws import lock
 from reconciler.aws.clients import Aws, AwsConfig
 from reconciler.aws.lock import StackLock
 from tests.conftest import REGION, client
-from tests.stacks import infra, pipeline, stack
+from tests.stacks import ce, infra, jd, jq, pipeline, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +39,84 @@ def _apply(aws: str, path: str, *extra: str) -> subprocess.Popen[str]:
         env=env,
         cwd=ROOT,
     )
+
+
+def _lock(aws: str, operation: str = "apply") -> StackLock:
+    config = AwsConfig(
+        region=REGION,
+        endpoint_url=aws,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return StackLock(Aws(config), "default", operation)
+
+
+# What one plan of the stack below reads; a second plan would read each again.
+PLAN_READS = (
+    "resourcegroupstaggingapi:GetResources",
+    "batch:DescribeJobDefinitions",
+    "batch:ListJobs",
+    "scheduler:ListScheduleGroups",
+    "events:ListRules",
+)
+
+
+def _a_stack(write) -> str:  # type: ignore[no-untyped-def]
+    return write(stack(ce(), jq(), *(jd(f"def-{i:02d}") for i in range(12))))
+
+
+def test_a_delete_plans_once_when_no_one_wrote_the_stack_since(run, write, aws):
+    """Lock, plan, show, confirm, apply, release: the plan made before the lease is kept when
+    the lease, taken in one conditional write, had not been held since the plan began."""
+    path = _a_stack(write)
+    assert run("apply", "-f", path).code == 0
+    time.sleep(lock.CLOCK_SKEW + 0.1)  # the apply's lease ended before the delete plans
+    dry = run("delete", "-f", path, "--dry-run")
+    deleted = run("delete", "-f", path, "--yes")
+    assert deleted.code == 0, deleted.err
+    assert {k: deleted.calls.get(k) for k in PLAN_READS} == {
+        k: dry.calls.get(k) for k in PLAN_READS
+    }
+    assert dry.calls["resourcegroupstaggingapi:GetResources"] == 1
+    lease = {k: n for k, n in deleted.calls.items() if k.startswith("dynamodb:")}
+    assert lease == {"dynamodb:DescribeTable": 1, "dynamodb:PutItem": 1, "dynamodb:UpdateItem": 1}
+    # 14 deletions (and the queue's and environment's disabling first) in 32 calls: the rest
+    # is one plan's reads, the lease's three calls and the batched waits.
+    assert deleted.writes == 18 and deleted.total_calls <= 32, deleted.calls
+
+
+def test_a_plan_is_made_again_under_the_lease_when_someone_held_it_meanwhile(run, write, aws):
+    """Another writer's lease ended as (or after) the plan began: what the plan read may be
+    stale, so it is made again under the lease, and the plan shown is that one."""
+    path = _a_stack(write)
+    assert run("apply", "-f", path).code == 0
+    other = _lock(aws)
+    other.acquire(0, lambda _line: None)
+    other.release()
+    deleted = run("delete", "-f", path, "--yes")
+    assert deleted.code == 0, deleted.err
+    assert deleted.calls["resourcegroupstaggingapi:GetResources"] == 2, deleted.calls
+    assert deleted.out.count("JobDefinition/def-00") == 2, "shown once (and its outcome)"
+
+
+def test_ctrl_c_at_the_confirmation_releases_the_lease(run, write, aws, monkeypatch):
+    class Interrupted:
+        def isatty(self) -> bool:
+            return True
+
+        def readline(self) -> str:
+            raise KeyboardInterrupt
+
+    path = _a_stack(write)
+    assert run("apply", "-f", path).code == 0
+    monkeypatch.setattr(sys, "stdin", Interrupted())
+    time.sleep(lock.CLOCK_SKEW + 0.1)  # one plan: the lease is taken once, in one write
+    interrupted = run("delete", "-f", path)
+    assert interrupted.code == 130
+    assert interrupted.calls.get("dynamodb:PutItem") == 1, "the prompt is under the lease"
+    assert interrupted.calls.get("dynamodb:UpdateItem") == 1, "and the lease ended"
+    assert "Do you want to perform these actions?" in interrupted.out
+    assert run("delete", "-f", path, "--yes", "--lock-timeout", "0").code == 0
 
 
 def test_two_applies_at_once_submit_one_run_and_register_once(write, aws):

@@ -329,3 +329,23 @@ def _writes(op) -> int:
         for r in list(op.cluster.k8s)
         if str(r.method.value).upper() == "PATCH" and "/apis/reconciler.io/" in str(r.url.path)
     )
+
+
+def test_a_drift_pass_reads_the_stack_once_for_all_its_objects(start_operator, aws):
+    """The timers of a pass share one plan of the whole stack (operator/drift.py): with ten
+    objects, a pass reads what the stack owns once or twice, not ten times."""
+    op = start_operator(drift_interval=2.0)
+    texts = [stacks.ce(), stacks.jq(), *(stacks.jd(f"def-{i}") for i in range(8))]
+    for text in texts:
+        op.client.create(NAMESPACE, manifest(text))
+    for text in texts:
+        doc = manifest(text)
+        op.wait_condition(doc["kind"], doc["metadata"]["name"], "Synced", "True")
+    time.sleep(2.5)  # every object's timer has started: now each ticks once a pass
+    before = dict(op.stats.calls)
+    time.sleep(4.0)  # two passes
+    made = {k: n - before.get(k, 0) for k, n in op.stats.calls.items() if n - before.get(k, 0)}
+    assert 1 <= made.get("resourcegroupstaggingapi:GetResources", 0) <= 4, made
+    assert made.get("batch:DescribeJobDefinitions", 0) <= 4, made
+    assert not [k for k in made if not k.split(":")[1].startswith(("Describe", "List", "Get"))]
+    assert not op.events("Drift")
