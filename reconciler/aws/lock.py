@@ -112,9 +112,9 @@ class StackLock:
                 return
             time.sleep(1.0)
 
-    def _put(self, free_before: float) -> bool:
-        """Takes the lease if no one holds it: its item is absent, or the last lease ended (or
-        expired) before `free_before`. False if the condition failed."""
+    def _put(self, free_before: float, absent_ok: bool = True) -> bool:
+        """Takes the lease if no one holds it: its item is absent (if `absent_ok`), or the last
+        lease ended (or expired) before `free_before`. False if the condition failed."""
         db = self.aws.client("dynamodb")
         now = self._clock()
         try:
@@ -128,7 +128,9 @@ class StackLock:
                     "since": {"N": f"{now:.3f}"},
                     "expires": {"N": f"{now + LEASE_SECONDS:.3f}"},
                 },
-                ConditionExpression="attribute_not_exists(#s) OR #e < :free OR #t = :me",
+                ConditionExpression="attribute_not_exists(#s) OR #e < :free OR #t = :me"
+                if absent_ok
+                else "attribute_exists(#s) AND (#e < :free OR #t = :me)",
                 ExpressionAttributeNames={"#s": "stack", "#e": "expires", "#t": "token"},
                 ExpressionAttributeValues={
                     ":free": {"N": f"{free_before:.3f}"},
@@ -157,9 +159,11 @@ class StackLock:
     def take_if_unused_since(self, started: float) -> bool:
         """Takes the lease only if no one has held it since `started` (less the clocks' skew):
         then no other writer of the stack changed it while a plan begun at `started` read it,
-        and that plan may be carried out as it is. False (nothing taken, no wait) otherwise."""
+        and that plan may be carried out as it is. False (nothing taken, no wait) otherwise.
+        An absent item proves nothing: a version of this tool that deleted its lease at the end
+        may have held it meanwhile, so the caller then takes the lease and plans again."""
         self._ensure_table()
-        if not self._put(started - CLOCK_SKEW):
+        if not self._put(started - CLOCK_SKEW, absent_ok=False):
             return False
         self._start_renewing()
         return True

@@ -161,6 +161,8 @@ class MachineImageKind(Kind):
     )
 
     def observe(self, ctx: Context, declared: list[Any], everything: bool) -> list[Observed]:
+        if not declared and not everything:
+            return []  # a stack without machine images reads no image
         by_name: dict[str, list[dict[str, Any]]] = {}
         for image in owned_images(ctx):
             by_name.setdefault(tags_of(image).get(NAME, ""), []).append(image)
