@@ -43,6 +43,7 @@ from reconciler.runs import ec2_launch, identity
 from reconciler.runs.image_build import (
     BOOT_SLACK,
     RECIPE,
+    UNFINISHED,
     Builder,
     deregister,
     failed_build,
@@ -179,7 +180,10 @@ class MachineImageKind(Kind):
                     kind=self.name,
                     aws_name=name,
                     arn=current["ImageId"],
-                    spec={"recipe": tags.get(RECIPE), "tags": user_tags(tags)},
+                    spec={
+                        "recipe": tags.get(RECIPE),
+                        "tags": {k: v for k, v in user_tags(tags).items() if k != UNFINISHED},
+                    },
                     owner=owner_of(tags),
                     status=current.get("State"),
                     extra={"images": images},
@@ -292,6 +296,30 @@ class MachineImageKind(Kind):
     def housekeeping(
         self, ctx: Context, res: MachineImage, current: Observed, main: Verb
     ) -> list[Work]:
+        return self._unfinished(res, current, main) + self._keep(ctx, res, current, main)
+
+    def _unfinished(self, res: MachineImage, current: Observed, main: Verb) -> list[Work]:
+        """The cleanup of a build whose image is available but whose builder, group or queue
+        may still be there: the apply that built it was killed, or (the operator) the build's
+        last steps were left to a re-plan, which finds the image in sync."""
+        image = next(
+            (i for i in current.extra.get("images") or [] if i["ImageId"] == current.arn), {}
+        )
+        tags = tags_of(image)
+        if main.writes or current.status != "available" or not tags.get(UNFINISHED):
+            return []
+        parts = parse_parts(tags.get(PARTS))
+        builder = Builder(res, tags.get(RECIPE, ""), parts, tags.get(BASE, ""), {}, "")
+        image_id = current.arn
+        return [
+            Work(
+                run=lambda c: builder.finish(c, image_id),
+                summary=f"finish the build of {image_id}: end its builder, group and queue",
+                suffix="#build-cleanup",
+            )
+        ]
+
+    def _keep(self, ctx: Context, res: MachineImage, current: Observed, main: Verb) -> list[Work]:
         images = [i for i in current.extra.get("images") or [] if i.get("State") == "available"]
         images.sort(key=lambda i: i.get("CreationDate") or "", reverse=True)
         building = main.writes and current.spec.get("recipe") != self._recipe(ctx, res)[0]

@@ -45,6 +45,10 @@ RECEIVE_BATCH = 10  # SQS's most messages a receive: a full batch means more are
 BOOT_SLACK = 600
 DEADLINE = "reconciler.io/deadline"  # as runs/drive.py: gc ends a builder past it
 FAILED = "failed.json"  # under the build's prefix: why the build of this recipe failed
+# On an image from CreateImage until its build has ended the builder and deleted its group and
+# queue: a plan that finds it (a killed CLI, the operator's next reconcile, which re-plans and
+# sees the image in sync) finishes that cleanup, so no builder outlives its build.
+UNFINISHED = "reconciler.io/unfinished-build"
 
 
 def failed_build(ctx: Context, res: Any, recipe_hash: str) -> str | None:
@@ -113,6 +117,7 @@ class Builder:
     iam_waits: int = 0
     not_before: float = 0.0
     outcome: str | None = None  # the image is available: winding up
+    image_id: str | None = None  # the image made, once available
     receiver: Any = None  # the script's output, live, while someone follows the apply
     queue: str | None = None
     failure: str | None = None  # the build failed: winding up, then raised
@@ -166,6 +171,7 @@ class Builder:
             ]
             if snapshots:
                 ec2.create_tags(Resources=snapshots, Tags=pairs(self.tags))
+            self.image_id = image["ImageId"]
             self.outcome = f"{image['ImageId']} ({image.get('Name')}) available"
             return self._wind_up(ctx, instances)
         code = scratch.read_text(ctx, f"{self._prefix(ctx)}{BUILDER}/exitCode")
@@ -191,6 +197,13 @@ class Builder:
                 ec2.stop_instances(InstanceIds=[builder["InstanceId"]])
             return Pending(f"stopping the builder {builder['InstanceId']}", self.step, 5.0)
         return self._create_image(ctx, builder)
+
+    def finish(self, ctx: Context, image_id: str) -> Step:
+        """Ends what the build of an available image left (see UNFINISHED), as its last steps
+        would have."""
+        self.image_id = image_id
+        self.outcome = f"the build of {image_id} cleaned up"
+        return self.step(ctx)
 
     def _follow(self, ctx: Context) -> None:
         """Prints what the script wrote since the last step (`NAME/image-builder: line`), as
@@ -225,6 +238,8 @@ class Builder:
         if self.receiver is not None:
             self._follow(ctx)  # the last lines, before the queue goes
         self._clean(ctx)
+        if self.image_id is not None and self.failure is None:
+            ctx.aws.client("ec2").delete_tags(Resources=[self.image_id], Tags=[{"Key": UNFINISHED}])
         if self.failure is not None:
             # Recorded: the next plan refuses to pay for this recipe again (spec.rebuild does).
             scratch.put_json(ctx, self._prefix(ctx) + FAILED, {"reason": self.failure})
@@ -245,7 +260,9 @@ class Builder:
             "InstanceId": builder["InstanceId"],
             "Name": name,
             "Description": f"reconciler {self.res.KIND} {self.res.name} {self.recipe_hash[:8]}",
-            "TagSpecifications": [{"ResourceType": "image", "Tags": pairs(self.tags)}],
+            "TagSpecifications": [
+                {"ResourceType": "image", "Tags": pairs({**self.tags, UNFINISHED: "true"})}
+            ],
         }
         if spec.image.blockDeviceMappings:
             request["BlockDeviceMappings"] = [
