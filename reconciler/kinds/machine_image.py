@@ -310,11 +310,10 @@ class MachineImageKind(Kind):
             return []
         parts = parse_parts(tags.get(PARTS))
         builder = Builder(res, tags.get(RECIPE, ""), parts, tags.get(BASE, ""), {}, "")
-        image_id = current.arn
         return [
             Work(
-                run=lambda c: builder.finish(c, image_id),
-                summary=f"finish the build of {image_id}: end its builder, group and queue",
+                run=lambda c: builder.finish(c, image),
+                summary=f"finish the build of {current.arn}: end its builder, group and queue",
                 suffix="#build-cleanup",
             )
         ]

@@ -198,11 +198,20 @@ class Builder:
             return Pending(f"stopping the builder {builder['InstanceId']}", self.step, 5.0)
         return self._create_image(ctx, builder)
 
-    def finish(self, ctx: Context, image_id: str) -> Step:
+    def finish(self, ctx: Context, image: dict[str, Any]) -> Step:
         """Ends what the build of an available image left (see UNFINISHED), as its last steps
-        would have."""
-        self.image_id = image_id
-        self.outcome = f"the build of {image_id} cleaned up"
+        would have: its snapshots tagged like it, the builder, its group and its queue."""
+        if self.image_id is None:
+            tags = {k: v for k, v in tags_of(image).items() if k != UNFINISHED}
+            snapshots = [
+                m["Ebs"]["SnapshotId"]
+                for m in image.get("BlockDeviceMappings") or []
+                if (m.get("Ebs") or {}).get("SnapshotId")
+            ]
+            if snapshots:
+                ctx.aws.client("ec2").create_tags(Resources=snapshots, Tags=pairs(tags))
+            self.image_id = image["ImageId"]
+            self.outcome = f"the build of {image['ImageId']} cleaned up"
         return self.step(ctx)
 
     def _follow(self, ctx: Context) -> None:

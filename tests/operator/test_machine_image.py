@@ -51,3 +51,9 @@ def test_the_controller_bakes_a_machine_image_once_and_leaves_no_builder(start_o
     time.sleep(3)  # drift ticks: an image of the current recipe is never built again
     assert op.stats.calls["ec2:RunInstances"] == launched == 1
     assert op.stats.calls.get("ec2:CreateImage") == 1
+    # Its snapshots are tagged like it, and it no longer says its build is unfinished.
+    (image,) = ec2.describe_images(ImageIds=[status["imageId"]])["Images"]
+    assert "reconciler.io/unfinished-build" not in {t["Key"] for t in image.get("Tags", [])}
+    snapshot = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    (snap,) = ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"]
+    assert {t["Key"]: t["Value"] for t in snap.get("Tags", [])}.get("reconciler.io/name") == "tools"
