@@ -129,6 +129,7 @@ class MachineImageKind(Kind):
             (
                 "RunInstances",
                 "CreateTags",
+                "DeleteTags",  # the image's unfinished-build mark, once the build has ended
                 "StopInstances",
                 "TerminateInstances",
                 "CreateImage",
