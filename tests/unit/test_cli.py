@@ -62,7 +62,7 @@ FLAGS = {
     "completion": {"-h", "--help"},
     "agent": {"-h", "--help"},
     "unlock": COMMON | TARGET | {"--force"},
-    "gc": COMMON | TARGET | {"--dry-run", "--lock-timeout"},
+    "gc": COMMON | TARGET | {"--dry-run", "--lock-timeout", "-f", "--filename"},
 }
 
 TARGET_DEFAULTS = {
