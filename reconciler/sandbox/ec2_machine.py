@@ -257,7 +257,7 @@ def kill_marked(directory: Path) -> None:
 def kill_leftover(directory: Path) -> bool:
     """Kills the process group a dead server left running for an instance, if any."""
     pid = leftover(directory)
-    kill_marked(directory.name)
+    kill_marked(directory)
     if pid is None:
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
