@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _apply(aws: str, path: str, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PYTHONUNBUFFERED": "1",  # lines reach the test as they are printed
+    }
     return subprocess.Popen(
         [
             sys.executable,
@@ -120,10 +126,29 @@ def test_ctrl_c_at_the_confirmation_releases_the_lease(run, write, aws, monkeypa
 
 
 def test_two_applies_at_once_submit_one_run_and_register_once(write, aws):
+    """Both applies start while a third writer holds the lease, so both wait for it (however
+    slowly either process starts), then contend for it when it ends: one run, one register."""
     path = write(stack(infra(), pipeline()))
-    first, second = _apply(aws, path), _apply(aws, path)
-    outs = [p.communicate(timeout=120)[0] for p in (first, second)]
-    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    holder = _lock(aws)
+    holder.acquire(0, lambda _line: None)
+    procs = [_apply(aws, path), _apply(aws, path)]
+    outs: list[list[str]] = [[], []]
+    readers = [
+        threading.Thread(target=lambda p=p, out=out: out.extend(p.stdout), daemon=True)
+        for p, out in zip(procs, outs, strict=True)
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + 60
+    waiting = "Waiting for the lock of stack 'default'"
+    while not all(any(waiting in line for line in out) for out in outs):
+        assert time.monotonic() < deadline, outs
+        time.sleep(0.1)
+    holder.release()
+    for p, reader in zip(procs, readers, strict=True):
+        p.wait(timeout=120)
+        reader.join(timeout=10)
+    assert [p.returncode for p in procs] == [0, 0], outs
     batch = client(aws)
     jobs = batch.list_jobs(
         jobQueue="main-queue", filters=[{"name": "JOB_NAME", "values": ["stress*"]}]
@@ -131,7 +156,8 @@ def test_two_applies_at_once_submit_one_run_and_register_once(write, aws):
     assert len(jobs) == 2, "one run: a leader and a follower array, not two of each"
     revisions = batch.describe_job_definitions(jobDefinitionName="leader")["jobDefinitions"]
     assert [d["revision"] for d in revisions] == [1]
-    assert any("Waiting for the lock of stack 'default'" in out for out in outs), outs
+    text = ["".join(out) for out in outs]
+    assert sum("No changes: AWS matches the manifests." in t for t in text) == 1, text
 
 
 def test_a_held_lock_fails_fast_with_lock_timeout_zero_and_unlock_frees_it(run, write, aws):
