@@ -164,7 +164,8 @@ def test_interrupted_replacement_is_finished_on_rerun(run, write, aws):
 
 @pytest.fixture
 def running_job(aws, run, write, monkeypatch):
-    monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "2")
+    # Long enough that the job still runs when the delete plans, on a loaded machine too.
+    monkeypatch.setenv("RECONCILER_SANDBOX_JOB_SECONDS", "5")
     path = write(stack(ce(), jq(), jd()))
     assert run("apply", "-f", path).code == 0
     client(aws).submit_job(jobName="work", jobQueue="main-queue", jobDefinition="leader")
