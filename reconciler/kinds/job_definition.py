@@ -5,7 +5,8 @@ AWS quirks handled here:
   place on the latest revision. An unchanged spec registers nothing (batchbeagle registered on
   every run, leaving thousands of revisions).
 - ACTIVE revisions beyond `revisionHistoryLimit` are deregistered, oldest first, after the
-  new one exists; deregistered revisions vanish for good after 180 days.
+  new one exists, and lose the ownership tags (else the tagging API lists them, and a no-op
+  reads them, for 180 days, when deregistered revisions vanish for good).
 - Read by name with status ACTIVE: one call per name, the latest revision is the current one.
 """
 
@@ -23,6 +24,7 @@ from reconciler.engine.decide import tags_only
 from reconciler.engine.diff import Change, diff
 from reconciler.engine.refs import Refs
 from reconciler.engine.types import Observed, Verb, Work
+from reconciler.errors import ProviderError
 from reconciler.kinds.base import (
     STATUS_COLUMNS,
     Column,
@@ -39,6 +41,7 @@ from reconciler.models.job_definition import JobDefinition, JobDefinitionSpec
 from reconciler.models.role import Role
 
 BATCH = 100  # job definitions per DescribeJobDefinitions
+OWNERSHIP_KEYS = tuple(tags.ownership_tags("", ""))  # dropped from retired revisions
 BY_NAME_AT_MOST = 10  # more names not found by tags: list the account's ACTIVE definitions
 SPEC_FIELDS = (
     "type",
@@ -282,20 +285,26 @@ class JobDefinitionKind(Kind):
         excess = revisions[: max(0, len(revisions) + registering - limit)]
         if not excess:
             return []
-        return [
-            self._deregistering(current, excess, f"beyond revisionHistoryLimit {limit}", "history")
-        ]
+        work = self._deregistering(
+            current, excess, f"beyond revisionHistoryLimit {limit}", "history", disown=True
+        )
+        return [work]
 
     def delete(self, ctx: Context, live: Observed, why: str) -> Work:
         return self._deregistering(live, live.extra["revisions"], why, "delete")
 
     def _deregistering(
-        self, live: Observed, revisions: list[tuple[Any, Any]], why: str, suffix: str
+        self,
+        live: Observed,
+        revisions: list[tuple[Any, Any]],
+        why: str,
+        suffix: str,
+        disown: bool = False,
     ) -> Work:
         numbers = ", ".join(str(r) for r, _ in revisions)
         arns = [arn for _, arn in revisions]
         return Work(
-            run=lambda c: self._deregister(c, arns),
+            run=lambda c: self._deregister(c, arns, disown),
             summary=f"deregister revision{_plural(len(arns))} {numbers} ({why})",
             suffix=f"#{suffix}",
             aws_name=live.aws_name,
@@ -329,10 +338,22 @@ class JobDefinitionKind(Kind):
         sync_tags(ctx, current.arn, current.tags, desired["tags"])
         return f"{current.aws_name}:{current.revision} re-tagged"
 
-    def _deregister(self, ctx: Context, arns: list[str]) -> str:
+    def _deregister(self, ctx: Context, arns: list[str], disown: bool) -> str:
+        """With `disown`, a revision retired from the history also loses its ownership tags,
+        after it is deregistered: the tagging API lists deregistered revisions for as long as
+        they carry them, so every later plan would read each one again, and a definition
+        updated a thousand times would cost a no-op a thousand reads. One write each, once.
+        (A delete keeps them: the stack's last revision numbers are still found by its tags.)
+        Should AWS refuse to untag a deregistered revision, it stays as it was: read, not lost."""
         batch = ctx.aws.client("batch")
         for arn in arns:
             batch.deregister_job_definition(jobDefinition=arn)
+            if disown:
+                try:
+                    batch.untag_resource(resourceArn=arn, tagKeys=list(OWNERSHIP_KEYS))
+                except ProviderError as e:
+                    if e.code != "ClientException":
+                        raise
         return f"{len(arns)} revision{_plural(len(arns))} deregistered"
 
     def status_fields(self, res: Any, live: Observed | None) -> dict[str, Any]:

@@ -71,3 +71,32 @@ def test_a_revision_registered_by_hand_is_drift_not_a_conflict(run, write, aws):
     newest = max(latest["jobDefinitions"], key=lambda d: d["revision"])
     assert newest["revision"] == 3 and newest["containerProperties"]["image"] != "hand-made"
     assert run("apply", "-f", path).writes == 0
+
+
+def test_a_no_op_reads_the_same_however_many_revisions_were_retired(run, write, aws):
+    """Revisions deregistered beyond revisionHistoryLimit lose the ownership tags, so the
+    tagging API stops listing them: a definition's history does not grow a no-op's reads."""
+    names = [f"def-{i:02d}" for i in range(60)]
+
+    def defs(image: str) -> str:
+        return write(stack(*(jd(n, image=image, limit=1) for n in names)))
+
+    assert run("apply", "-f", defs("busybox:1")).code == 0
+    first = run("apply", "-f", defs("busybox:1"))
+    for i in range(2, 5):
+        assert run("apply", "-f", defs(f"busybox:{i}")).code == 0
+    later = run("apply", "-f", defs("busybox:4"))
+    assert later.writes == 0 and "No changes" in later.out
+    reads = ("resourcegroupstaggingapi:GetResources", "batch:DescribeJobDefinitions")
+    assert {k: later.calls[k] for k in reads} == {k: first.calls[k] for k in reads}
+    retired = client(aws).describe_job_definitions(jobDefinitions=["def-00:1", "def-00:3"])
+    assert [(d["revision"], d["status"]) for d in retired["jobDefinitions"]] == [
+        (1, "INACTIVE"),
+        (3, "INACTIVE"),
+    ]
+    assert all(
+        not k.startswith("reconciler.io/") for d in retired["jobDefinitions"] for k in d["tags"]
+    )
+    # 60 names: one tagging page, and 60 owned revisions plus 60 next-revision probes.
+    assert later.calls["resourcegroupstaggingapi:GetResources"] == 1
+    assert later.calls["batch:DescribeJobDefinitions"] == 2

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.aws.tags import ownership_tags
 from reconciler.engine.context import Context
 from reconciler.engine.planner import plan_resource
 from reconciler.engine.types import Action, Observed, Plan, Verb
@@ -125,10 +126,19 @@ def test_history_limit_run_deregisters_exactly_the_oldest(
         def deregister_job_definition(self, jobDefinition: str) -> None:
             calls.append(jobDefinition)
 
+        def untag_resource(self, resourceArn: str, tagKeys: list[str]) -> None:
+            calls.append(f"untag {resourceArn} {sorted(tagKeys)}")
+
     monkeypatch.setattr(ctx.aws, "client", lambda _service: FakeBatch())  # no AWS call
     assert history.run is not None
     assert history.run(ctx) == "2 revisions deregistered"
-    assert calls == [ARN.format(4), ARN.format(7)]
+    keys = sorted(ownership_tags("", ""))
+    assert calls == [
+        ARN.format(4),
+        f"untag {ARN.format(4)} {keys}",  # after: an untagged ACTIVE revision would be lost
+        ARN.format(7),
+        f"untag {ARN.format(7)} {keys}",
+    ]
 
 
 def test_history_at_the_limit_with_a_new_revision_drops_one(ctx: Context, plan: Plan) -> None:
