@@ -75,7 +75,7 @@ class Timing:
     def line(self) -> str:
         sd = statistics.stdev(self.wall) if len(self.wall) > 1 else 0.0
         return (
-            f"{self.name:<38} {statistics.mean(self.wall) * 1000:7.1f} ms ± {sd * 1000:5.1f}  "
+            f"{self.name:<42} {statistics.mean(self.wall) * 1000:7.1f} ms ± {sd * 1000:5.1f}  "
             f"median {statistics.median(self.wall) * 1000:7.1f}  "
             f"min {min(self.wall) * 1000:7.1f}  cpu {statistics.mean(self.cpu) * 1000:7.1f} "
             f"(median {statistics.median(self.cpu) * 1000:5.1f}) ms"
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, cmd in commands[1:]:
             loaded = heavy_imports(cmd[2:])
             shown = ", ".join(loaded) if loaded else "none of " + "/".join(HEAVY)
-            print(f"{name:<38} imports {shown}")
+            print(f"{name:<42} imports {shown}")
     ok = True
     for name in TARGETED:
         fastest = min(timings[name].wall)
