@@ -9,8 +9,8 @@ never imports AWS code.
 
 Validation does not even import every model: the kind names are read from the model modules'
 source (`kind_index`), so `validate` imports the models of the kinds a file names and nothing
-else (issue #9: `validate` starts in under 0.25 s; defining every kind's classes took a good
-part of that).
+else (issue #9 asks `validate` to start in under 0.25 s; defining every kind's classes took a
+good part of that).
 """
 
 from __future__ import annotations

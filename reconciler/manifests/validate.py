@@ -259,8 +259,9 @@ def validate_documents(docs: list[Document]) -> ResourceSet:
 @cache
 def _model_names() -> frozenset[str]:
     """The names of the models of every kind and of the models in their fields: the union
-    branches a pydantic loc may name. Only wording a problem needs them, so only a file with a
-    problem imports every kind's model module; a valid file imports the models it uses."""
+    branches a pydantic loc may name. Only wording a field's problem needs them, so only then
+    is every kind's model module imported (the set stays what it always was, and so do the
+    messages); a valid file imports the models it uses."""
     names: set[str] = set()
 
     def collect(model: type[BaseModel]) -> None:
