@@ -3,6 +3,9 @@
 Each problem is located as `file:line: Kind/name: spec.path: message`. Union branches that
 cannot apply to the value given (a dict tried as a plain ID) are dropped so that a user sees
 the one message that fits, and unknown fields suggest the nearest known one.
+
+Only the models of the kinds the documents name are imported (`registry.model_of`): the kind
+check and its suggestions need the kinds' names only (`registry.kind_index`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +24,7 @@ from reconciler.manifests.loader import Document, printable, quoted, read_paths
 from reconciler.models.common import Resource
 from reconciler.models.fields import _nested_models
 from reconciler.models.sensitive import SENSITIVE, plain_secrets
-from reconciler.registry import models
+from reconciler.registry import kind_index, model_of, models
 
 
 @dataclass
@@ -72,7 +76,7 @@ def _branch(part: object) -> str | None:
         return "str" if "str" in part else part
     inner = re.search(r"(\w+)\]$", part)
     name = inner.group(1) if inner else part
-    if name in _MODEL_NAMES:
+    if name in _model_names():
         return name
     return "?" if "[" in part else None
 
@@ -89,7 +93,7 @@ def _clean_loc(data: Any, loc: tuple[Any, ...]) -> list[str | int] | None:
         if not found:
             continue
         if (branch == "str" and not isinstance(value, str)) or (
-            branch in _MODEL_NAMES and not isinstance(value, dict)
+            branch in _model_names() and not isinstance(value, dict)
         ):
             return None
     return path
@@ -150,10 +154,10 @@ def _envelope_problems(doc: Document) -> list[Problem]:
             )
         )
     kind = doc.data.get("kind")
-    if not isinstance(kind, str) or kind not in models():
-        near = difflib.get_close_matches(str(kind), list(models()), n=1)
+    if not isinstance(kind, str) or kind not in kind_index():
+        near = difflib.get_close_matches(str(kind), list(kind_index()), n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
-        known = ", ".join(models())
+        known = ", ".join(kind_index())
         out.append(problem("kind", f"unknown kind {quoted(kind)}; {hint}known kinds: {known}"))
     return out
 
@@ -218,7 +222,7 @@ def validate_documents(docs: list[Document]) -> ResourceSet:
         if envelope:
             problems.extend(envelope)
             continue
-        model = models()[doc.data["kind"]]
+        model = model_of(doc.data["kind"])
         try:
             res = model.model_validate(doc.data)
         except ValidationError as exc:
@@ -252,21 +256,25 @@ def validate_documents(docs: list[Document]) -> ResourceSet:
     return declared
 
 
-_MODEL_NAMES: set[str] = set()
+@cache
+def _model_names() -> frozenset[str]:
+    """The names of the models of every kind and of the models in their fields: the union
+    branches a pydantic loc may name. Only wording a field's problem needs them, so only then
+    is every kind's model module imported (the set stays what it always was, and so do the
+    messages); a valid file imports the models it uses."""
+    names: set[str] = set()
 
+    def collect(model: type[BaseModel]) -> None:
+        if model.__name__ in names:
+            return
+        names.add(model.__name__)
+        for info in model.model_fields.values():
+            for sub in _nested_models(info.annotation):
+                collect(sub)
 
-def _collect_model_names(model: type[BaseModel]) -> None:
-    if model.__name__ in _MODEL_NAMES:
-        return
-    _MODEL_NAMES.add(model.__name__)
-    for info in model.model_fields.values():
-        for sub in _nested_models(info.annotation):
-            _collect_model_names(sub)
-
-
-for _m in models().values():
-    _collect_model_names(_m)
-del _m
+    for model in models().values():
+        collect(model)
+    return frozenset(names)
 
 
 def load_resources(paths: list[str]) -> ResourceSet:

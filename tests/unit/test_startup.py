@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stacks import ce, jq, stack
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = str(ROOT / "manifests" / "examples")
 HEAVY = ("boto3", "botocore", "s3transfer", "deepdiff", "kopf", "moto", "jinja2")
@@ -93,3 +95,93 @@ print(sorted(m for m in ("boto3", "moto", "kopf", "jinja2") if m in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['boto3']"
+
+
+# Runs one command line and prints the kind modules of models/ it imported.
+RUN_AND_LIST_MODELS = """
+import contextlib, io, json, sys
+from reconciler.cli import main
+from reconciler.registry import KIND_MODULES
+with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(out):
+    code = main(sys.argv[1:])
+kinds = sorted(m for m in KIND_MODULES if f"reconciler.models.{m}" in sys.modules)
+print(json.dumps({"code": code, "output": out.getvalue(), "models": kinds}))
+"""
+# What importing one model module imports of the others, in a new interpreter.
+IMPORT_AND_LIST_MODELS = """
+import importlib, json, sys
+from reconciler.registry import KIND_MODULES
+importlib.import_module("reconciler.models." + sys.argv[1])
+print(json.dumps(sorted(m for m in KIND_MODULES if f"reconciler.models.{m}" in sys.modules)))
+"""
+
+
+def models_imported_by(*argv: str) -> tuple[int, str, set[str]]:
+    """The exit code and output of `reconciler ARGV...` and the kind model modules it imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST_MODELS, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["code"], result["output"], set(result["models"])
+
+
+def manifest(kind: str, name: str, spec: str) -> str:
+    return f"apiVersion: reconciler.io/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\n{spec}"
+
+
+def test_validating_a_file_of_one_kind_imports_that_kinds_model_module_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "definitions.yaml"
+    path.write_text(
+        "---\n".join(
+            manifest(
+                "JobDefinition",
+                f"jd-{i}",
+                "spec: {containerProperties: {image: busybox, vcpus: 1, memory: 512}}\n",
+            )
+            for i in range(3)
+        )
+    )
+    code, output, imported = models_imported_by("validate", "-f", str(path))
+    assert (code, output.splitlines()[-1]) == (0, "3 resources valid.")
+    assert imported == {"job_definition"}
+
+
+def test_a_kind_whose_model_uses_another_kinds_imports_what_its_module_imports(
+    tmp_path: Path,
+) -> None:
+    """A queue's model imports the compute environment's (and so the machine image's): those
+    come with it, and nothing else does."""
+    path = tmp_path / "queue.yaml"
+    fair = "\n" + manifest("SchedulingPolicy", "fair", "spec: {}\n")
+    path.write_text(stack(ce("spot-ce"), jq("main-queue", envs=("spot-ce",)), fair))
+    code, output, imported = models_imported_by("validate", "-f", str(path))
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_AND_LIST_MODELS, "job_queue"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    with_queue = set(json.loads(done.stdout))
+    assert code == 0, output
+    assert imported == with_queue | {"scheduling_policy"}
+    assert "job_definition" not in imported and "job_queue" in with_queue
+
+
+def test_an_unknown_kind_is_named_with_every_kind_without_importing_their_models(
+    tmp_path: Path,
+) -> None:
+    from reconciler.registry import models
+
+    path = tmp_path / "typo.yaml"
+    path.write_text(manifest("JobQeue", "q", "spec: {}\n"))
+    code, output, imported = models_imported_by("validate", "-f", str(path))
+    assert code == 1
+    assert f"did you mean 'JobQueue'? known kinds: {', '.join(models())}" in output
+    assert imported == set()
