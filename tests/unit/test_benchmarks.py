@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from benchmarks import bench_peer, bench_report, bench_startup, call_proxy
+from benchmarks import bench_peer, bench_report, bench_restart, bench_startup, call_proxy
 from benchmarks.bench_stack import Shape
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +30,7 @@ def test_the_benchmarks_parse_their_default_arguments() -> None:
     assert bench_peer.parse_args([]).latency == [0.0, 0.05]
     assert bench_startup.parse_args([]).runs > 1
     assert bench_report.parse_args([]).sizes == [1_000, 10_000]
+    assert bench_restart.parse_args([]).requests == 1_000
 
 
 def test_the_peer_stack_has_the_same_resources_as_ours() -> None:
