@@ -14,14 +14,16 @@ Synced. The operator's AWS calls are read from its liveness probe (`awsCalls`), 
 from /proc (`VmHWM`).
 
 A drift pass: each object's drift timer fires once per `--drift-interval`; the calls made in
-the interval after every object is Ready (nothing else happens then) are one pass, each object
-checked once. With nothing changed in AWS they should be at the CLI's floor: what a no-op
-`apply` of the whole stack reads (`bench_stack.py`'s re-apply), not a plan per object.
+an interval after every object is Ready (nothing else happens then; by default one interval
+is left to pass first, `--quiet-passes`) are one pass, each object checked once. With
+nothing changed in AWS they should be at the CLI's floor: what a no-op `apply` of the whole
+stack reads (`bench_stack.py`'s re-apply), not a plan per object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +75,21 @@ def vm_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def aws_calls(liveness: str) -> int:
+def probe(liveness: str) -> dict[str, Any]:
     with urllib.request.urlopen(liveness, timeout=120) as resp:  # slow when traced
-        return int(json.loads(resp.read())["awsCalls"])
+        return dict(json.loads(resp.read()))
+
+
+def aws_calls(liveness: str) -> int:
+    return int(probe(liveness)["awsCalls"])
+
+
+def by_operation(liveness: str) -> Counter[str]:
+    return Counter(probe(liveness).get("awsCallsByOperation") or {})
+
+
+def event_reasons(client: Client) -> Counter[str]:
+    return Counter(str(e.get("reason")) for e in client.events(NAMESPACE))
 
 
 def listed(client: Client, plural: str) -> list[dict[str, Any]]:
@@ -180,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=1000, help="custom resources (default 1,000)")
     p.add_argument("--drift-interval", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("--max-rps", type=float, default=0.0, help="the operator's (default 0: none)")
+    p.add_argument("--workers", type=int, default=0, help="the operator's (default: its own)")
+    p.add_argument(
+        "--quiet-passes",
+        type=int,
+        default=1,
+        help="drift intervals left to pass after the last object settled, before the one "
+        "measured (default 1: the plan made while objects were created has expired)",
+    )
     p.add_argument("--ready-timeout", type=float, default=1800.0)
     p.add_argument("--batch", type=int, default=250, help="objects created at a time")
     p.add_argument(
@@ -251,6 +274,7 @@ def run(args: argparse.Namespace, shape: Shape, endpoint: str, tmp: Path) -> int
                 liveness,
                 "--max-rps",
                 f"{args.max_rps:g}",
+                *(["--workers", str(args.workers)] if args.workers else []),
                 "--log-level",
                 "WARNING",
             ],
@@ -327,10 +351,19 @@ def measure(
     if good != len(docs):
         out((tmp / "operator.log").read_text()[-3000:])
         return 1
-    patches = k8s.k8s.served["PATCH"]
+    time.sleep(args.drift_interval * args.quiet_passes)
+    first = aws_calls(liveness)
+    patches, operations, events = k8s.k8s.served["PATCH"], by_operation(liveness), None
+    with contextlib.suppress(Exception):  # the emulator lists events slowly: informative only
+        events = event_reasons(client)
     time.sleep(args.drift_interval)
     then = aws_calls(liveness)
     patches = k8s.k8s.served["PATCH"] - patches
+    operations = by_operation(liveness) - operations
+    out(f"  the pass's AWS calls: {dict(sorted(operations.items()))}")
+    if events is not None:
+        with contextlib.suppress(Exception):
+            out(f"  the pass's events: {dict(event_reasons(client) - events)}")
     peak = vm_hwm_mib(proc.pid)
     still, _ = settled(client)
     out(
