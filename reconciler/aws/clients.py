@@ -133,6 +133,13 @@ class Aws:
         self.memo: dict[str, Any] = {}  # facts about the account learnt once per process
         self._lock = threading.Lock()
 
+    def lean_models(self) -> None:
+        """Service models without their documentation (aws/lean.py), for a process that lives
+        long (the operator); before the first client."""
+        from reconciler.aws.lean import lean_models
+
+        lean_models(self._session._session)
+
     @property
     def region(self) -> str:
         """The region the profile, AWS_REGION or --region chose; never a silent us-east-1:

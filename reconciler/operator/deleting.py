@@ -16,6 +16,7 @@ from reconciler.engine.types import Action
 from reconciler.manifests.validate import ResourceSet
 from reconciler.operator.draft import Draft
 from reconciler.operator.drift import DriftPasses
+from reconciler.operator.memory import KeyedLocks
 from reconciler.operator.objects import (
     InvalidSpec,
     check,
@@ -30,12 +31,13 @@ class Deleting:
     """The delete handler of `Operator` (operator/handlers.py), which provides the rest."""
 
     _deleting: dict[str, Action]
+    _locks: KeyedLocks
     drift: DriftPasses
 
     async def delete(self, kind: str, body: kopf.Body, patch: kopf.Patch, retry: int) -> None:
         meta = body.metadata
         uid = str(meta.uid)
-        async with self._lock(uid):
+        async with self._locks.hold(uid):
             if deletion_policy(kind, body) == "Retain":
                 kopf.info(
                     body,
@@ -75,7 +77,7 @@ class Deleting:
             draft.put(c.SYNCED, False, found.reason, found.message)
             raise kopf.TemporaryError(found.message, delay=found.retry_after or 60.0) from None
         finally:  # what the stack's shared drift plan read may be stale now
-            self.drift.wrote((str(body.metadata.namespace), stack_of(body)))
+            self.drift.wrote((str(body.metadata.namespace), stack_of(body)), True, key)
         if result.blocked:
             message = "; ".join(a.summary for a in result.blocked)
             if draft.put(c.SYNCED, False, c.REFUSED, f"cannot delete: {message}"):

@@ -36,7 +36,6 @@ import copy
 import dataclasses
 import functools
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -67,6 +66,7 @@ from reconciler.operator import kube
 from reconciler.operator.deleting import Deleting
 from reconciler.operator.draft import STATUS_FIELDS, Draft
 from reconciler.operator.drift import DriftPasses, drift_result
+from reconciler.operator.memory import KeyedLocks, RecentStatuses
 from reconciler.operator.objects import (
     GROUP,
     VERSION,
@@ -121,8 +121,8 @@ class Operator(Deleting):
         self.drift_interval = drift_interval
         self.options = dict(options or {})
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._written: dict[str, tuple[float, dict[str, Any]]] = {}  # uid -> (when, status)
+        self._locks = KeyedLocks()  # uid -> a lock while a handler holds it
+        self._written = RecentStatuses(WRITTEN_TTL)  # uid -> the status last written
         self.waker = Waker(settings)
         self.drift = DriftPasses(drift_interval)  # the stacks' shared drift plans
         self._deleting: dict[str, Action] = {}  # uid -> a delete AWS is still carrying out
@@ -150,6 +150,7 @@ class Operator(Deleting):
             )(self._timer_handler(kind))
             kopf.on.event(*resource, id="wake-waiting", **where)(self._event_handler(kind))
         kopf.on.probe(id="awsCalls", registry=registry)(self._probe)
+        kopf.on.probe(id="awsCallsByOperation", registry=registry)(self._probe_operations)
         kopf.on.cleanup(registry=registry)(self._cleanup)
 
     def _indexer(self, kind: str) -> Callable[..., Any]:
@@ -197,13 +198,13 @@ class Operator(Deleting):
     async def _probe(self, **_: Any) -> int:
         return self.aws.stats.total
 
+    async def _probe_operations(self, **_: Any) -> dict[str, int]:
+        return dict(self.aws.stats.calls)
+
     async def _cleanup(self, **_: Any) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _lock(self, uid: str) -> asyncio.Lock:
-        return self._locks.setdefault(uid, asyncio.Lock())
 
     def _draft(self, body: kopf.Body) -> Draft:
         """The status as the server has it (what a patch is computed against), and as this
@@ -211,14 +212,12 @@ class Operator(Deleting):
         the patch of the previous one has come back through the watch."""
         status = body.get("status") or {}
         served = {k: plain(status[k]) for k in STATUS_FIELDS if k in status}
-        written = self._written.get(str(body.metadata.uid))
-        fresh = written is not None and time.monotonic() - written[0] < WRITTEN_TTL
-        sent = copy.deepcopy(written[1]) if fresh and written else None
+        sent = self._written.get(str(body.metadata.uid))
         start = sent if sent is not None else served
         return Draft(served, copy.deepcopy(start), body.metadata.get("generation"), sent)
 
     def _remember(self, body: kopf.Body, draft: Draft) -> None:
-        self._written[str(body.metadata.uid)] = (time.monotonic(), copy.deepcopy(draft.after))
+        self._written.put(str(body.metadata.uid), draft.after)
         draft.before = copy.deepcopy(draft.after)
         draft.sent = None
 
@@ -264,7 +263,7 @@ class Operator(Deleting):
         retry: int = 0,
     ) -> None:
         meta = body.metadata
-        async with self._lock(str(meta.uid)):
+        async with self._locks.hold(str(meta.uid)):
             draft = self._draft(body)
             try:
                 await self._converge(kind, body, draft, patch, indices, timer, retry)
@@ -377,10 +376,10 @@ class Operator(Deleting):
         try:
             result: Result = await self._call(reconcile, ctx, declared, key)
         except Exception as exc:  # planning failed: AWS errors, lookups that found nothing
-            self.drift.wrote(place)  # perhaps after a write
+            self.drift.wrote(place, True, key)  # perhaps after a write
             self._report(body, draft, error_verdict(exc, retry, "planning failed"))
             return
-        self.drift.wrote(place, result.changed)
+        self.drift.wrote(place, result.changed, key)
         if result.waiting_for:
             self._waiting(body, draft, ", ".join(result.waiting_for))
             return
@@ -493,8 +492,7 @@ class Operator(Deleting):
             post(body, reason="JobStateChange", message=c.short(f"{task}: {line}"))
 
     def _forget(self, uid: str) -> None:
-        self._written.pop(uid, None)
+        self._written.forget(uid)
         self._job_states.pop(uid, None)
         self.waker.forget(uid)
         self._deleting.pop(uid, None)
-        # The lock stays: a handler may still hold it; it is tiny.
