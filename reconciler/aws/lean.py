@@ -20,10 +20,16 @@ UNREAD = frozenset({"documentation", "documentationUrl"})  # only docstrings and
 KEPT = frozenset({"clientContextParams"})
 
 
-def without_docs(data: Any) -> Any:
-    """`data` without the keys botocore reads only for documentation, at any depth."""
+def without_docs(data: Any, names: bool = False) -> Any:
+    """`data` without the keys botocore reads only for documentation, at any depth. The keys
+    of a `members` map are names a service chose (launch-wizard has a `documentationUrl`
+    member): `names` keeps them all, and only what they map to is stripped."""
     if isinstance(data, dict):
-        return {k: v if k in KEPT else without_docs(v) for k, v in data.items() if k not in UNREAD}
+        return {
+            k: v if k in KEPT else without_docs(v, k == "members" and not names)
+            for k, v in data.items()
+            if names or k not in UNREAD
+        }
     if isinstance(data, list):
         return [without_docs(v) for v in data]
     return data

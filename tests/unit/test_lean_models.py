@@ -39,6 +39,19 @@ def test_without_docs_drops_documentation_at_any_depth() -> None:
     }
 
 
+def test_a_member_named_documentation_is_a_member_not_documentation() -> None:
+    shape = {"members": {"documentationUrl": {"shape": "S", "documentation": "d"}}}
+    assert without_docs({"shapes": {"A": shape}}) == {
+        "shapes": {"A": {"members": {"documentationUrl": {"shape": "S"}}}}
+    }
+    # every member of every service survives (launch-wizard's documentationUrl among them)
+    loader = _session()._session.get_component("data_loader")
+    full = loader.load_service_model("launch-wizard", "service-2")
+    lean = without_docs(full)
+    for name, original in full["shapes"].items():
+        assert set(lean["shapes"][name].get("members", {})) == set(original.get("members", {}))
+
+
 def test_a_lean_session_has_the_same_model_without_documentation() -> None:
     full = _session()._session.get_component("data_loader").load_service_model("ec2", "service-2")
     lean = _session()
