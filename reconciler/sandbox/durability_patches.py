@@ -14,8 +14,6 @@ order), and some from the operating system. Here:
 - Requests are written to the recording one at a time: moto appends each from the thread that
   serves it, in two writes, so concurrent large requests (the parts of a multipart upload,
   several megabytes each, sent in parallel) interleaved and left a recording no replay reads.
-- The recording is replayed inside the server, through its WSGI application (`replay`), not
-  over HTTP as moto does: a thousand requests in a second or two instead of half a minute.
 - While the recording is replayed, the job scheduler is paused: moto does not record while it
   replays, so a job's own requests (a job process writing to S3) made then would be lost.
 """
@@ -33,7 +31,6 @@ from moto.s3.models import S3Backend
 from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher
-from reconciler.sandbox.replay import WsgiApp, replay
 
 UPLOADS_ATTR = "_sandbox_uploads"  # on moto's FakeBucket: uploads started, by key
 
@@ -54,7 +51,6 @@ class DurabilityPatches:
 
     def __init__(self, scheduler: JobScheduler) -> None:
         self.scheduler = scheduler
-        self.app: WsgiApp | None = None  # the server's application, once it serves (replay)
         self._recording = threading.Lock()  # one request written to the recording at a time
 
     def install(self, patcher: Patcher) -> None:
@@ -89,12 +85,6 @@ class DurabilityPatches:
     def replay_recording(self, recorder: Any, *args: Any, **kwargs: Any) -> Any:
         self.scheduler.pause(True)
         try:
-            if self.app is None:  # no server of ours (moto's own): its replay, over HTTP
-                return self._replay_recording(recorder, *args, **kwargs)
-            enabled, recorder._user_enabled = recorder._user_enabled, False  # not re-recorded
-            try:
-                return replay(self.app, recorder._location)
-            finally:
-                recorder._user_enabled = enabled
+            return self._replay_recording(recorder, *args, **kwargs)
         finally:
             self.scheduler.pause(False)

@@ -40,7 +40,6 @@ def serve(host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     app = DomainDispatcherApplication(create_backend_app)
-    extensions.durability.app = app  # a restored sandbox's recording is replayed through it
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     # Schedules fire by calling this server; moto's Step Functions runner calls
     # localhost:MOTO_PORT for the Batch states of a state machine.
