@@ -16,7 +16,6 @@ that is a module global. The patches themselves are in
   (S3 multipart uploads, no job running during the replay).
 - `reconciler.sandbox.states_patches`: Step Functions' Batch states get AWS's request shape.
 - `reconciler.sandbox.image_patches`: DeregisterImage deletes the image's snapshots when asked.
-- `reconciler.sandbox.speed_patches`: a lookup moto makes twice a request, made once.
 - `reconciler.sandbox.ec2_patches`: EC2 instances go through `pending`, honour ClientToken,
   have their spot requests, and those launched with the tool's tags run their user data
   (`ec2_host`, `ec2_machine`); launch faults and instance deaths can be injected
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 
 from moto.batch import models as batch_models
 
-from reconciler.sandbox import clock_api, speed_patches
+from reconciler.sandbox import clock_api
 from reconciler.sandbox.batch_events import BatchEvents
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.definition_patches import DefinitionPatches
@@ -124,5 +123,4 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     extensions.states.install(patcher)
     extensions.instances.install(patcher)  # after durability: both wrap the replay
     ImagePatches().install(patcher)  # keeps no state
-    speed_patches.install()  # keeps no state either
     return extensions
