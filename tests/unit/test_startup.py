@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,16 +34,21 @@ print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.
 """
 
 
-def imported_by(*argv: str) -> tuple[int, set[str]]:
-    """The exit code of `reconciler ARGV...` and the top-level packages it imported."""
+def _run(script: str, *argv: str) -> dict[str, Any]:
+    """What `script` (one of the above, run as `reconciler ARGV...`) printed last, as JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", RUN_AND_LIST, *argv],
+        [sys.executable, "-c", script, *argv],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def imported_by(*argv: str) -> tuple[int, set[str]]:
+    """The exit code of `reconciler ARGV...` and the top-level packages it imported."""
+    result = _run(RUN_AND_LIST, *argv)
     return result["code"], set(result["modules"])
 
 
@@ -118,14 +124,7 @@ print(json.dumps(sorted(m for m in KIND_MODULES if f"reconciler.models.{m}" in s
 
 def models_imported_by(*argv: str) -> tuple[int, str, set[str]]:
     """The exit code and output of `reconciler ARGV...` and the kind model modules it imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_AND_LIST_MODELS, *argv],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _run(RUN_AND_LIST_MODELS, *argv)
     return result["code"], result["output"], set(result["models"])
 
 
