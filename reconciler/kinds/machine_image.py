@@ -41,7 +41,6 @@ from reconciler.models.machine_image import (
 from reconciler.models.role import Role
 from reconciler.runs import ec2_launch, identity
 from reconciler.runs.image_build import (
-    BOOT_SLACK,
     RECIPE,
     UNFINISHED,
     Builder,
@@ -246,7 +245,7 @@ class MachineImageKind(Kind):
         def run(c: Context) -> Step:
             step = builder.step(c)
             if isinstance(step, Pending):
-                step.patience = float(timeout + 2 * BOOT_SLACK)
+                step.patience = float(timeout + 2 * builder.boot_slack)
             return step
 
         return Work(

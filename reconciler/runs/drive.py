@@ -35,7 +35,6 @@ RECEIVE_BATCH = 10  # SQS's most messages per receive
 RECEIVE_SECONDS = 2.0  # at most this long per step on output, so launches are not held up
 STEP_DELAY = 1.0  # seconds between steps while output flows; the receiver long-polls too
 CATCH_UP_SECONDS = 10.0  # how often a re-attached task's S3 copy is read while a gap remains
-DEADLINE = "reconciler.io/deadline"  # epoch seconds after which gc may end the instance
 
 
 def driven(tasks: list[PipelineTask]) -> bool:
@@ -305,7 +304,9 @@ class Driver:
             **self.res.metadata.labels,
             **(task.tags or {}),
             **identity.run_tags(self.res, ctx.stack, unit.key, self.run),
-            DEADLINE: str(int(time.time() + self.boot_slack) + (timeout or 7 * 24 * 3600)),
+            ec2_launch.DEADLINE: str(
+                int(time.time() + self.boot_slack) + (timeout or 7 * 24 * 3600)
+            ),
         }
         if task.detached:
             tags[ec2_state.DETACHED] = "true"

@@ -42,6 +42,9 @@ ATTEMPTS_ENV = "RECONCILER_EC2_LAUNCH_ATTEMPTS"
 MAX_WAIT_ENV = "RECONCILER_EC2_LAUNCH_MAX_WAIT"
 BOOT_SLACK_ENV = "RECONCILER_EC2_BOOT_SLACK_SECONDS"
 BOOT_SLACK = 600.0
+# On every instance launched for a task or an image build: epoch seconds after which `gc` may
+# end it (its timeout plus the boot slack), so a killed CLI's instance never outlives that.
+DEADLINE = "reconciler.io/deadline"
 
 
 @dataclass(frozen=True)

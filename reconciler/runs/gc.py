@@ -24,9 +24,8 @@ from typing import Any
 from reconciler.aws.tags import MANAGED_BY, STACK, TOOL
 from reconciler.engine.context import Context
 from reconciler.errors import NotFoundError, ProviderError
+from reconciler.runs import ec2_launch, identity
 from reconciler.runs import ec2_scratch as scratch
-from reconciler.runs import identity
-from reconciler.runs.drive import DEADLINE
 from reconciler.runs.ec2_state import DETACHED, owned_instances
 from reconciler.runs.image_build import BUILDER, ROLE
 
@@ -62,7 +61,7 @@ def find(ctx: Context, now: float | None = None) -> list[Leftover]:
             continue
         task = f"{tags.get(identity.KIND, '?')}/{tags.get('reconciler.io/name', '?')}"
         where = f"run {run} of {task}, task {tags.get(identity.TASK, '?')}"
-        deadline = float(tags.get(DEADLINE) or 0)
+        deadline = float(tags.get(ec2_launch.DEADLINE) or 0)
         if tags.get(DETACHED) != "true":
             out.append(Leftover("instance", instance["InstanceId"], f"{where}: no driver"))
             ending.add(instance["InstanceId"])

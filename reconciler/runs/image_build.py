@@ -24,7 +24,7 @@ import contextlib
 import json
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.aws.errors import IAM_DELAYS, iam_propagating
@@ -42,8 +42,6 @@ BUILDER = "image-builder"
 LIVE = ("pending", "running", "stopping", "stopped")
 TAIL_LINES = 20
 RECEIVE_BATCH = 10  # SQS's most messages a receive: a full batch means more are waiting
-BOOT_SLACK = 600
-DEADLINE = "reconciler.io/deadline"  # as runs/drive.py: gc ends a builder past it
 FAILED = "failed.json"  # under the build's prefix: why the build of this recipe failed
 # On an image from CreateImage until its build has ended the builder and deleted its group and
 # queue: a plan that finds it (a killed CLI, the operator's next reconcile, which re-plans and
@@ -121,6 +119,9 @@ class Builder:
     receiver: Any = None  # the script's output, live, while someone follows the apply
     queue: str | None = None
     failure: str | None = None  # the build failed: winding up, then raised
+    # As an EC2 task's (settable for slow bases): how long past its timeout a builder may be
+    # before gc ends it, and how long a plan waits for a build.
+    boot_slack: float = field(default_factory=ec2_launch.boot_slack_from_env)
 
     @property
     def run(self) -> str:
@@ -134,7 +135,9 @@ class Builder:
             **self.tags,
             **identity.run_tags(self.res, ctx.stack, BUILDER, self.run),
             ROLE: BUILDER,
-            DEADLINE: str(int(time.time()) + BOOT_SLACK + self.res.spec.build.timeoutSeconds),
+            ec2_launch.DEADLINE: str(
+                int(time.time() + self.boot_slack) + self.res.spec.build.timeoutSeconds
+            ),
         }
 
     def _filters(self, ctx: Context) -> list[dict[str, Any]]:

@@ -210,6 +210,32 @@ def test_gc_ends_the_builder_and_its_group_after_kill_9(srun, write, aws):
     assert "nothing left behind" in srun("gc").out
 
 
+def test_a_builders_deadline_counts_the_boot_slack_setting(srun, write, aws, monkeypatch):
+    """As an EC2 task's instance: gc may end a builder its timeout plus the boot slack after
+    launch, and the slack is RECONCILER_EC2_BOOT_SLACK_SECONDS, not a fixed 600 s."""
+    monkeypatch.setenv("RECONCILER_EC2_BOOT_SLACK_SECONDS", "soon")
+    path = write(image("slack", "echo started\nsleep 60"))
+    refused = srun("apply", "-f", path)
+    assert refused.code != 0 and "RECONCILER_EC2_BOOT_SLACK_SECONDS: not a number" in refused.err
+    assert "Traceback" not in refused.err and live_builders(aws) == []
+    monkeypatch.setenv("RECONCILER_EC2_BOOT_SLACK_SECONDS", "30")
+    launched = time.time()
+    proc = _cli_in_background(aws, path)
+    try:
+        _wait_for(lambda: live_builders(aws))
+        [builder] = live_builders(aws)
+        reservations = client(aws, "ec2").describe_instances(InstanceIds=[builder])
+        [instance] = reservations["Reservations"][0]["Instances"]
+        deadline = float({t["Key"]: t["Value"] for t in instance["Tags"]}["reconciler.io/deadline"])
+        assert launched + 600 + 30 - 1 <= deadline <= time.time() + 600 + 30 + 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    srun("unlock", "--force")
+    assert srun("gc").code == 0
+    _wait_for(lambda: not live_builders(aws))
+
+
 def test_deregister_image_deletes_its_snapshots_when_asked_as_aws_does(aws):
     ec2 = client(aws, "ec2")
     amazon = ec2.describe_images(
