@@ -29,6 +29,9 @@ def test_the_benchmarks_parse_their_default_arguments() -> None:
     assert bench_peer.parse_args([]).sizes == [3, 30, 300]
     assert bench_peer.parse_args([]).latency == [0.0, 0.05]
     assert bench_startup.parse_args([]).runs > 1
+    expanded = dict(bench_startup.expand(bench_startup.COMMANDS, Path("/tmp/x.yaml")))
+    assert expanded["reconciler validate -f 5 job definitions"][-1] == "/tmp/x.yaml"
+    assert expanded[bench_startup.FLOOR_NAME] == ["-c", bench_startup.FLOOR]
     assert bench_report.parse_args([]).sizes == [1_000, 10_000]
     assert bench_restart.parse_args([]).requests == 1_000
 
@@ -127,3 +130,9 @@ def test_peak_rss_runs_a_script_and_writes_its_own_peak(tmp_path: Path) -> None:
     )
     assert done.returncode == 3  # the script's own exit code
     assert 64 * 1024 <= int(peak.read_text()) < 128 * 1024  # KiB: the blob and an interpreter
+
+
+def test_the_startup_floor_runs() -> None:
+    """The floor the startup targets are read against is a program that works on its own."""
+    done = subprocess.run([sys.executable, "-c", bench_startup.FLOOR], capture_output=True)
+    assert done.returncode == 0, done.stderr
