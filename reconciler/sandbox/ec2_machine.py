@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.sandbox import procs
 from reconciler.sandbox.job_runner import PASSED_ON, sandbox_aws
 
 INSTANCES_DIR = "instances"  # under the server's directory
@@ -249,9 +250,11 @@ def with_environment(mark: bytes) -> list[int]:
 
 
 def kill_marked(directory: Path) -> None:
-    for pid in marked(directory):
+    pids = marked(directory)
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    procs.wait_gone(pids)
 
 
 def kill_leftover(directory: Path) -> bool:
@@ -262,6 +265,7 @@ def kill_leftover(directory: Path) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+        procs.wait_gone([pid])
         return True
     return False
 

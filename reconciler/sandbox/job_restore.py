@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.sandbox import job_journal
+from reconciler.sandbox import job_journal, procs
 from reconciler.sandbox.job_run import DONE, HOST_LOST, RUNNABLE, RUNNING, JobRun, name_attempt
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def kill_orphan(pid: object, job_id: str, attempt: int) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+        procs.wait_gone([pid])
         return True
     return False
 
