@@ -137,18 +137,8 @@ class MachineImageKind(Kind):
                 "CreateSecurityGroup",
                 "DeleteSecurityGroup",
             ),
-            (
-                "instance/*",
-                "volume/*",
-                "network-interface/*",
-                "spot-instances-request/*",
-                "subnet/*",
-                "security-group/*",
-                "vpc/*",
-                "image/*",
-                "snapshot/*",
-                "arn:{partition}:ec2:{region}::image/*",
-            ),
+            # The builder's group is made in a VPC; its images and their snapshots are ours.
+            (*ec2_launch.LAUNCH_RESOURCES, "vpc/*", "image/*", "snapshot/*"),
         ),
         # A base given as an SSM parameter (AWS's public ones have no account in their ARN).
         Permission(

@@ -34,7 +34,7 @@ from reconciler.models.machine_image import MachineImage
 from reconciler.models.pipeline import Pipeline, Task, n_to_n_notes
 from reconciler.models.role import Role
 from reconciler.models.submission import PipelineTask
-from reconciler.runs import drive, ending, identity, preflight
+from reconciler.runs import drive, ec2_launch, ending, identity, preflight
 from reconciler.runs.ending import stop_jobs
 from reconciler.runs.report import run_status
 from reconciler.runs.state import FINISHED, STATES, RunState, counts, describe, read_runs
@@ -91,15 +91,7 @@ class PipelineKind(Kind):
             "Ec2Tasks",
             "ec2",
             ("RunInstances", "CreateTags", "TerminateInstances", "CancelSpotInstanceRequests"),
-            (
-                "instance/*",
-                "volume/*",
-                "network-interface/*",
-                "spot-instances-request/*",
-                "subnet/*",
-                "security-group/*",
-                "arn:{partition}:ec2:{region}::image/*",
-            ),
+            ec2_launch.LAUNCH_RESOURCES,
         ),
         # The run queues, next to the dead-letter queues the Notification kind makes.
         Permission(

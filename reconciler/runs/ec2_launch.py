@@ -45,6 +45,18 @@ BOOT_SLACK = 600.0
 # On every instance launched for a task or an image build: epoch seconds after which `gc` may
 # end it (its timeout plus the boot slack), so a killed CLI's instance never outlives that.
 DEADLINE = "reconciler.io/deadline"
+# What RunInstances acts on besides the instance (IAM authorises each): its volumes, network
+# interface, spot request, subnet, groups and image (Amazon's images have no account in their
+# ARN). The permissions of every kind that launches (EC2 tasks, image builders) name these.
+LAUNCH_RESOURCES = (
+    "instance/*",
+    "volume/*",
+    "network-interface/*",
+    "spot-instances-request/*",
+    "subnet/*",
+    "security-group/*",
+    "arn:{partition}:ec2:{region}::image/*",
+)
 
 
 @dataclass(frozen=True)
