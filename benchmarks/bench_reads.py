@@ -2,6 +2,7 @@
 
     python benchmarks/bench_reads.py                      # 300 resources; 0, 760, 4,760 others
     python benchmarks/bench_reads.py --others 0,760 --size 300
+    python benchmarks/bench_reads.py --others 0 --network ids
 
 For each count of other teams' job definitions (registered with plain boto3, untagged by us)
 it applies the 300-resource stack of bench_stack.py, then plans the same stack again (a no-op)
@@ -15,6 +16,10 @@ definitions cost:
 - by listing: DescribeJobDefinitions with status ACTIVE, 100 a page, whoever registered them
   (what the pages would be on AWS: moto ignores maxResults, so they are counted from what the
   account holds).
+
+The environments find their subnets and security group with `{defaultVpc: true}` (two EC2
+reads a plan, shared by every environment); with `--network ids` they name them by ID instead,
+as batchbeagle's stack of bench_peer.py must (looked up first, uncounted).
 
 It also measures the extra reads `Kind.tracks_use` causes: a delete plan of one role reads
 every job definition the stack owns (to see which still use it), and how many calls that is.
@@ -31,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_peer import look_up
 from bench_stack import REGION, STACK, MotoServer, Shape, manifest_text
 
 from reconciler.aws.clients import Aws, AwsConfig
@@ -77,17 +83,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=300)
     p.add_argument("--others", default="0,760,4760")
+    p.add_argument(
+        "--network",
+        choices=("lookup", "ids"),
+        default="lookup",
+        help="subnets and security groups by {defaultVpc: true} (default) or by ID",
+    )
     args = p.parse_args(argv)
     shape = Shape.of(args.size)
     rows = []
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stack.yaml"
-        path.write_text(manifest_text(shape))
         server = MotoServer(tmp)
         try:
             for others in (int(x) for x in args.others.split(",")):
                 server.fresh_account()
+                network = None
+                if args.network == "ids":
+                    account = look_up(server.endpoint)
+                    network = (account.subnets, account.security_groups)
+                path.write_text(manifest_text(shape, network))
                 setup = context(server.endpoint)
                 register_others(setup, others)
                 desired = validate_documents(load_paths([str(path)]))
@@ -104,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                 role = validate_documents(load_text(ROLE, "role.yaml"))
                 plan_delete(users, role)
                 extra = Counter(users.aws.stats.calls)
-                print(f"== {shape.jd} job definitions of ours, {others} of others")
+                print(
+                    f"== {shape.jd} job definitions of ours, {others} of others; network by "
+                    f"{args.network}"
+                )
                 for key in sorted(calls):
                     print(f"    {key:<42} {calls[key]:>4}")
                 total = sum(calls.values())

@@ -84,8 +84,10 @@ class Shape:
         return cls(n_ce, n_jq, n - n_ce - n_jq)
 
 
-def manifest_text(shape: Shape) -> str:
-    docs = [ce(f"ce-{i:03d}", max_vcpus=16 + i % 4 * 16) for i in range(shape.ce)]
+def manifest_text(shape: Shape, network: tuple[list[str], list[str]] | None = None) -> str:
+    """`network`: subnet and security group IDs spelled out, as a batchbeagle stack must;
+    by default the environments look the default VPC's up (two reads a plan)."""
+    docs = [ce(f"ce-{i:03d}", max_vcpus=16 + i % 4 * 16, network=network) for i in range(shape.ce)]
     for i in range(shape.jq):
         width = min(1 + i % 3, shape.ce)  # 1, 2, 3, 1, 2, 3, ... environments per queue
         envs = tuple(f"ce-{(i + j) % shape.ce:03d}" for j in range(width))

@@ -13,8 +13,14 @@ def ce(
     state: str = "ENABLED",
     service_role: str | None = None,
     labels: str = "{team: genomics}",
+    network: tuple[list[str], list[str]] | None = None,
 ) -> str:
+    """`network`: the subnets and security groups by ID; by default the default VPC's, looked
+    up (`{defaultVpc: true}`)."""
     role = f"\n  serviceRole: {service_role}" if service_role else ""
+    subnets, groups = ("[{defaultVpc: true}]",) * 2
+    if network is not None:
+        subnets, groups = (f"[{', '.join(ids)}]" for ids in network)
     return f"""
 apiVersion: reconciler.io/v1alpha1
 kind: ComputeEnvironment
@@ -30,8 +36,8 @@ spec:
     maxvCpus: {max_vcpus}
     instanceTypes: {instance_types}
     instanceRole: ecsInstanceRole
-    subnets: [{{defaultVpc: true}}]
-    securityGroupIds: [{{defaultVpc: true}}]
+    subnets: {subnets}
+    securityGroupIds: {groups}
 """
 
 

@@ -20,7 +20,9 @@ import boto3
 import pytest
 
 from benchmarks import bench_peer, bench_report, bench_restart, bench_startup, call_proxy
-from benchmarks.bench_stack import Shape
+from benchmarks.bench_stack import Shape, manifest_text
+from reconciler.manifests import validate_documents
+from reconciler.manifests.loader import load_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +50,17 @@ def test_the_peer_stack_has_the_same_resources_as_ours() -> None:
     assert [e["name"] for e in queue["compute_environments"]] == ["ce-002", "ce-003", "ce-004"]
     env = stack["compute_environments"][0]["compute_resources"]
     assert env["instanceRole"] == "arn:aws:iam::123456789012:instance-profile/ecsInstanceRole"
+
+
+def test_the_stack_can_name_its_network_by_id_as_the_peers_must() -> None:
+    looked_up = validate_documents(load_text(manifest_text(Shape.of(30)), "stack.yaml"))
+    by_id = validate_documents(
+        load_text(manifest_text(Shape.of(30), (["subnet-1", "subnet-2"], ["sg-1"])), "s.yaml")
+    )
+    envs = by_id.of_kind("ComputeEnvironment")
+    assert len(envs) == 3 and len(by_id.resources) == len(looked_up.resources) == 30
+    assert envs[0].spec.computeResources.subnets == ["subnet-1", "subnet-2"]
+    assert envs[0].spec.computeResources.securityGroupIds == ["sg-1"]
 
 
 @pytest.mark.parametrize(
