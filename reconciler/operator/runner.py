@@ -37,7 +37,7 @@ PEERING_NAME = "reconciler"
 class _Routine(logging.Filter):
     """Drops kopf's per-event and per-tick success lines of the routine handlers."""
 
-    ROUTINE = ("Handler 'wake-waiting' succeeded", "Timer 'drift' succeeded")
+    ROUTINE = ("Handler 'wake-waiting' succeeded",)
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(self.ROUTINE)
@@ -176,10 +176,11 @@ def run(
     """Runs the operator until stopped (SIGINT/SIGTERM in the main thread, or `stop_flag`).
 
     `namespaces` are served (kopf globs allowed), or every namespace with `all_namespaces`.
-    `drift_interval` is the timer's period per object. `liveness` is a URL kopf serves its
-    health probe at (e.g. http://0.0.0.0:8080/healthz). `workers` bounds how many engine
-    calls (which block while AWS settles) run at once. `options` go to the engine's Options
-    (e.g. {"wait_timeout": 600}); the stack and adoption come from each object.
+    `drift_interval` is the period of the drift sweep (operator/sweep.py). `liveness` is a URL
+    kopf serves its health probe at (e.g. http://0.0.0.0:8080/healthz). `workers` bounds how
+    many engine calls (which block while AWS settles) run at once. `options` go to the
+    engine's Options (e.g. {"wait_timeout": 600}); the stack and adoption come from each
+    object.
     """
     if bool(namespaces) == bool(all_namespaces):
         raise ValueError("give either namespaces or all_namespaces")
@@ -204,6 +205,7 @@ def run(
     coro = kopf.operator(
         registry=registry,
         settings=settings,
+        memories=operator.memories,  # they tell the drift sweep when kopf pauses (kube.py)
         clusterwide=all_namespaces,
         namespaces=list(namespaces or []),
         standalone=standalone,
