@@ -8,9 +8,10 @@ timers kopf keeps no body at all: the sweep works from the objects index, whose 
 
 Each pass, for each object:
 - an object that is Ready, Synced at its generation and in its stack's shared plan
-  (operator/drift.py) is checked there, without a Kubernetes call: if its part of the plan
-  writes nothing and its status would stay as served, nothing more happens (a no-op pass makes
-  the CLI's reads and no patch);
+  (operator/drift.py), and whose index entry shows the status the operator last wrote, is
+  checked there, without a Kubernetes call: if its part of the plan writes nothing and its
+  status would stay as served, nothing more happens (a no-op pass makes the CLI's reads and
+  no patch);
 - an invalid spec, an object being deleted, a finished run, or one a handler is busy with is
   left alone (an edit, the delete handler or that handler acts on it);
 - anything else (drift found, a status to update, an object waiting or not ready, a run to
@@ -112,7 +113,7 @@ class Sweep:
     converge: Converge
     context: Callable[[Any], Context]
     call: Callable[..., Awaitable[Any]]
-    recently_written: Callable[[str], bool]
+    written: Callable[[str], dict[str, Any] | None]  # the status last written, if recent
     paused: Callable[[], bool] = lambda: False
     _retries: dict[str, int] = field(default_factory=dict)  # uid -> retry, while failing
     _later: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # uid -> its retry
@@ -130,7 +131,7 @@ class Sweep:
             ),
             op._context,
             op._call,
-            lambda uid: op._written.get(uid) is not None,
+            op._written.get,
             op.memories.paused,
         )
 
@@ -182,13 +183,11 @@ class Sweep:
         draft = served_draft(summary)
         if skipped(summary, draft) or summary.uid in self.locks:
             return True  # a handler busy with it checks it as it goes
-        if not (
-            batchable(summary)
-            and draft.synced()
-            and draft.current
-            and not self.recently_written(summary.uid)
-        ):
+        if not (batchable(summary) and draft.synced() and draft.current):
             return False
+        sent = self.written(summary.uid)
+        if sent is not None and sent != draft.before:
+            return False  # the index does not show the status last written yet
         place = (summary.namespace, summary.stack)
         if place not in members:
             members[place] = stack_members(indices, *place)

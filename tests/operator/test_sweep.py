@@ -61,6 +61,7 @@ class _World:
         self.fail: dict[str, Exception] = {}
         self.paused = False
         self.locks = KeyedLocks()
+        self.sent: dict[str, dict[str, Any]] = {}  # uid -> the status last written
 
         async def get(settings: Any, kind: str, ns: str, name: str) -> dict[str, Any] | None:
             self.read.append(name)
@@ -95,7 +96,7 @@ class _World:
             self.converge,
             lambda body: None,  # type: ignore[arg-type,return-value]
             self.call,
-            lambda uid: False,
+            self.sent.get,
             lambda: self.paused,
         )
 
@@ -192,3 +193,17 @@ def test_the_pause_is_told_by_kopfs_daemon_killer():
         return seen
 
     assert asyncio.run(main()) == [False, True, False]
+
+
+def test_a_status_written_but_not_yet_in_the_index_is_converged_as_written(monkeypatch):
+    """The index may lag behind a patch the operator sent: until it shows it, the object is
+    read and converged (from the status last written), not answered from the index."""
+    bodies = [_body(stacks.jd("lagging")), _body(stacks.jd("caught-up"))]
+    world = _World(monkeypatch, bodies)
+    indices = _indices(*bodies)
+    served = bodies[1]["status"]
+    world.sent["uid-caught-up"] = dict(served)
+    world.sent["uid-lagging"] = {**served, "arn": "arn:newer"}
+
+    asyncio.run(world.sweep().sweep(indices))
+    assert world.read == ["lagging"]
