@@ -13,9 +13,9 @@ then the custom resources are created, and the benchmark waits until every one i
 Synced. The operator's AWS calls are read from its liveness probe (`awsCalls`), its peak RSS
 from /proc (`VmHWM`).
 
-A drift pass: each object's drift timer fires once per `--drift-interval`; the calls made in
-an interval after every object is Ready (nothing else happens then; by default one interval
-is left to pass first, `--quiet-passes`) are one pass, each object checked once. With
+A drift pass: the operator's drift sweep checks every object once per `--drift-interval`; the
+calls made in an interval after every object is Ready (nothing else happens then; by default
+one interval is left to pass first, `--quiet-passes`) are one pass, each object checked once. With
 nothing changed in AWS they should be at the CLI's floor: what a no-op `apply` of the whole
 stack reads (`bench_stack.py`'s re-apply), not a plan per object.
 """

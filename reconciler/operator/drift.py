@@ -1,13 +1,13 @@
 """One read of a stack answers the drift checks of all its objects.
 
-Each object's drift timer fires once per `drift_interval`. Planned one object at a time, a
-pass over 1,000 objects made a plan (and its reads) per object, about 2.3 calls each, where
-a no-op `apply` of the same stack through the CLI reads it in about a dozen calls (every read
-is batched, 100 resources a call). So the timers of one stack share a plan of the whole stack:
-the first tick of a pass makes it (one at a time: ticks that come meanwhile wait for it), and
-the ticks after it take their object's part, until `drift_interval` has passed. A drift made by
-hand is thus noticed within two intervals (one before), and a drift found is reconciled as
-before, planned on its own.
+The drift sweep (operator/sweep.py) checks every object once per `drift_interval`. Planned one
+object at a time, a pass over 1,000 objects made a plan (and its reads) per object, about 2.3
+calls each, where a no-op `apply` of the same stack through the CLI reads it in about a dozen
+calls (every read is batched, 100 resources a call). So the checks of one stack share a plan
+of the whole stack: the first check of a pass makes it (one at a time: checks that come
+meanwhile wait for it), and the checks after it take their object's part, until the pass ends
+(`clear`) or `drift_interval` has passed. A drift made by hand is thus noticed within one
+interval, and a drift found is reconciled as before, planned on its own.
 
 The plan answers for an object only as long as it is right about it: the object and what it
 refers to (directly or not) have the specs the plan was made from, and the operator has not
@@ -33,12 +33,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.engine import conditions as c
 from reconciler.engine.context import Context
 from reconciler.engine.planner import plan_apply
 from reconciler.engine.reconcile import Result, part_of, reconcile
 from reconciler.engine.runs import is_run_kind
+from reconciler.engine.status import resource_fields, resource_readiness
 from reconciler.engine.types import Plan
 from reconciler.manifests.validate import ResourceSet, validate_documents
+from reconciler.operator.draft import Draft
 from reconciler.operator.objects import Summary, document
 from reconciler.operator.waking import objects_index
 from reconciler.registry import models
@@ -122,6 +125,10 @@ class DriftPasses:
         self._clock = clock
         self._passes: dict[Place, _Pass] = {}
 
+    def clear(self) -> None:
+        """A pass begins or has ended: its plans are not needed any more."""
+        self._passes.clear()
+
     def wrote(self, place: Place, changed: bool = True, key: Key | None = None) -> None:
         """The operator wrote to `key` of the stack (or may have; None: to what, it cannot
         tell): the plan no longer answers for it, nor for what refers to it. A reconcile that
@@ -182,7 +189,7 @@ async def drift_result(
     call: Callable[..., Awaitable[Any]],
 ) -> Result:
     """The object's drift check: its part of the stack's shared plan when it is in it as the
-    object now is (`summary`, made from the timer's body), else a plan of its own."""
+    object now is (`summary`, made from its body as read), else a plan of its own."""
     key = (summary.kind, summary.name)
     members = stack_members(indices, summary.namespace, summary.stack)
     indexed = members.get(key)
@@ -193,3 +200,12 @@ async def drift_result(
             return part_of(plan, key)
     result: Result = await call(reconcile, ctx, declared, key, True)
     return result
+
+
+def observe(kind: str, result: Result, key: Key, draft: Draft) -> None:
+    """What a read of AWS changes in the object's status: its fields (ARN, AWS status...) and,
+    while it is Synced, its readiness."""
+    observed = result.plan.observed.get(key)
+    draft.after.update(resource_fields(result.plan, key))
+    if not is_run_kind(kind) and draft.synced():
+        draft.put(c.READY, *resource_readiness(kind, observed))

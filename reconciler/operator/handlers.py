@@ -1,14 +1,15 @@
 """kopf handlers for the five kinds: each one calls the engine for one object and writes status.
 
 Per kind: create, update and resume converge the object; delete removes its AWS side (unless
-`deletionPolicy: Retain`) before kopf lets its finalizer go; a timer checks drift every
-`drift_interval` seconds; two indices keep every object's manifest and the objects that refer
-to each name; a watch handler wakes the objects that wait for another one.
+`deletionPolicy: Retain`) before kopf lets its finalizer go; one sweep checks every object's
+drift each `drift_interval` seconds (operator/sweep.py, no kopf timer); two indices keep every
+object's manifest and the objects that refer to each name; a watch handler wakes the objects
+that wait for another one.
 
 Decisions, in the order `Operator.converge` takes them:
 1. The spec alone is invalid: Ready=False and Synced=False with reason InvalidSpec, a Warning
-   event, and kopf.PermanentError (kopf stops retrying; the timer only re-validates locally,
-   without AWS calls, so nothing loops).
+   event, and kopf.PermanentError (kopf stops retrying; the sweep leaves it alone: no AWS
+   call, so nothing loops).
 2. A reference is missing, invalid or not Ready: Synced=False DependencyNotReady (Ready
    stays as the AWS side is), no AWS call, and the handler returns normally.
 3. Otherwise the engine plans the object with what it refers to and runs its own actions.
@@ -18,13 +19,13 @@ Decisions, in the order `Operator.converge` takes them:
 
 Waking waiting objects as soon as what they wait for is ready: operator/waking.py.
 
-Drift: the timer looks at an object that is Ready and Synced at its current generation in a
-plan of its whole stack shared by the timers of a pass (operator/drift.py). If its own actions
+Drift: the sweep looks at an object that is Ready and Synced at its current generation in a
+plan of its whole stack shared by the checks of a pass (operator/drift.py). If its own actions
 would write (a change made by hand), it posts a Warning event "Drift" with the changed fields,
 writes Synced=False (reason Drift) at once, and reconciles.
 
 Runs: once a pipeline's or task's run is in its status, that run (the spec's run ID) is never
-submitted again, by any handler: the timer refreshes its job counts until it finishes, then
+submitted again, by any handler: the sweep refreshes its job counts until it finishes, then
 stops reading AWS for it. A changed spec (or `spec.rerun`) names a new run, which is planned
 and submitted as the engine decides (concurrencyPolicy included).
 """
@@ -65,7 +66,8 @@ from reconciler.manifests.validate import ResourceSet
 from reconciler.operator import kube
 from reconciler.operator.deleting import Deleting
 from reconciler.operator.draft import STATUS_FIELDS, Draft
-from reconciler.operator.drift import DriftPasses, drift_result
+from reconciler.operator.drift import DriftPasses, drift_result, observe
+from reconciler.operator.kube import PausingMemories
 from reconciler.operator.memory import KeyedLocks, RecentStatuses
 from reconciler.operator.objects import (
     GROUP,
@@ -82,6 +84,7 @@ from reconciler.operator.objects import (
     stack_of,
     summarize,
 )
+from reconciler.operator.sweep import Sweep, operator_indices
 from reconciler.operator.waking import Waker, objects_index, referrers_index, summaries
 from reconciler.registry import models
 
@@ -115,6 +118,7 @@ class Operator(Deleting):
         drift_interval: float,
         workers: int = 16,
         options: dict[str, Any] | None = None,
+        memories: PausingMemories | None = None,
     ):
         self.aws = aws
         self.settings = settings
@@ -125,6 +129,9 @@ class Operator(Deleting):
         self._written = RecentStatuses(WRITTEN_TTL)  # uid -> the status last written
         self.waker = Waker(settings)
         self.drift = DriftPasses(drift_interval)  # the stacks' shared drift plans
+        self.memories = memories or PausingMemories()  # kopf's, which tell a pause (sweep.py)
+        self.sweep = Sweep.of(self)
+        self._sweeping: asyncio.Task[None] | None = None
         self._deleting: dict[str, Action] = {}  # uid -> a delete AWS is still carrying out
         self._job_states: dict[str, dict[str, str]] = {}  # uid -> task -> job status said
 
@@ -141,13 +148,6 @@ class Operator(Deleting):
             kopf.on.create(*resource, id="reconcile-create", **where)(change)
             kopf.on.update(*resource, id="reconcile-update", **where)(change)
             kopf.on.delete(*resource, id="remove", **where)(self._delete_handler(kind))
-            kopf.timer(
-                *resource,
-                id="drift",
-                interval=self.drift_interval,
-                initial_delay=self.drift_interval,
-                **where,
-            )(self._timer_handler(kind))
             kopf.on.event(*resource, id="wake-waiting", **where)(self._event_handler(kind))
         kopf.on.probe(id="awsCalls", registry=registry)(self._probe)
         kopf.on.probe(id="awsCallsByOperation", registry=registry)(self._probe_operations)
@@ -169,17 +169,16 @@ class Operator(Deleting):
 
     def _change_handler(self, kind: str) -> Callable[..., Any]:
         async def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kw: Any) -> None:
+            self._start_sweep(kw)
             await self.converge(kind, body, patch, kw, timer=False, retry=retry)
 
         return handler
 
-    def _timer_handler(self, kind: str) -> Callable[..., Any]:
-        async def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kw: Any) -> None:
-            if body.metadata.get("deletionTimestamp"):
-                return
-            await self.converge(kind, body, patch, kw, timer=True, retry=retry)
-
-        return handler
+    def _start_sweep(self, kw: dict[str, Any]) -> None:
+        """The drift sweep starts with the first object kopf hands over, from a handler's
+        context: kopf's login and event queue are there (a startup handler has no queue)."""
+        if self._sweeping is None:
+            self._sweeping = asyncio.create_task(self.sweep.run(operator_indices(kw)))
 
     def _delete_handler(self, kind: str) -> Callable[..., Any]:
         async def handler(body: kopf.Body, patch: kopf.Patch, retry: int = 0, **kw: Any) -> None:
@@ -202,6 +201,9 @@ class Operator(Deleting):
         return dict(self.aws.stats.calls)
 
     async def _cleanup(self, **_: Any) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+        self.sweep.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -402,7 +404,7 @@ class Operator(Deleting):
         if is_run_kind(kind):
             try:
                 fields = await self._call(run_fields, ctx, result.plan, key)
-            except Exception as exc:  # submitted, but not readable yet: the timer reads it
+            except Exception as exc:  # submitted, but not readable yet: the sweep reads it
                 logger.warning("reading the run of %s/%s: %s", *key, exc)
                 fields = {"runId": spec_run_id(ctx, declared, key), "runStatus": "SUBMITTED"}
             self._job_events(body, fields)
@@ -415,10 +417,7 @@ class Operator(Deleting):
         draft.put(c.SYNCED, True, c.RECONCILED, "the AWS side matches the spec")
 
     def _observed(self, kind: str, result: Result, key: tuple[str, str], draft: Draft) -> None:
-        observed = result.plan.observed.get(key)
-        draft.after.update(resource_fields(result.plan, key))
-        if not is_run_kind(kind) and draft.synced():
-            draft.put(c.READY, *resource_readiness(kind, observed))
+        observe(kind, result, key, draft)
 
     async def _refresh_run(
         self,
@@ -496,3 +495,4 @@ class Operator(Deleting):
         self._job_states.pop(uid, None)
         self.waker.forget(uid)
         self._deleting.pop(uid, None)
+        self.sweep.forget(uid)

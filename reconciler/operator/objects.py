@@ -14,6 +14,7 @@ an object and what it refers to, and to find the objects that wait for one.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from reconciler.errors import ManifestError
 from reconciler.manifests.loader import Document
 from reconciler.manifests.validate import ResourceSet, validate_documents
 from reconciler.models.common import RESERVED_TAG_PREFIX
+from reconciler.operator.draft import STATUS_FIELDS
 from reconciler.registry import models
 
 GROUP, VERSION = API_VERSION.split("/")
@@ -149,6 +151,11 @@ class Summary:
     digest: str = field(default="", compare=False)  # manifest hash: changes are index updates
     stack: str = "default"
     plain: bool = True  # no annotation that changes how it is planned (adopt, drain, force)
+    generation: int | None = None
+    deleting: bool = False  # it has a deletionTimestamp
+    # The status fields as served, as compact JSON (one string, not a tree of small objects):
+    # the drift sweep tells from it whether a check changes anything (operator/sweep.py).
+    status: str = field(default="{}", compare=False)
 
     @property
     def token(self) -> str:
@@ -190,7 +197,17 @@ def summarize(kind: str, body: Any) -> Summary:
         digest=hashlib.sha256(repr(manifest).encode()).hexdigest()[:16],
         stack=stack_of(body),
         plain=not adopting(body) and not any(deleting_jobs(body).values()),
+        generation=meta.get("generation"),
+        deleting=bool(meta.get("deletionTimestamp")),
+        status=status_json(body),
     )
+
+
+def status_json(body: Any) -> str:
+    """The status fields the operator writes (draft.STATUS_FIELDS), as served."""
+    status = body.get("status") or {}
+    served = {k: plain(status[k]) for k in STATUS_FIELDS if k in status}
+    return json.dumps(served, separators=(",", ":"), sort_keys=True)
 
 
 def nudge_value(deps: list[Summary]) -> str:

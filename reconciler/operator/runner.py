@@ -14,6 +14,8 @@ without the CRDs kopf stays paused (and says so) rather than risk two active rep
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import dataclasses
 import importlib.util
 import logging
@@ -37,7 +39,7 @@ PEERING_NAME = "reconciler"
 class _Routine(logging.Filter):
     """Drops kopf's per-event and per-tick success lines of the routine handlers."""
 
-    ROUTINE = ("Handler 'wake-waiting' succeeded", "Timer 'drift' succeeded")
+    ROUTINE = ("Handler 'wake-waiting' succeeded",)
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(self.ROUTINE)
@@ -145,6 +147,28 @@ def build_registry(
     return registry
 
 
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """What `MALLOC_ARENA_MAX=2` does, set from inside (the chart, the image and a shell all
+    start the operator the same way then). glibc gives threads that allocate at once arenas of
+    their own, up to 8 a core, and an arena keeps the pages it once used: the engine's reads run
+    in up to 16 workers and a thread pool per plan, and at 1,000 objects the arenas held tens of
+    MiB the heap no longer used (benchmarks/README.md, the operator section). A value in the
+    environment wins; elsewhere than glibc this does nothing. True if the limit was set."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = getattr(libc, "mallopt", None)
+        return bool(mallopt and mallopt(_M_ARENA_MAX, arenas) == 1)
+    except OSError:
+        return False
+
+
 def aws_config_from_env(config: AwsConfig | None) -> AwsConfig:
     """Credentials come from the usual chain (IRSA in a cluster) and boto3 reads
     AWS_ENDPOINT_URL itself; the region may come from AWS_REGION, as AWS's SDKs have it."""
@@ -176,10 +200,11 @@ def run(
     """Runs the operator until stopped (SIGINT/SIGTERM in the main thread, or `stop_flag`).
 
     `namespaces` are served (kopf globs allowed), or every namespace with `all_namespaces`.
-    `drift_interval` is the timer's period per object. `liveness` is a URL kopf serves its
-    health probe at (e.g. http://0.0.0.0:8080/healthz). `workers` bounds how many engine
-    calls (which block while AWS settles) run at once. `options` go to the engine's Options
-    (e.g. {"wait_timeout": 600}); the stack and adoption come from each object.
+    `drift_interval` is the period of the drift sweep (operator/sweep.py). `liveness` is a URL
+    kopf serves its health probe at (e.g. http://0.0.0.0:8080/healthz). `workers` bounds how
+    many engine calls (which block while AWS settles) run at once. `options` go to the
+    engine's Options (e.g. {"wait_timeout": 600}); the stack and adoption come from each
+    object.
     """
     if bool(namespaces) == bool(all_namespaces):
         raise ValueError("give either namespaces or all_namespaces")
@@ -199,11 +224,13 @@ def run(
     settings = build_settings(peering=peering, standalone=standalone, clusterwide=all_namespaces)
     aws = Aws(aws_config_from_env(aws_config), stats)
     aws.lean_models()  # it lives for weeks: about 10 MiB less (aws/lean.py)
+    limit_malloc_arenas()  # before the workers start
     operator = Operator(aws, settings, drift_interval, workers=workers, options=options)
     registry = build_registry(operator, list(namespaces or []))
     coro = kopf.operator(
         registry=registry,
         settings=settings,
+        memories=operator.memories,  # they tell the drift sweep when kopf pauses (kube.py)
         clusterwide=all_namespaces,
         namespaces=list(namespaces or []),
         standalone=standalone,

@@ -1,4 +1,4 @@
-"""The drift timers' shared plan (operator/drift.py): which objects it answers for, and when it
+"""The drift sweep's shared plan (operator/drift.py): which objects it answers for, and when it
 is made again. Pure parts and the single flight; the operator end to end is in
 test_operator.py."""
 

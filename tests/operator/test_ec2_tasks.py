@@ -46,5 +46,5 @@ def test_the_controller_drives_an_ec2_task_to_its_end_once(start_operator, aws):
         timeout=30,
     )
     launched = op.stats.calls["ec2:RunInstances"]
-    time.sleep(2.5)  # timer ticks: an ended run is never launched again
+    time.sleep(2.5)  # drift passes: an ended run is never launched again
     assert op.stats.calls["ec2:RunInstances"] == launched == 1

@@ -71,3 +71,15 @@ def test_a_written_status_is_kept_for_its_time_then_forgotten() -> None:
     assert len(statuses) == 1
     statuses.forget("uid-3")
     assert len(statuses) == 0
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says(monkeypatch) -> None:
+    import ctypes.util
+
+    from reconciler.operator.runner import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert not limit_malloc_arenas(), "the environment's value wins"
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    glibc = ctypes.util.find_library("c") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+    assert limit_malloc_arenas() == bool(glibc)

@@ -198,7 +198,7 @@ def test_drift_of_a_secret_is_reported_without_its_value(start_operator, aws):
 
 
 def test_waiting_queue_is_woken_when_its_environment_becomes_ready(start_operator, aws):
-    op = start_operator(drift_interval=60.0)  # the timer cannot be what wakes it
+    op = start_operator(drift_interval=60.0)  # the drift sweep cannot be what wakes it
     op.client.create(NAMESPACE, manifest(stacks.jq()))
     waiting = op.wait_condition("JobQueue", "main-queue", "Ready", "False", "DependencyNotReady")
     assert "ComputeEnvironment/spot-ce" in condition(waiting, "Ready")["message"]
@@ -207,7 +207,7 @@ def test_waiting_queue_is_woken_when_its_environment_becomes_ready(start_operato
     started = time.monotonic()
     op.client.create(NAMESPACE, manifest(stacks.ce()))
     ready = op.wait_condition("JobQueue", "main-queue", "Ready", "True", timeout=15)
-    assert time.monotonic() - started < 15  # well before the 60 s timer
+    assert time.monotonic() - started < 15  # well before the 60 s drift pass
     assert ready["metadata"]["annotations"]["reconciler.io/dependencies-ready"]  # the nudge
     assert client(aws).describe_job_queues(jobQueues=["main-queue"])["jobQueues"]
     assert op.events("DependencyNotReady")
@@ -224,7 +224,7 @@ def test_invalid_spec_is_reported_once_without_a_hot_loop(start_operator, aws):
     wait_for("an InvalidSpec event", lambda: op.events("InvalidSpec"))
 
     writes_before = _writes(op)
-    time.sleep(3.0)  # three timer ticks: each may only re-validate, locally
+    time.sleep(3.0)  # three drift passes: none may call AWS for it
     assert op.stats.total == 0, dict(op.stats.calls)
     assert _writes(op) - writes_before <= 1
     assert len(op.events("InvalidSpec")) == 1
@@ -282,7 +282,7 @@ def test_a_run_is_followed_until_it_ends_and_never_submitted_twice(
     assert status["jobs"] == {"SUCCEEDED": 1}
     assert status["tasks"] == {"one-off": {"SUCCEEDED": 1}}
     described = op.stats.calls["batch:DescribeJobs"]
-    time.sleep(2.5)  # timer ticks: a finished run is not read again, nor submitted again
+    time.sleep(2.5)  # drift passes: a finished run is not read again, nor submitted again
     assert op.stats.calls["batch:DescribeJobs"] == described
     assert op.stats.calls["batch:SubmitJob"] == 1
 
@@ -331,9 +331,22 @@ def _writes(op) -> int:
     )
 
 
+def _object_reads(op) -> int:
+    """GET requests the operator sent for one object of ours (not lists, not watches)."""
+    return sum(
+        1
+        for r in list(op.cluster.k8s)
+        if str(r.method.value).upper() == "GET"
+        and str(r.url.path).startswith("/apis/reconciler.io/")
+        and len(str(r.url.path).strip("/").split("/")) == 7
+        and "watch" not in str(r.url.query)
+    )
+
+
 def test_a_drift_pass_reads_the_stack_once_for_all_its_objects(start_operator, aws):
-    """The timers of a pass share one plan of the whole stack (operator/drift.py): with ten
-    objects, a pass reads what the stack owns once or twice, not ten times."""
+    """The checks of a pass share one plan of the whole stack (operator/drift.py): with ten
+    objects, a pass reads what the stack owns once or twice, not ten times. Objects that are
+    Ready and Synced are checked from the index (operator/sweep.py): no Kubernetes call."""
     op = start_operator(drift_interval=2.0)
     texts = [stacks.ce(), stacks.jq(), *(stacks.jd(f"def-{i}") for i in range(8))]
     for text in texts:
@@ -341,11 +354,14 @@ def test_a_drift_pass_reads_the_stack_once_for_all_its_objects(start_operator, a
     for text in texts:
         doc = manifest(text)
         op.wait_condition(doc["kind"], doc["metadata"]["name"], "Synced", "True")
-    time.sleep(2.5)  # every object's timer has started: now each ticks once a pass
-    before = dict(op.stats.calls)
+        op.wait_condition(doc["kind"], doc["metadata"]["name"], "Ready", "True")
+    time.sleep(2.5)  # the sweep has started: each object is checked once a pass
+    before, reads, writes = dict(op.stats.calls), _object_reads(op), _writes(op)
     time.sleep(4.0)  # two passes
     made = {k: n - before.get(k, 0) for k, n in op.stats.calls.items() if n - before.get(k, 0)}
     assert 1 <= made.get("resourcegroupstaggingapi:GetResources", 0) <= 4, made
     assert made.get("batch:DescribeJobDefinitions", 0) <= 4, made
     assert not [k for k in made if not k.split(":")[1].startswith(("Describe", "List", "Get"))]
     assert not op.events("Drift")
+    assert _object_reads(op) == reads, "a quiet pass reads no object from Kubernetes"
+    assert _writes(op) == writes, "nor patches one"
