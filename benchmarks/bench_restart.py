@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,30 @@ def _server_cpu(directory: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+def _timed_start_after_kill(env: dict[str, str], directory: Path) -> float:
+    """Kills the server (SIGKILL: no snapshot is written) and times the next `sandbox start`."""
+    pid = json.loads((directory / "server.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    while Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid):
+        time.sleep(0.05)
+    started = time.monotonic()
+    done = _cli(env, "sandbox", "start")
+    if done.returncode != 0:
+        raise SystemExit(done.stdout + done.stderr)
+    return time.monotonic() - started
+
+
+def _state(pid: int) -> str:
+    try:
+        return (
+            "zombie"
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            else "alive"
+        )
+    except OSError:
+        return "gone"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,6 +118,25 @@ def main(argv: list[str] | None = None) -> int:
                 walls.append(wall)
                 cpus.append(cpu)
                 print(f"restart {run + 1}: {wall:.2f} s wall, server CPU {cpu:.2f} s")
+            # A crash (SIGKILL) after more requests: the last snapshot plus the recording's tail.
+            round_ += 1
+            path.write_text(
+                stack(*(jd(f"jd-{i:02d}", image=f"busybox:{round_}") for i in range(30)))
+            )
+            applied = _cli(env, "apply", "-f", str(path), "--sandbox", "--yes")
+            if applied.returncode != 0:
+                print(applied.stdout + applied.stderr)
+                return 1
+            tail = _recorded(directory) - recorded
+            crash = _timed_start_after_kill(env, directory)
+            print(f"crash, then start: {crash:.2f} s wall ({tail} requests after the snapshot)")
+            # The same crash without a snapshot: the whole recording replayed, as before.
+            (directory / "snapshot.pickle").unlink(missing_ok=True)
+            full = _timed_start_after_kill(env, directory)
+            print(f"crash, then start without a snapshot: {full:.2f} s wall (full replay)")
+            for line in (directory / "server.log").read_text(errors="replace").splitlines():
+                if "snapshot" in line:
+                    print(f"  server: {line}")
             same = _cli(env, "diff", "-f", str(path), "--sandbox")
             intact = same.returncode == 0 and "No changes" in same.stdout
             outcome = "no changes" if intact else same.stdout

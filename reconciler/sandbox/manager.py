@@ -50,6 +50,7 @@ from reconciler.sandbox.config import (
 from reconciler.sandbox.ec2_machine import INSTANCES_DIR
 from reconciler.sandbox.job_journal import JOURNAL
 from reconciler.sandbox.seed import SEED, seed_account
+from reconciler.sandbox.snapshot import SNAPSHOT, UNUSABLE
 
 __all__ = ("CREDENTIALS", "REGION", "Sandbox", "ensure", "reset", "state_dir", "status", "stop")
 # In the state directory:
@@ -360,12 +361,13 @@ def stop() -> bool:
 
 
 def reset() -> None:
-    """Stops the server and discards the account: its recording, its jobs' journal, its EC2
-    instances' files, and the settings kept (the next command starts with those of its
-    environment)."""
+    """Stops the server and discards the account: its recording and snapshot, its jobs'
+    journal, its EC2 instances' files, and the settings kept (the next command starts with
+    those of its environment)."""
     stop()
     directory = state_dir()
-    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE, CLOCK_FILE, SLACK_FILE):
+    kept = (RECORDING, SNAPSHOT, UNUSABLE, JOURNAL, settings.SETTINGS_FILE, CLOCK_FILE, SLACK_FILE)
+    for name in kept:
         (directory / name).unlink(missing_ok=True)
     shutil.rmtree(directory / INSTANCES_DIR, ignore_errors=True)  # their logs and scratch
 
