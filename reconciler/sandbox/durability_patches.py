@@ -58,6 +58,9 @@ class DurabilityPatches:
         self.scheduler = scheduler
         self._recording = threading.Lock()  # one request written to the recording at a time
         self.covered: Covered | None = None  # the recording's prefix a loaded snapshot holds
+        # The server holds all the recording says (it started without one, or replayed it):
+        # only then may a snapshot stand for the whole recording (`server`).
+        self.whole = False
 
     def install(self, patcher: Patcher) -> None:
         self._create_multipart_upload = patcher.replace(
@@ -92,15 +95,18 @@ class DurabilityPatches:
         self.scheduler.pause(True)
         try:
             if self.covered is None:
-                return self._replay_recording(recorder, *args, **kwargs)
-            return self._replay_tail(recorder, self.covered.offset, *args, **kwargs)
+                done = self._replay_recording(recorder, *args, **kwargs)
+            else:
+                done = self._replay_tail(recorder, self.covered.offset, *args, **kwargs)
+            self.whole = True
+            return done
         finally:
             self.scheduler.pause(False)
 
     def _replay_tail(self, recorder: Any, offset: int, *args: Any, **kwargs: Any) -> Any:
         """moto's replay, of the requests after `offset` only (moto's reads its whole file)."""
         recording = Path(recorder._location)
-        tail = recording.with_name(f".{recording.name}.tail.{os.getpid()}")
+        tail = recording.with_name(f".{recording.name}.tail.{os.getpid()}")  # see leftovers()
         with recording.open("rb") as whole:
             whole.seek(offset)
             tail.write_bytes(whole.read())

@@ -80,6 +80,8 @@ def serve(host: str, port: int) -> None:
     directory = extensions.config.server_dir
     recording = Path(os.environ.get("MOTO_RECORDER_FILEPATH", "")) if directory else None
     if directory and recording is not None:
+        # A new account (no recording) is whole at once; one to restore once it is replayed.
+        extensions.durability.whole = not recording.exists() or recording.stat().st_size == 0
         # Before the first request: the manager's replay then sends only the tail.
         try:
             extensions.durability.covered = snapshot.load(extensions, Path(directory), recording)
@@ -110,10 +112,12 @@ def serve(host: str, port: int) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
         server.socket.close()
         if directory and recording is not None:
-            if app.drained(DRAIN_WAIT):
-                snapshot.write(extensions, Path(directory), recording)
-            else:
+            if not app.drained(DRAIN_WAIT):
                 snapshot.log.warning("sandbox snapshot: not written (requests still running)")
+            elif not extensions.durability.whole:  # its replay failed or never came
+                snapshot.log.warning("sandbox snapshot: not written (the recording not restored)")
+            else:
+                snapshot.write(extensions, Path(directory), recording)
         # Gone at once: freeing moto's million objects one by one takes seconds, which the
         # restart waiting for this process would add. Nothing is left to flush but the log.
         logging.shutdown()

@@ -12,11 +12,14 @@ server loads it before it serves anything and replays only the recording's tail 
 (nothing after a clean stop; after a crash, the requests made since the snapshot), then ends
 the instances that ran, as after a full replay (`ec2_patches`).
 
-No snapshot is written while a job is unfinished (its attempt's fate on a restart is decided by
-the replay and the job journal, `job_restore`, and is kept exactly so): the previous snapshot,
-if any, stays, and its tail is replayed. Any doubt falls back to today's full replay: no file,
-another format or moto version, a recording that does not start with the bytes the snapshot
-covers, a file that does not unpickle. Nothing here raises to the user.
+No snapshot is written while a job is unfinished or a state machine runs (an attempt's fate on
+a restart is decided by the replay and the job journal, `job_restore`, and is kept exactly so):
+the previous snapshot, if any, stays, and its tail is replayed. Any doubt falls back to the full
+replay: no file, another format, moto, Python or sandbox code (a hash of this package's
+modules), a damaged body (its SHA-256 is in the header), a recording that does not start with
+the bytes the snapshot covers. One that passes those and still fails to load has touched
+moto's state already: the server then moves it aside (`UNUSABLE`) and starts again without it.
+Nothing here raises to the user.
 
 Safety: this is a pickle, written by the sandbox server into its own state directory and read
 only by the next sandbox server from that same directory (the directory is the user's own,
@@ -30,7 +33,6 @@ is, as the recording holds them already.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import importlib
 import io
@@ -38,27 +40,22 @@ import json
 import logging
 import os
 import pickle
-import queue
-import subprocess
 import sys
-import threading
 import time
-import types
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from reconciler.sandbox import snapshot_pickle
 
 if TYPE_CHECKING:
     from reconciler.sandbox.moto_ext import Extensions
 
 SNAPSHOT = "snapshot.pickle"  # in the server's state directory
 UNUSABLE = f"{SNAPSHOT}.unusable"  # one that could not be loaded, kept aside for a look
+ALL = (SNAPSHOT, UNUSABLE)  # what `sandbox reset` discards (leftovers() go at the next write)
 FORMAT = 1  # this module's own format; moto's version is checked too
-# moto's backends that keep nothing of their own (they pass every call on to another one's
-# state, which their own pickling would not survive): the new process's own stand in.
-WRAPPERS = frozenset({"BatchSimpleBackend"})
 LOCK_WAIT = 5.0  # seconds to wait for a lock of the extensions before giving up the snapshot
 
 log = logging.getLogger(__name__)
@@ -87,91 +84,20 @@ def covered(recording: Path, offset: int | None = None) -> Covered:
     return Covered(done, lines, digest.hexdigest())
 
 
-def _moto_version() -> str:
+def _versions() -> dict[str, object]:
+    """What a snapshot must have been written by: this format, moto and Python, and this very
+    code of the sandbox (its objects are in the pickle: a changed class could load wrongly)."""
     import moto
 
-    return str(moto.__version__)
-
-
-def _nothing() -> None:
-    """What a thread or a process becomes in a snapshot: the new server has neither."""
-    return None
-
-
-def _model_thread(kind: type[threading.Thread]) -> threading.Thread:
-    """A moto model that is a thread, as a new thread (never started); its state follows."""
-    made = kind.__new__(kind)
-    threading.Thread.__init__(made, daemon=True)
-    return made
-
-
-_THREAD_ATTRS = frozenset(vars(threading.Thread()))
-_LOCK = type(threading.Lock())
-_RLOCK = type(threading.RLock())
-_FRESH: dict[type, Any] = {
-    _LOCK: threading.Lock,
-    _RLOCK: threading.RLock,
-    threading.Condition: threading.Condition,
-    threading.Event: threading.Event,
-    threading.local: threading.local,
-    queue.Queue: queue.Queue,
-}
-_GONE = (threading.Thread, subprocess.Popen, types.GeneratorType)
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles moto's objects; live objects of the process (moto's registries, the extensions)
-    by name, locks as new ones, threads and processes as None."""
-
-    def __init__(self, file: io.BufferedIOBase, live: dict[int, tuple[str, ...]]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._live = live
-
-    def persistent_id(self, obj: Any) -> tuple[str, ...] | None:
-        return self._live.get(id(obj))
-
-    def reducer_override(self, obj: Any) -> Any:
-        kind = type(obj)
-        if kind in _FRESH:
-            return (_FRESH[kind], ())
-        if isinstance(obj, threading.Thread) and kind.__module__.startswith("moto."):
-            # A model that is also a thread (moto's Batch Job): the model, not the thread.
-            state = {k: v for k, v in vars(obj).items() if k not in _THREAD_ATTRS}
-            return (_model_thread, (kind,), state)
-        if isinstance(obj, _GONE) or kind.__name__ == "LocalProcess":
-            return (_nothing, ())
-        return NotImplemented
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BufferedIOBase, live: dict[tuple[str, ...], Any]) -> None:
-        super().__init__(file)
-        self._live = live
-
-    def persistent_load(self, pid: Any) -> Any:
-        key = tuple(pid)
-        if key in self._live:
-            return self._live[key]
-        if key[0] in ("backends", "account", "region"):  # moto's: the new process's own
-            backends = getattr(importlib.import_module(key[1]), key[2])
-            if key[0] == "backends":
-                return backends
-            return backends[key[3]] if key[0] == "account" else backends[key[3]][key[4]]
-        raise pickle.UnpicklingError(f"unknown live object {key!r}")
-
-
-def _registries() -> dict[tuple[str, str], Any]:
-    """moto's BackendDicts in use, by (module, attribute) that names them."""
-    from moto.core.base_backend import BackendDict
-
-    found: dict[tuple[str, str], Any] = {}
-    for backends in list(BackendDict._instances):
-        module = sys.modules.get(backends.backend.__module__)
-        names = [n for n, v in vars(module).items() if v is backends] if module else []
-        if not names:
-            raise LookupError(f"moto's {backends.service_name} backends have no module name")
-        found[(backends.backend.__module__, names[0])] = backends
-    return found
+    code = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        code.update(module.name.encode() + b"\0" + module.read_bytes())
+    return {
+        "format": FORMAT,
+        "moto": str(moto.__version__),
+        "python": list(sys.version_info[:2]),
+        "code": code.hexdigest(),
+    }
 
 
 def _singletons(extensions: Extensions) -> dict[tuple[str, ...], Any]:
@@ -187,18 +113,6 @@ def _singletons(extensions: Extensions) -> dict[tuple[str, ...], Any]:
     for name in vars(extensions):
         found[("sandbox", name)] = getattr(extensions, name)
     return found
-
-
-def _live_ids(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> dict[int, Any]:
-    live = {id(obj): key for key, obj in _singletons(extensions).items()}
-    for (module, name), backends in registries.items():
-        live[id(backends)] = ("backends", module, name)
-        for account, regions in backends.items():
-            live[id(regions)] = ("account", module, name, account)
-            if backends.backend.__name__ in WRAPPERS:
-                for region, backend in regions.items():
-                    live[id(backend)] = ("region", module, name, account, region)
-    return live
 
 
 def _state(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> dict[str, Any]:
@@ -217,7 +131,11 @@ def _state(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> di
             for key, backends in registries.items()
         },
         "random": mock_random.getstate(),
-        "config": {k: default_user_config[k] for k in ("batch", "lambda", "stepfunctions")},
+        "config": {
+            k: v
+            for k, v in default_user_config.items()
+            if k in ("batch", "lambda", "stepfunctions")
+        },
         "ec2": (host.entries, host.tokens, host.faults.faults),
         # Ages, not monotonic times: those of another boot would mean nothing.
         "released": {arn: now - when for arn, when in released.items()},
@@ -236,17 +154,6 @@ def _under_way(extensions: Extensions, registries: dict[tuple[str, str], Any]) -
                 if any(e.status == "RUNNING" for e in getattr(machine, "executions", [])):
                     return "a state machine execution is running"
     return None
-
-
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextlib.contextmanager
@@ -277,13 +184,15 @@ def write(extensions: Extensions, directory: Path, recording: Path) -> bool:
     """Writes the snapshot (temporary file, then rename); False, and the previous snapshot
     kept, if it cannot stand for the recording (a job unfinished, something unpicklable)."""
     target, began = directory / SNAPSHOT, time.monotonic()
+    for stale in leftovers(directory):  # of a server killed while it wrote one
+        stale.unlink(missing_ok=True)
     temporary = directory / f".{SNAPSHOT}.{os.getpid()}.tmp"
     try:
         with _held(extensions) as held:
             if not held:
                 log.warning("sandbox snapshot: not written (a lock was held too long)")
                 return False
-            registries = _registries()
+            registries = snapshot_pickle.registries()
             running = _under_way(extensions, registries)
             if running:
                 log.info("sandbox snapshot: not written (%s; the recording stays)", running)
@@ -291,23 +200,23 @@ def write(extensions: Extensions, directory: Path, recording: Path) -> bool:
             body = io.BytesIO()
             state = _state(extensions, registries)
             pickle.dump(state.pop("regions"), body, protocol=pickle.HIGHEST_PROTOCOL)
-            with _no_gc():  # a million objects: the collector would walk them again and again
-                _Pickler(body, _live_ids(extensions, registries)).dump(state)
+            # A million objects: the collector would walk them again and again.
+            with snapshot_pickle.no_gc():
+                ids = snapshot_pickle.live_ids(_singletons(extensions), registries)
+                snapshot_pickle.Pickler(body, ids).dump(state)
             prefix = covered(recording)
         header: dict[str, object] = {
-            "format": FORMAT,
-            "moto": _moto_version(),
-            "python": list(sys.version_info[:2]),
+            **_versions(),
             "offset": prefix.offset,
             "lines": prefix.lines,
             "sha256": prefix.digest,
         }
         header["body"] = hashlib.sha256(body.getbuffer()).hexdigest()
+        # No fsync: a file cut short by a power loss fails its digest, and the recording (which
+        # moto does not fsync either) is replayed in full.
         with temporary.open("wb") as handle:
             handle.write(json.dumps(header).encode() + b"\n")
             handle.write(body.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
         temporary.replace(target)
         size, took = target.stat().st_size, time.monotonic() - began
         log.info("sandbox snapshot: %d requests, %d bytes (%.2f s)", prefix.lines, size, took)
@@ -316,6 +225,12 @@ def write(extensions: Extensions, directory: Path, recording: Path) -> bool:
         log.exception("sandbox snapshot: not written")
         temporary.unlink(missing_ok=True)
         return False
+
+
+def leftovers(directory: Path) -> list[Path]:
+    """Temporary files of a snapshot being written, or of a tail being replayed, that a killed
+    server left behind."""
+    return [*directory.glob(f".{SNAPSHOT}.*.tmp"), *directory.glob(".*.tail.*")]
 
 
 class Unusable(Exception):
@@ -338,7 +253,7 @@ def load(extensions: Extensions, directory: Path, recording: Path) -> Covered | 
         header = json.loads(head)
     except ValueError:
         header = None
-    expected = {"format": FORMAT, "moto": _moto_version(), "python": list(sys.version_info[:2])}
+    expected = _versions()
     if not isinstance(header, dict) or any(header.get(k) != v for k, v in expected.items()):
         log.warning("sandbox snapshot %s: another format or version; full replay", path)
         return None
@@ -352,9 +267,9 @@ def load(extensions: Extensions, directory: Path, recording: Path) -> Covered | 
         return None
     try:
         handle = io.BytesIO(body)
-        _accounts(pickle.load(handle))
-        with _no_gc():
-            state = _Unpickler(handle, _singletons(extensions)).load()
+        snapshot_pickle.accounts(pickle.load(handle))
+        with snapshot_pickle.no_gc():
+            state = snapshot_pickle.Unpickler(handle, _singletons(extensions)).load()
         _install(extensions, state)
     except Exception as exc:  # of classes that changed since: the recording decides
         log.exception("sandbox snapshot %s: unreadable; full replay in a new process", path)
@@ -363,39 +278,6 @@ def load(extensions: Extensions, directory: Path, recording: Path) -> Covered | 
         "sandbox snapshot: loaded, %d requests (%.2f s)", prefix.lines, time.monotonic() - began
     )
     return prefix
-
-
-def _accounts(regions: dict[tuple[str, str], dict[str, list[str]]]) -> None:
-    """Creates the accounts' (empty) backend dicts as moto would, with the regions moto listed
-    (moto asks botocore for them, which costs more than the rest of a restore)."""
-    from moto.core.base_backend import AccountSpecificBackend, BackendDict
-
-    for (module, name), accounts in regions.items():
-        backends = getattr(importlib.import_module(module), name)
-        for account, names in accounts.items():
-            if dict.__contains__(backends, account):
-                continue
-            found = AccountSpecificBackend.__new__(AccountSpecificBackend)
-            found._id = str(uuid.uuid4())
-            found.service_name = backends.service_name
-            found.account_id = account
-            found.backend = backends.backend
-            found.regions = list(names)
-            dict.__setitem__(backends, account, found)
-            if backends not in BackendDict._instances:
-                BackendDict._instances.append(backends)
-
-
-def _forget_pages(backend: Any) -> None:
-    """The Resource Groups Tagging API keeps a generator per pagination token it handed out,
-    which no pickle holds: those tokens are expired after a restore (AWS's own tokens expire
-    too; the API says PaginationTokenExpiredException), rather than an HTTP 500."""
-    pages = vars(backend).get("_pages")
-    if isinstance(pages, dict):
-        for token in [
-            t for t, page in pages.items() if isinstance(page, dict) and not page.get("gen")
-        ]:
-            del pages[token]
 
 
 def _install(extensions: Extensions, state: dict[str, Any]) -> None:
@@ -409,7 +291,7 @@ def _install(extensions: Extensions, state: dict[str, Any]) -> None:
             target = backends[account]  # the account's dict, created as moto would
             for region, backend in regions.items():
                 dict.__setitem__(target, region, backend)
-                _forget_pages(backend)
+                snapshot_pickle.forget_pages(backend)
     mock_random.setstate(state["random"])
     default_user_config.update(state["config"])
     entries, tokens, faults = state["ec2"]

@@ -261,6 +261,26 @@ def test_a_crash_after_a_snapshot_restores_the_requests_made_since(
     assert ids[0] in after["vpcs"] and ids[2] in after["groups"]
 
 
+def test_a_server_whose_replay_never_came_leaves_the_snapshot_as_it_was(state_dir: Path) -> None:
+    first = manager.ensure()
+    populate(first.endpoint, "one")
+    assert manager.stop()
+    written = (state_dir / snapshot.SNAPSHOT).read_bytes()
+    second = manager.ensure()
+    client(second.endpoint, "s3").create_bucket(Bucket="after-the-snapshot")
+    kill(state_dir)
+
+    # Started (it loads the snapshot) but stopped before the manager had it replay the tail:
+    # a snapshot now would stand for requests it never applied.
+    start = log_size(state_dir)
+    _, proc = manager._spawn(state_dir, {})
+    manager._terminate(proc)
+    assert (state_dir / snapshot.SNAPSHOT).read_bytes() == written
+    assert "not written (the recording not restored)" in log_since(state_dir, start)
+    restored = manager.ensure()
+    assert "after-the-snapshot" in account(restored.endpoint, [])["buckets"]
+
+
 @pytest.mark.parametrize(
     "damage", ["truncated", "garbled", "other-moto", "other-recording", "unloadable"]
 )
@@ -298,13 +318,17 @@ def test_a_damaged_snapshot_falls_back_to_the_full_replay(state_dir: Path, damag
     assert not (state_dir / snapshot.SNAPSHOT).exists() or damage != "unloadable"
 
 
-def test_reset_discards_the_snapshot(state_dir: Path) -> None:
+def test_reset_discards_the_snapshot_and_a_write_what_a_killed_one_left(state_dir: Path) -> None:
     manager.ensure()
     assert manager.stop()
     assert (state_dir / snapshot.SNAPSHOT).exists()
     manager.reset()
     assert not (state_dir / snapshot.SNAPSHOT).exists()
     assert manager.ensure().started == "new"
+    leftover = state_dir / f".{snapshot.SNAPSHOT}.1234.tmp"  # a server killed while writing
+    leftover.write_bytes(b"partial")
+    assert manager.stop()
+    assert (state_dir / snapshot.SNAPSHOT).exists() and not leftover.exists()
 
 
 def test_covered_hashes_the_prefix_it_is_asked_for(tmp_path: Path) -> None:
