@@ -30,6 +30,7 @@ from reconciler.sandbox.config import SandboxConfig
 
 MODULE = "reconciler.sandbox.server"  # how the manager starts it (and finds it: its cmdline)
 DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a snapshot
+REAP_WAIT = 2.0  # seconds the killed job processes have to be gone before the server exits
 
 
 class InFlight:
@@ -119,9 +120,24 @@ def serve(host: str, port: int) -> None:
             else:
                 snapshot.write(extensions, Path(directory), recording)
         # Gone at once: freeing moto's million objects one by one takes seconds, which the
-        # restart waiting for this process would add. Nothing is left to flush but the log.
+        # restart waiting for this process would add. Nothing is left to flush but the log;
+        # the jobs' processes it killed are waited for (whoever sees it gone sees them gone).
+        _reap(REAP_WAIT)
         logging.shutdown()
         os._exit(0)
+
+
+def _reap(seconds: float) -> None:
+    """Waits, at most `seconds`, until this process has no child left (SIGKILLed, they die a
+    moment later)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # none left
+        if pid == 0:
+            time.sleep(0.01)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ another (`WRAPPERS`), its seeded generator, and the sandbox's extensions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import io
@@ -21,7 +22,9 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from types import GeneratorType, MappingProxyType
 from typing import Any
 
@@ -79,7 +82,40 @@ class Pickler(pickle.Pickler):
             return (_model_thread, (kind,), state)
         if isinstance(obj, _GONE) or kind.__name__ == "LocalProcess":
             return (_nothing, ())
+        if kind in (weakref.WeakValueDictionary, weakref.WeakKeyDictionary):
+            # Its entries: their objects are in the pickle too (else they would be gone).
+            return (kind, (), None, None, iter(list(obj.items())))
+        if isinstance(obj, defaultdict) and (kind is not defaultdict or _is_lambda(obj)):
+            # A lambda as its factory, or a subclass whose __init__ takes other arguments
+            # (moto's SSM ParameterDict): made empty, then given its attributes and items.
+            factory = _stand_in(obj.default_factory) if _is_lambda(obj) else obj.default_factory
+            if factory is not None or obj.default_factory is None:  # else no snapshot
+                state = getattr(obj, "__dict__", None) or None
+                return (_defaultdict, (kind, factory), state, None, iter(obj.items()))
         return NotImplemented
+
+
+def _is_lambda(found: defaultdict[Any, Any]) -> bool:
+    return getattr(found.default_factory, "__name__", "") == "<lambda>"
+
+
+def _defaultdict(kind: type[defaultdict[Any, Any]], factory: Any) -> defaultdict[Any, Any]:
+    made = kind.__new__(kind)
+    defaultdict.__init__(made, factory)
+    return made
+
+
+def _stand_in(factory: Callable[[], Any]) -> Callable[[], Any] | None:
+    """What can be pickled in place of a defaultdict's lambda (moto's SSM tags:
+    `defaultdict(lambda: defaultdict(dict))`): a plain container type, or a defaultdict of
+    one, as the lambda makes; None for anything else."""
+    made = factory()
+    plain = (dict, list, set)
+    if type(made) in plain:
+        return type(made)
+    if type(made) is defaultdict and made.default_factory in plain:
+        return functools.partial(defaultdict, made.default_factory)
+    return None
 
 
 class Unpickler(pickle.Unpickler):
