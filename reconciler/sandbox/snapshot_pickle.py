@@ -4,9 +4,11 @@ moto's backends are plain objects, with exceptions handled here: locks, conditio
 are pickled as new ones; threads, processes and generators as None (the new server has none of
 the old one's; the generators are the Resource Groups Tagging API's pagination pages, whose
 tokens expire with a restore, `forget_pages`); a model that is also a thread (moto's Batch
-`Job`) as the model; and what the new process already has by name, not by value
-(`persistent_id`): moto's BackendDicts and their per-account dicts, backends that only wrap
-another (`WRAPPERS`), its seeded generator, and the sandbox's extensions.
+`Job`) as the model; defaultdicts with a lambda, or of a subclass with its own `__init__`
+(moto's SSM), and weak dictionaries, by their items; and what the new process already has
+by name, not by value (`persistent_id`): moto's BackendDicts and their per-account dicts,
+backends that only wrap another (`WRAPPERS`), its seeded generator, and the sandbox's
+extensions.
 """
 
 from __future__ import annotations
