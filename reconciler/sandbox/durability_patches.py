@@ -16,13 +16,17 @@ order), and some from the operating system. Here:
   several megabytes each, sent in parallel) interleaved and left a recording no replay reads.
 - While the recording is replayed, the job scheduler is paused: moto does not record while it
   replays, so a job's own requests (a job process writing to S3) made then would be lost.
+- A server that loaded a snapshot (`snapshot`, `covered` set by the server before it serves)
+  replays only the recording's tail after what the snapshot covers.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from moto.moto_api._internal.recorder.models import Recorder
@@ -31,6 +35,7 @@ from moto.s3.models import S3Backend
 from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher
+from reconciler.sandbox.snapshot import Covered
 
 UPLOADS_ATTR = "_sandbox_uploads"  # on moto's FakeBucket: uploads started, by key
 
@@ -52,6 +57,10 @@ class DurabilityPatches:
     def __init__(self, scheduler: JobScheduler) -> None:
         self.scheduler = scheduler
         self._recording = threading.Lock()  # one request written to the recording at a time
+        self.covered: Covered | None = None  # the recording's prefix a loaded snapshot holds
+        # The server holds all the recording says (it started without one, or replayed it):
+        # only then may a snapshot stand for the whole recording (`server`).
+        self.whole = False
 
     def install(self, patcher: Patcher) -> None:
         self._create_multipart_upload = patcher.replace(
@@ -85,6 +94,25 @@ class DurabilityPatches:
     def replay_recording(self, recorder: Any, *args: Any, **kwargs: Any) -> Any:
         self.scheduler.pause(True)
         try:
-            return self._replay_recording(recorder, *args, **kwargs)
+            if self.covered is None:
+                done = self._replay_recording(recorder, *args, **kwargs)
+            else:
+                done = self._replay_tail(recorder, self.covered.offset, *args, **kwargs)
+            self.whole = True
+            return done
         finally:
             self.scheduler.pause(False)
+
+    def _replay_tail(self, recorder: Any, offset: int, *args: Any, **kwargs: Any) -> Any:
+        """moto's replay, of the requests after `offset` only (moto's reads its whole file)."""
+        recording = Path(recorder._location)
+        tail = recording.with_name(f".{recording.name}.tail.{os.getpid()}")  # see leftovers()
+        with recording.open("rb") as whole:
+            whole.seek(offset)
+            tail.write_bytes(whole.read())
+        recorder._location = str(tail)
+        try:
+            return self._replay_recording(recorder, *args, **kwargs)
+        finally:
+            recorder._location = str(recording)
+            tail.unlink(missing_ok=True)
