@@ -14,8 +14,10 @@ order), and some from the operating system. Here:
 - Requests are written to the recording one at a time: moto appends each from the thread that
   serves it, in two writes, so concurrent large requests (the parts of a multipart upload,
   several megabytes each, sent in parallel) interleaved and left a recording no replay reads.
-- While the recording is replayed, the job scheduler is paused: moto does not record while it
-  replays, so a job's own requests (a job process writing to S3) made then would be lost.
+- While the recording is replayed, the job scheduler is paused and the schedule clock held
+  (nothing fires; what fell due fires after): moto does not record while it replays, so a
+  job's own requests (a job process writing to S3) or a firing's SubmitJob made then would be
+  lost at the next restart.
 - A server that loaded a snapshot (`snapshot`, `covered` set by the server before it serves)
   replays only the recording's tail after what the snapshot covers.
 """
@@ -35,6 +37,7 @@ from moto.s3.models import S3Backend
 from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher
+from reconciler.sandbox.schedule_firing import ScheduleClock
 from reconciler.sandbox.snapshot import Covered
 
 UPLOADS_ATTR = "_sandbox_uploads"  # on moto's FakeBucket: uploads started, by key
@@ -54,8 +57,9 @@ class DurabilityPatches:
     _replay_recording: Any
     _record_request: Any
 
-    def __init__(self, scheduler: JobScheduler) -> None:
+    def __init__(self, scheduler: JobScheduler, clock: ScheduleClock) -> None:
         self.scheduler = scheduler
+        self.clock = clock
         self._recording = threading.Lock()  # one request written to the recording at a time
         self.covered: Covered | None = None  # the recording's prefix a loaded snapshot holds
         # The server holds all the recording says (it started without one, or replayed it):
@@ -94,10 +98,11 @@ class DurabilityPatches:
     def replay_recording(self, recorder: Any, *args: Any, **kwargs: Any) -> Any:
         self.scheduler.pause(True)
         try:
-            if self.covered is None:
-                done = self._replay_recording(recorder, *args, **kwargs)
-            else:
-                done = self._replay_tail(recorder, self.covered.offset, *args, **kwargs)
+            with self.clock.held():
+                if self.covered is None:
+                    done = self._replay_recording(recorder, *args, **kwargs)
+                else:
+                    done = self._replay_tail(recorder, self.covered.offset, *args, **kwargs)
             self.whole = True
             return done
         finally:

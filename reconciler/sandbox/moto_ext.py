@@ -107,7 +107,7 @@ def install(config: SandboxConfig | None = None) -> Extensions:
         jobs,
         TaggingPatches(),
         DefinitionPatches(),
-        DurabilityPatches(scheduler),
+        DurabilityPatches(scheduler, clock),
         clock,
         StatesPatches(),
         events,
