@@ -119,8 +119,8 @@ class Builder:
     receiver: Any = None  # the script's output, live, while someone follows the apply
     queue: str | None = None
     failure: str | None = None  # the build failed: winding up, then raised
-    # As an EC2 task's (settable for slow bases): how long past its timeout a builder may be
-    # before gc ends it, and how long a plan waits for a build.
+    # As an EC2 task's (settable for slow bases): the builder's deadline tag is its timeout
+    # plus this after launch, and a plan waits for a build its timeout plus twice this.
     boot_slack: float = field(default_factory=ec2_launch.boot_slack_from_env)
 
     @property
