@@ -15,20 +15,15 @@ order), and some from the operating system. Here:
   serves it, in two writes, so concurrent large requests (the parts of a multipart upload,
   several megabytes each, sent in parallel) interleaved and left a recording no replay reads.
 - While the recording is replayed, the job scheduler is paused and the schedule clock held
-  (nothing fires; what fell due fires after): moto does not record while it replays, so a
-  job's own requests (a job process writing to S3) or a firing's SubmitJob made then would be
-  lost at the next restart.
-- A server that loaded a snapshot (`snapshot`, `covered` set by the server before it serves)
-  replays only the recording's tail after what the snapshot covers.
+  (nothing fires): moto does not record while it replays, so a job's own requests (a job
+  process writing to S3) or a firing's SubmitJob made then would be lost at the next restart.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import threading
-from pathlib import Path
 from typing import Any
 
 from moto.moto_api._internal.recorder.models import Recorder
@@ -38,7 +33,6 @@ from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.job_scheduler import JobScheduler
 from reconciler.sandbox.patching import Patcher
 from reconciler.sandbox.schedule_firing import ScheduleClock
-from reconciler.sandbox.snapshot import Covered
 
 UPLOADS_ATTR = "_sandbox_uploads"  # on moto's FakeBucket: uploads started, by key
 
@@ -61,10 +55,6 @@ class DurabilityPatches:
         self.scheduler = scheduler
         self.clock = clock
         self._recording = threading.Lock()  # one request written to the recording at a time
-        self.covered: Covered | None = None  # the recording's prefix a loaded snapshot holds
-        # The server holds all the recording says (it started without one, or replayed it):
-        # only then may a snapshot stand for the whole recording (`server`).
-        self.whole = False
 
     def install(self, patcher: Patcher) -> None:
         self._create_multipart_upload = patcher.replace(
@@ -99,25 +89,6 @@ class DurabilityPatches:
         self.scheduler.pause(True)
         try:
             with self.clock.held():
-                if self.covered is None:
-                    done = self._replay_recording(recorder, *args, **kwargs)
-                else:
-                    done = self._replay_tail(recorder, self.covered.offset, *args, **kwargs)
-            self.whole = True
-            return done
+                return self._replay_recording(recorder, *args, **kwargs)
         finally:
             self.scheduler.pause(False)
-
-    def _replay_tail(self, recorder: Any, offset: int, *args: Any, **kwargs: Any) -> Any:
-        """moto's replay, of the requests after `offset` only (moto's reads its whole file)."""
-        recording = Path(recorder._location)
-        tail = recording.with_name(f".{recording.name}.tail.{os.getpid()}")  # see leftovers()
-        with recording.open("rb") as whole:
-            whole.seek(offset)
-            tail.write_bytes(whole.read())
-        recorder._location = str(tail)
-        try:
-            return self._replay_recording(recorder, *args, **kwargs)
-        finally:
-            recorder._location = str(recording)
-            tail.unlink(missing_ok=True)
