@@ -33,10 +33,14 @@ def test_the_controller_drives_an_ec2_task_to_its_end_once(start_operator, aws):
     assert status["runStatus"] == "SUCCEEDED", status
     assert status["tasks"] == {"count": {"SUCCEEDED": 1}}
     ec2 = client(aws, "ec2")
-    states = [
-        i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
-    ]
-    assert states == ["terminated"]
+
+    def states() -> list[str]:
+        reservations = ec2.describe_instances()["Reservations"]
+        return [i["State"]["Name"] for r in reservations for i in r["Instances"]]
+
+    # The agent reports the exit code, then shuts the instance down (it goes away: launched
+    # with InstanceInitiatedShutdownBehavior=terminate), so the status may come first.
+    wait_for("the instance to terminate itself", lambda: states() == ["terminated"], timeout=30)
     # The run's queue is gone once the controller recorded the run's end.
     wait_for(
         "the run's queue to be deleted",
