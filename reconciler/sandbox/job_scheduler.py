@@ -30,6 +30,7 @@ what DescribeJobs shows; `JobRun` holds what the scheduler needs besides.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
@@ -190,11 +191,17 @@ class JobScheduler:
             listener(run.job)
 
     def _finish(
-        self, run: JobRun, success: bool, reason: str | None, exit_code: int | None = None
+        self,
+        run: JobRun,
+        success: bool,
+        reason: str | None,
+        exit_code: int | None = None,
+        stopped_at: datetime.datetime | None = None,
     ) -> None:
+        """`stopped_at` is the last attempt's stop: Batch shows the job's stoppedAt equal to it."""
         job = run.job
         job.job_stopped = True
-        job.job_stopped_at = now()
+        job.job_stopped_at = stopped_at or now()
         job.job_stopped_reason = reason
         job.exit_code = exit_code
         self._set(run, SUCCEEDED if success else FAILED)
@@ -271,8 +278,8 @@ class JobScheduler:
             self._outcome(run, code, reason, success=False)
         elif run.timeout is not None and moment - run.attempt_since >= run.timeout:
             run.kill()
-            self._end_attempt(run, KILLED, TIMED_OUT)
-            self._finish(run, False, TIMED_OUT, KILLED)  # Batch does not retry a timed-out job
+            stopped = self._end_attempt(run, KILLED, TIMED_OUT)
+            self._finish(run, False, TIMED_OUT, KILLED, stopped)  # Batch does not retry it
         elif run.process is not None:
             code = run.process.exit_code()
             if code is not None:
@@ -304,23 +311,26 @@ class JobScheduler:
             pid=run.process.proc.pid if run.process is not None else None,  # its process group
         )
 
-    def _end_attempt(self, run: JobRun, exit_code: int | None, reason: str) -> None:
-        """Records the attempt as Batch shows it (no exit code: its host was lost)."""
+    def _end_attempt(self, run: JobRun, exit_code: int | None, reason: str) -> datetime.datetime:
+        """Records the attempt as Batch shows it (no exit code: its host was lost); returns
+        when it stopped."""
         job = run.job
-        attempt = attempt_record(run, exit_code, reason, ms(now()))
+        stopped = now()
+        attempt = attempt_record(run, exit_code, reason, ms(stopped))
         job.attempts.append(attempt)
         run.process = None
         events = self.runner.log_events(job._log_backend, run.stream) if run.stream else []
         self.journal.record(job_journal.ENDED, job.job_id, attempt=attempt, logs=events)
+        return stopped
 
     def _outcome(self, run: JobRun, code: int | None, reason: str, success: bool) -> None:
-        self._end_attempt(run, code, reason)
+        stopped = self._end_attempt(run, code, reason)
         if success:
-            self._finish(run, True, reason, code)
+            self._finish(run, True, reason, code, stopped)
         elif run.attempt < run.attempts and should_retry(run.retry_rules, code, reason):
             self._set(run, RUNNABLE)
         else:
-            self._finish(run, False, reason, code)
+            self._finish(run, False, reason, code, stopped)
 
     # --- cancel and terminate ---------------------------------------------------------------
 
@@ -337,8 +347,8 @@ class JobScheduler:
             self._finish(run, False, reason)
         elif running and status == RUNNING:
             run.kill()
-            self._end_attempt(run, KILLED, reason)
-            self._finish(run, False, reason, KILLED)
+            stopped = self._end_attempt(run, KILLED, reason)
+            self._finish(run, False, reason, KILLED, stopped)
 
 
 def _failed_for(job: Any, moment: float) -> float:

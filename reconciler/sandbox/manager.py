@@ -49,7 +49,7 @@ from reconciler.sandbox.config import (
 )
 from reconciler.sandbox.ec2_machine import INSTANCES_DIR
 from reconciler.sandbox.job_journal import JOURNAL
-from reconciler.sandbox.seed import SEED, seed_account
+from reconciler.sandbox.seed import SEED_PATH, SEED_QUERY, seed_account
 
 __all__ = ("CREDENTIALS", "REGION", "Sandbox", "ensure", "reset", "state_dir", "status", "stop")
 # In the state directory:
@@ -266,7 +266,7 @@ def prepare_new(endpoint: str) -> None:
     """Seeds a just-started, empty server; every request here is recorded for replays."""
     # Not the 2 s of a liveness probe: on a loaded machine (tests on every core) the first
     # requests to a just-reset server take longer, and a timeout here fails the command.
-    _post(f"{endpoint}/moto-api/seed?a={SEED}", timeout=SETUP_TIMEOUT)
+    _post(f"{endpoint}{SEED_PATH}?{SEED_QUERY}", timeout=SETUP_TIMEOUT)
     # Step Functions: moto runs state machines (a scheduled Pipeline's), instead of storing them.
     config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     _post(f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT)

@@ -18,6 +18,11 @@ import json
 from typing import Any
 
 SEED = 42  # fixed, so that replaying the recording regenerates the same IDs
+# The seed request of a new sandbox; `streams=request` asks for a random stream per recorded
+# request (reconciler.sandbox.request_streams). moto itself reads only `a`.
+SEED_PATH = "/moto-api/seed"
+STREAMS_PARAM, STREAMS_VALUE = "streams", "request"
+SEED_QUERY = f"a={SEED}&{STREAMS_PARAM}={STREAMS_VALUE}"
 
 # The role CreateComputeEnvironment falls back to (reconciler.sandbox.resource_patches).
 SERVICE_LINKED_ROLE_NAME = "AWSServiceRoleForBatch"

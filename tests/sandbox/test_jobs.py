@@ -3,6 +3,7 @@ and job_runner), observed over HTTP through the Batch and CloudWatch Logs APIs o
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import time
 from dataclasses import dataclass
@@ -120,6 +121,28 @@ def test_a_job_goes_through_the_aws_states_in_order(sb, monkeypatch):
     assert attempt["container"]["logStreamName"] == job["container"]["logStreamName"]
     assert job["startedAt"] == attempt["startedAt"] <= attempt["stoppedAt"] == job["stoppedAt"]
     assert attempt["stoppedAt"] - attempt["startedAt"] >= 150, "RUNNING for the job seconds"
+
+
+def test_a_jobs_stop_is_its_last_attempts_stop_however_it_ended(sb, monkeypatch):
+    """Batch shows one instant twice; a clock that moves on every read shows a second read."""
+    from reconciler.sandbox import job_scheduler
+
+    ticks = itertools.count()
+    start = datetime.datetime.now()
+    monkeypatch.setattr(
+        job_scheduler, "now", lambda: start + datetime.timedelta(milliseconds=next(ticks))
+    )
+    ended = sb.submit("ended")
+    failed = sb.submit("failed", tags=FAIL)
+    monkeypatch.setenv(RUN_ENV, "10")
+    timed_out = sb.submit("timed-out", timeout={"attemptDurationSeconds": 1})
+    terminated = sb.submit("terminated")
+    sb.wait_for(terminated, "RUNNING")
+    sb.batch.terminate_job(jobId=terminated, reason="stop it")
+    jobs = sb.wait(ended, failed, timed_out, terminated)
+    assert [j["statusReason"] for j in jobs[2:]] == [TIMED_OUT, "stop it"]
+    for job in jobs:
+        assert job["stoppedAt"] == job["attempts"][-1]["stoppedAt"], job["jobName"]
 
 
 def test_a_dependant_waits_in_pending_until_its_dependency_succeeded(sb):

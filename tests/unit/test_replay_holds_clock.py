@@ -34,12 +34,16 @@ def test_no_tick_runs_while_the_recording_is_replayed() -> None:
         clock.tick()
         ticked.set()
 
-    def replay(recorder: Any) -> str:
+    replayed: list[Any] = []
+
+    def replay(recorder: Any, host: str | None) -> None:
         threading.Thread(target=tick, daemon=True).start()
         assert not ticked.wait(1.0), "the clock ticked while the recording was replayed"
-        return "replayed"
+        replayed.append(recorder)
 
-    patches._replay_recording = replay
-    assert patches.replay_recording(object()) == "replayed"
+    patches._replay = replay  # type: ignore[method-assign]
+    recorder = object()
+    patches.replay_recording(recorder)
+    assert replayed == [recorder]
     assert ticked.wait(10), "the clock ticks again once the replay is done"
     assert scheduler.paused == [True, False]
