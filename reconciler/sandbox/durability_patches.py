@@ -21,6 +21,8 @@ order), and some from the operating system. Here:
 - While the recording is replayed, the job scheduler is paused and the schedule clock held
   (nothing fires): moto does not record while it replays, so a job's own requests (a job
   process writing to S3) or a firing's SubmitJob made then would be lost at the next restart.
+- A server that loaded a snapshot (`snapshot`, `covered` set by the server before it serves)
+  replays only the recording's tail after what the snapshot covers.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from reconciler.sandbox.patching import Patcher
 from reconciler.sandbox.request_streams import RequestStreams
 from reconciler.sandbox.schedule_firing import ScheduleClock
 from reconciler.sandbox.seed import SEED_PATH
+from reconciler.sandbox.snapshot import Covered
 
 UPLOADS_ATTR = "_sandbox_uploads"  # on moto's FakeBucket: uploads started, by key
 REPLAY_HEADER = "x-reconciler-replayed"  # a replayed request's line in the recording, from 0
@@ -71,6 +74,10 @@ class DurabilityPatches:
         self._recording = threading.Lock()  # one request written to the recording at a time
         self._lines: int | None = None  # in the recording; None: count them when needed
         self._replaying = False  # REPLAY_HEADER counts only then: a client cannot skip recording
+        self.covered: Covered | None = None  # the recording's prefix a loaded snapshot holds
+        # The server holds all the recording says (it started without one, or replayed it):
+        # only then may a snapshot stand for the whole recording (`server`).
+        self.whole = False
 
     def install(self, patcher: Patcher) -> None:
         self.streams.install(patcher)
@@ -135,17 +142,20 @@ class DurabilityPatches:
         try:
             with self.clock.held():
                 self._replay(recorder, target_host)
+            self.whole = True
         finally:
             self.scheduler.pause(False)
 
     def _replay(self, recorder: Any, target_host: str | None) -> None:
         """moto's replay, each request marked with its line (`REPLAY_HEADER`), over one
-        connection."""
+        connection; after a loaded snapshot, of the recording's tail only."""
         enabled, recorder._user_enabled = recorder._user_enabled, False
         self._replaying = True
+        start = self.covered or Covered(0, 0, "")
         try:
-            with requests.Session() as session, open(recorder._location) as recording:
-                for ordinal, row in enumerate(recording):
+            with requests.Session() as session, open(recorder._location, "rb") as recording:
+                recording.seek(start.offset)
+                for ordinal, row in enumerate(recording, start.lines):
                     _send(session, json.loads(row), ordinal, target_host)
         finally:
             self._replaying = False

@@ -36,7 +36,7 @@ import boto3
 
 from reconciler.backoff import Backoff, poll
 from reconciler.errors import RetryableError, TerminalError
-from reconciler.sandbox import ec2_machine, settings
+from reconciler.sandbox import ec2_machine, settings, snapshot
 from reconciler.sandbox.batch_events import SLACK_FILE
 from reconciler.sandbox.clock_api import CLOCK_FILE
 from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
@@ -198,7 +198,7 @@ def _spawn(directory: Path, values: Mapping[str, str]) -> tuple[str, subprocess.
             lambda state: state is not False,  # up, or the process has exited
             60.0,
             "the sandbox server to start",
-            Backoff(first=0.05, ceiling=0.5),
+            Backoff(first=0.05, ceiling=0.1),  # a probe costs little; a late one adds to a restart
         )
     except BaseException as exc:
         _terminate(proc)
@@ -360,12 +360,12 @@ def stop() -> bool:
 
 
 def reset() -> None:
-    """Stops the server and discards the account: its recording, its jobs' journal, its EC2
+    """Stops the server and discards the account: its recording (and snapshot), its journal, EC2
     instances' files, and the settings kept (the next command starts with those of its
     environment)."""
     stop()
     directory = state_dir()
-    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE, CLOCK_FILE, SLACK_FILE):
+    for name in (RECORDING, JOURNAL, settings.SETTINGS_FILE, CLOCK_FILE, SLACK_FILE, *snapshot.ALL):
         (directory / name).unlink(missing_ok=True)
     shutil.rmtree(directory / INSTANCES_DIR, ignore_errors=True)  # their logs and scratch
 

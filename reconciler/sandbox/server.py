@@ -6,7 +6,9 @@ sandbox's state survives a restart, and names its directory (the job journal) an
 The server owns the moto extensions it installs (their settings come from that same
 environment), and with them the job scheduler. Stopped (SIGTERM), it kills its jobs'
 processes and its EC2 instances' first: they run in process groups of their own, and would
-outlive it.
+outlive it; then, once the requests it is serving are done, it writes a snapshot of its state
+(`snapshot`), which the next server loads before it serves, so that it replays only what the
+recording holds beyond it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,49 @@ import argparse
 import logging
 import os
 import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from reconciler.sandbox import moto_ext
+from reconciler.sandbox import moto_ext, snapshot
 from reconciler.sandbox.config import SandboxConfig
+
+MODULE = "reconciler.sandbox.server"  # how the manager starts it (and finds it: its cmdline)
+DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a snapshot
+REAP_WAIT = 2.0  # seconds the killed job processes have to be gone before the server exits
+
+
+class InFlight:
+    """The WSGI application, counting the requests it is serving (a snapshot waits for them)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.count = 0
+        self._done = threading.Condition()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        with self._done:
+            self.count += 1
+        try:
+            return self.app(environ, start_response)
+        finally:
+            with self._done:
+                self.count -= 1
+                self._done.notify_all()
+
+    def drained(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self.count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
 
 
 def serve(host: str, port: int) -> None:
@@ -30,8 +71,27 @@ def serve(host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # What became of the snapshot goes to the server's log (the manager's SERVER_LOG).
+    said = logging.StreamHandler()
+    said.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    snapshot.log.addHandler(said)
+    snapshot.log.setLevel(logging.INFO)
     # The extensions (and their scheduler) live as long as the moto they patched: this process.
     extensions = moto_ext.install(SandboxConfig(os.environ))
+    directory = extensions.config.server_dir
+    recording = Path(os.environ.get("MOTO_RECORDER_FILEPATH", "")) if directory else None
+    if directory and recording is not None:
+        # A new account (no recording) is whole at once; one to restore once it is replayed.
+        extensions.durability.whole = not recording.exists() or recording.stat().st_size == 0
+        # Before the first request: the manager's replay then sends only the tail.
+        try:
+            extensions.durability.covered = snapshot.load(extensions, Path(directory), recording)
+        except snapshot.Unusable:
+            # moto's state is touched: the full replay is done by a fresh process (same pid,
+            # so the manager waits for it as for this one), without the snapshot.
+            path = Path(directory)
+            (path / snapshot.SNAPSHOT).replace(path / snapshot.UNUSABLE)
+            os.execv(sys.executable, [sys.executable, "-m", MODULE, *sys.argv[1:]])
 
     def stop(signum: int, frame: FrameType | None) -> None:
         extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
@@ -39,7 +99,7 @@ def serve(host: str, port: int) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    app = DomainDispatcherApplication(create_backend_app)
+    app = InFlight(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     # Schedules fire by calling this server; moto's Step Functions runner calls
     # localhost:MOTO_PORT for the Batch states of a state machine.
@@ -47,7 +107,37 @@ def serve(host: str, port: int) -> None:
     extensions.ec2.endpoint = extensions.clock.endpoint  # what user data reaches the sandbox at
     os.environ["MOTO_PORT"] = str(server.port)
     extensions.clock.start()
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except SystemExit:  # stopped (SIGTERM): no new request; those under way end, then the snapshot
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
+        server.socket.close()
+        if directory and recording is not None:
+            if not app.drained(DRAIN_WAIT):
+                snapshot.log.warning("sandbox snapshot: not written (requests still running)")
+            elif not extensions.durability.whole:  # its replay failed or never came
+                snapshot.log.warning("sandbox snapshot: not written (the recording not restored)")
+            else:
+                snapshot.write(extensions, Path(directory), recording)
+        # Gone at once: freeing moto's million objects one by one takes seconds, which the
+        # restart waiting for this process would add. Nothing is left to flush but the log;
+        # the jobs' processes it killed are waited for (whoever sees it gone sees them gone).
+        _reap(REAP_WAIT)
+        logging.shutdown()
+        os._exit(0)
+
+
+def _reap(seconds: float) -> None:
+    """Waits, at most `seconds`, until this process has no child left (SIGKILLed, they die a
+    moment later)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # none left
+        if pid == 0:
+            time.sleep(0.01)
 
 
 def main() -> None:

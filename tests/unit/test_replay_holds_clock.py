@@ -46,4 +46,4 @@ def test_no_tick_runs_while_the_recording_is_replayed() -> None:
     patches.replay_recording(recorder)
     assert replayed == [recorder]
     assert ticked.wait(10), "the clock ticks again once the replay is done"
-    assert scheduler.paused == [True, False]
+    assert scheduler.paused == [True, False] and patches.whole
