@@ -3,15 +3,14 @@
 The sandbox's durable state is moto's request recording (`manager`): replaying 1,000 requests
 takes a new server about 15 s. So a server stopped gracefully (SIGTERM: `sandbox stop`,
 `restart`, a settings change) writes, once its in-flight requests are done, `snapshot.pickle`
-in its state directory: moto's backends (every service in use, each account and region),
-moto's seeded generator and the sandbox's per-request streams (IDs drawn after a restore are
-those a replay would give),
-moto's `/moto-api/config`, and what the sandbox's extensions keep beside moto (the EC2 host's
-instances, ClientTokens and injected faults; when queues let go of compute environments), and
-how much of the recording that covers (bytes, lines and a SHA-256 of that prefix). The next
-server loads it before it serves anything and replays only the recording's tail after it
-(nothing after a clean stop; after a crash, the requests made since the snapshot), then ends
-the instances that ran, as after a full replay (`ec2_patches`).
+in its state directory: moto's backends (every service in use, each account and region), moto's
+seeded generator and whether requests draw from streams of their own (IDs drawn after a restore
+are those a replay would give), moto's `/moto-api/config`, and what the sandbox's extensions
+keep beside moto (the EC2 host's instances, ClientTokens and injected faults; when queues let
+go of compute environments), and how much of the recording that covers (bytes, lines and a
+SHA-256 of that prefix). The next server loads it before it serves anything and replays only
+the recording's tail after it (nothing after a clean stop; after a crash, the requests made
+since the snapshot), then ends the instances that ran, as after a full replay (`ec2_patches`).
 
 No snapshot is written while a job is unfinished or a state machine runs (an attempt's fate on
 a restart is decided by the replay and the job journal, `job_restore`, and is kept exactly so):
