@@ -17,17 +17,20 @@ import os
 import signal
 from types import FrameType
 
-from reconciler.sandbox import moto_ext
 from reconciler.sandbox.config import SandboxConfig
+from reconciler.sandbox.moto_import import import_moto_ec2
 
 
 def serve(host: str, port: int) -> None:
+    import_moto_ec2()  # before anything else imports it the slow way
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
     )
     from werkzeug.serving import make_server
+
+    from reconciler.sandbox import moto_ext
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # The extensions (and their scheduler) live as long as the moto they patched: this process.
