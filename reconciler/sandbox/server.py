@@ -25,8 +25,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.sandbox import moto_ext, snapshot
+from reconciler.sandbox import snapshot
 from reconciler.sandbox.config import SandboxConfig
+from reconciler.sandbox.moto_import import import_moto_ec2
 
 MODULE = "reconciler.sandbox.server"  # how the manager starts it (and finds it: its cmdline)
 DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a snapshot
@@ -63,12 +64,15 @@ class InFlight:
 
 
 def serve(host: str, port: int) -> None:
+    import_moto_ec2()  # before anything else imports it the slow way
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
     )
     from werkzeug.serving import make_server
+
+    from reconciler.sandbox import moto_ext
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # What became of the snapshot goes to the server's log (the manager's SERVER_LOG).
