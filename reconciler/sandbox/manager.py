@@ -21,10 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -34,31 +30,25 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from reconciler.backoff import Backoff, poll
-from reconciler.errors import RetryableError, TerminalError
-from reconciler.sandbox import ec2_machine, settings, snapshot
+from reconciler.errors import TerminalError
+from reconciler.sandbox import ec2_machine, server_process, settings, snapshot
 from reconciler.sandbox.batch_events import SLACK_FILE
 from reconciler.sandbox.clock_api import CLOCK_FILE
 from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.config import (
     CREDENTIALS,
-    ENDPOINT_ENV,
     REGION,
-    SERVER_DIR_ENV,
     SandboxConfig,
 )
 from reconciler.sandbox.ec2_machine import INSTANCES_DIR
 from reconciler.sandbox.job_journal import JOURNAL
 from reconciler.sandbox.seed import SEED_PATH, SEED_QUERY, seed_account
+from reconciler.sandbox.server_process import RECORDING, SERVER_LOG, alive
 
 __all__ = ("CREDENTIALS", "REGION", "Sandbox", "ensure", "reset", "state_dir", "status", "stop")
 # In the state directory:
 SERVER_INFO = "server.json"  # the running server's endpoint and pid
-RECORDING = "recording.jsonl"  # every request, replayed by a new server
-SERVER_LOG = "server.log"
 LOCK = "lock"
-SERVER_MODULE = "reconciler.sandbox.server"
-STOP_WAIT = 10.0  # seconds a stopped server has to exit before it is killed
 
 
 def state_dir() -> Path:
@@ -78,20 +68,6 @@ class Sandbox:
 SETUP_TIMEOUT = 60.0  # seconds for the requests that prepare a new server
 
 
-def _post(url: str, body: bytes = b"", timeout: float = 2.0) -> int:
-    req = urllib.request.Request(url, data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return int(resp.status)
-
-
-def alive(endpoint: str) -> bool:
-    try:
-        # Idempotent, and never recorded: a probe that changes nothing.
-        return _post(f"{endpoint}/moto-api/recorder/start-recording") == 200
-    except (urllib.error.URLError, OSError, ValueError):  # ValueError: not a URL at all
-        return False
-
-
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
@@ -101,12 +77,6 @@ def _locked(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _read_info(directory: Path) -> dict[str, object] | None:
@@ -127,88 +97,6 @@ def _write_info(
 def _settings_of(info: Mapping[str, object]) -> dict[str, str]:
     found = info.get("settings")
     return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
-
-
-def _is_server(pid: int) -> bool:
-    """The process is a sandbox server (a stale pid may belong to anything else by now)."""
-    proc = Path("/proc")
-    if not proc.is_dir():  # no procfs to ask: trust server.json, as before
-        return True
-    try:
-        return SERVER_MODULE.encode() in (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _signal(pid: int, sig: int) -> bool:
-    try:
-        os.killpg(pid, sig)  # the server and any job processes it started
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def _stop_server(pid: int) -> bool:
-    """Stops a server (SIGTERM: it kills its jobs' processes) and waits until it is gone, so
-    that nothing of it is still running when a new server replays the recording."""
-    if not _signal(pid, signal.SIGTERM):
-        return False
-    deadline = time.monotonic() + STOP_WAIT
-    while _is_server(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _is_server(pid):
-        _signal(pid, signal.SIGKILL)
-    return True
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    """Stops a server this process started, and waits for it: it must not outlive a failure."""
-    _signal(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(STOP_WAIT)
-    except subprocess.TimeoutExpired:
-        _signal(proc.pid, signal.SIGKILL)
-        proc.wait(STOP_WAIT)
-
-
-def _spawn(directory: Path, values: Mapping[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        **values,  # the settings it runs with, kept or asked for
-        "MOTO_ENABLE_RECORDING": "true",
-        "MOTO_RECORDER_FILEPATH": str(directory / RECORDING),
-        SERVER_DIR_ENV: str(directory),  # its job journal
-        ENDPOINT_ENV: endpoint,  # what its jobs' processes are given
-    }
-    with open(directory / SERVER_LOG, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", SERVER_MODULE, "--port", str(port)],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-    failed = TerminalError(f"the sandbox server did not start; see {directory / SERVER_LOG}")
-    try:
-        up = poll(
-            lambda: alive(endpoint) or (False if proc.poll() is None else None),
-            lambda state: state is not False,  # up, or the process has exited
-            60.0,
-            "the sandbox server to start",
-            Backoff(first=0.05, ceiling=0.1),  # a probe costs little; a late one adds to a restart
-        )
-    except BaseException as exc:
-        _terminate(proc)
-        if isinstance(exc, RetryableError):
-            raise failed from None
-        raise
-    if not up:
-        _terminate(proc)
-        raise failed
-    return endpoint, proc
 
 
 def _damaged(recording: Path, detail: str) -> TerminalError:
@@ -257,7 +145,7 @@ def check_recording(recording: Path) -> None:
 def _replay(endpoint: str, directory: Path) -> None:
     recording = directory / RECORDING
     try:
-        _post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=600)
+        server_process.post(f"{endpoint}/moto-api/recorder/replay-recording", timeout=600)
     except OSError as exc:  # HTTP 500 and the like: the traceback is in the server's log
         raise _damaged(recording, f"{exc}; see {directory / SERVER_LOG}") from None
 
@@ -266,10 +154,12 @@ def prepare_new(endpoint: str) -> None:
     """Seeds a just-started, empty server; every request here is recorded for replays."""
     # Not the 2 s of a liveness probe: on a loaded machine (tests on every core) the first
     # requests to a just-reset server take longer, and a timeout here fails the command.
-    _post(f"{endpoint}{SEED_PATH}?{SEED_QUERY}", timeout=SETUP_TIMEOUT)
+    server_process.post(f"{endpoint}{SEED_PATH}?{SEED_QUERY}", timeout=SETUP_TIMEOUT)
     # Step Functions: moto runs state machines (a scheduled Pipeline's), instead of storing them.
     config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
-    _post(f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT)
+    server_process.post(
+        f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT
+    )
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     seed_account(
         session.client("iam", endpoint_url=endpoint),
@@ -294,7 +184,7 @@ def ensure(restart: bool = False) -> Sandbox:
         pid = info.get("pid") if info else None
         pid = pid if isinstance(pid, int) else None
         values = settings.wanted(directory)
-        notice, replaced = None, False
+        notice, replaced, stopping = None, False, None
         if info and info.get("ready", True) and alive(str(info["endpoint"])):
             changed = settings.differences(_settings_of(info), values)
             if not changed and not restart:
@@ -304,25 +194,40 @@ def ensure(restart: bool = False) -> Sandbox:
             if (attempts or instances) and not restart:
                 notice = settings.kept_running_notice(changed, attempts, instances)
                 return Sandbox(str(info["endpoint"]), pid, "running", notice)
-            if pid is not None and pid > 1 and pid != os.getpgrp() and _is_server(pid):
-                _stop_server(pid)
+            if (
+                pid is not None
+                and pid > 1
+                and pid != os.getpgrp()
+                and server_process.is_server(pid)
+            ):
+                stopping = pid if server_process.signal_group(pid, signal.SIGTERM) else None
             notice, replaced = settings.restarted_notice(changed) if changed else None, True
-        elif info and not info.get("ready", True) and pid is not None and _is_server(pid):
-            _stop_server(pid)  # its start was interrupted: it is in no known state
-        recording = directory / RECORDING
-        restore = recording.exists() and recording.stat().st_size > 0
-        if restore:
-            check_recording(recording)  # before a server is started that would then fail
-        endpoint, proc = _spawn(directory, values)
+        elif (
+            info
+            and not info.get("ready", True)
+            and pid is not None
+            and server_process.is_server(pid)
+        ):
+            # Its start was interrupted: it is in no known state.
+            stopping = pid if server_process.signal_group(pid, signal.SIGTERM) else None
+        # The new server imports moto while the old one, told to stop, writes its snapshot.
+        endpoint, proc = server_process.launch(directory, values, after=stopping)
         settings.keep(directory, values)
         _write_info(directory, endpoint, proc.pid, False, values)  # so that stop() finds it
         try:
+            if stopping is not None:
+                server_process.await_exit(stopping)  # its last requests are in the recording now
+            recording = directory / RECORDING
+            restore = recording.exists() and recording.stat().st_size > 0
+            if restore:
+                check_recording(recording)
+            server_process.await_up(directory, endpoint, proc)
             if restore:
                 _replay(endpoint, directory)
             else:
                 prepare_new(endpoint)
         except BaseException:
-            _terminate(proc)  # a server that failed to start is no one's: no orphans
+            server_process.terminate(proc)  # a server that failed to start is no one's: no orphans
             (directory / SERVER_INFO).unlink(missing_ok=True)
             raise
         _write_info(directory, endpoint, proc.pid, True, values)
@@ -354,9 +259,14 @@ def stop() -> bool:
         pid = info.get("pid") if info else None
         # Never a pid it cannot vouch for (after a reboot server.json may name init), nor our
         # own process group; a server whose start failed is stopped too (no orphan is left).
-        if not isinstance(pid, int) or pid <= 1 or pid == os.getpgrp() or not _is_server(pid):
+        if (
+            not isinstance(pid, int)
+            or pid <= 1
+            or pid == os.getpgrp()
+            or not server_process.is_server(pid)
+        ):
             return False
-        return _stop_server(pid)
+        return server_process.stop_server(pid)
 
 
 def reset() -> None:

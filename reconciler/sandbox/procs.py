@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 GONE_WAIT = 5.0  # seconds: far more than a SIGKILL takes even under heavy load
+STOP_WAIT = 10.0  # seconds a sandbox server told to stop has to exit before it is killed
 
 
 def alive(pid: int) -> bool:

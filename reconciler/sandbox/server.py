@@ -25,11 +25,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reconciler.sandbox import snapshot
+from reconciler.sandbox import procs, snapshot
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.moto_import import import_moto_ec2
+from reconciler.sandbox.server_process import SERVER_MODULE
 
-MODULE = "reconciler.sandbox.server"  # how the manager starts it (and finds it: its cmdline)
 DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a snapshot
 REAP_WAIT = 2.0  # seconds the killed job processes have to be gone before the server exits
 
@@ -63,7 +63,9 @@ class InFlight:
         return True
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, after: int | None = None) -> None:
+    """`after`: a server of the same directory told to stop; this one imports moto meanwhile,
+    and touches the directory (journal, clock, snapshot) only once that one is gone."""
     import_moto_ec2()  # before anything else imports it the slow way
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -73,6 +75,10 @@ def serve(host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     from reconciler.sandbox import moto_ext
+
+    if after is not None:
+        # The manager kills it after its STOP_WAIT; this wait is only a bound.
+        procs.wait_gone([after], procs.STOP_WAIT + procs.GONE_WAIT)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # What became of the snapshot goes to the server's log (the manager's SERVER_LOG).
@@ -95,7 +101,7 @@ def serve(host: str, port: int) -> None:
             # so the manager waits for it as for this one), without the snapshot.
             path = Path(directory)
             (path / snapshot.SNAPSHOT).replace(path / snapshot.UNUSABLE)
-            os.execv(sys.executable, [sys.executable, "-m", MODULE, *sys.argv[1:]])
+            os.execv(sys.executable, [sys.executable, "-m", SERVER_MODULE, *sys.argv[1:]])
 
     def stop(signum: int, frame: FrameType | None) -> None:
         extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
@@ -148,8 +154,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="reconciler-sandbox-server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--after", type=int, help="the pid of a server being stopped")
     args = parser.parse_args()
-    serve(args.host, args.port)
+    serve(args.host, args.port, args.after)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from reconciler.sandbox import manager, snapshot
+from reconciler.sandbox import manager, server_process, snapshot
 from reconciler.sandbox.config import PENDING_ENV, RUN_ENV, STEP_ENV
 
 DONE = ("SUCCEEDED", "FAILED")
@@ -273,8 +273,9 @@ def test_a_server_whose_replay_never_came_leaves_the_snapshot_as_it_was(state_di
     # Started (it loads the snapshot) but stopped before the manager had it replay the tail:
     # a snapshot now would stand for requests it never applied.
     start = log_size(state_dir)
-    _, proc = manager._spawn(state_dir, {})
-    manager._terminate(proc)
+    endpoint, proc = server_process.launch(state_dir, {})
+    server_process.await_up(state_dir, endpoint, proc)
+    server_process.terminate(proc)
     assert (state_dir / snapshot.SNAPSHOT).read_bytes() == written
     assert "not written (the recording not restored)" in log_since(state_dir, start)
     restored = manager.ensure()
