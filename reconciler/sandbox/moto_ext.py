@@ -16,6 +16,8 @@ that is a module global. The patches themselves are in
   (S3 multipart uploads, no job running during the replay).
 - `reconciler.sandbox.states_patches`: Step Functions' Batch states get AWS's request shape.
 - `reconciler.sandbox.image_patches`: DeregisterImage deletes the image's snapshots when asked.
+- `reconciler.sandbox.iam_patches`: IAM backends are made only where used (moto made six per
+  account to find a request's account), AWS's managed policies parsed once per process.
 - `reconciler.sandbox.ec2_patches`: EC2 instances go through `pending`, honour ClientToken,
   have their spot requests, and those launched with the tool's tags run their user data
   (`ec2_host`, `ec2_machine`); launch faults and instance deaths can be injected
@@ -40,6 +42,7 @@ from reconciler.sandbox.definition_patches import DefinitionPatches
 from reconciler.sandbox.durability_patches import DurabilityPatches
 from reconciler.sandbox.ec2_host import InstanceHost
 from reconciler.sandbox.ec2_patches import Ec2Patches
+from reconciler.sandbox.iam_patches import IamPatches
 from reconciler.sandbox.image_patches import ImagePatches
 from reconciler.sandbox.job_journal import Journal
 from reconciler.sandbox.job_patches import JobPatches
@@ -72,6 +75,7 @@ class Extensions:
     events: BatchEvents
     ec2: InstanceHost
     instances: Ec2Patches
+    iam: IamPatches
 
 
 IAM_MANAGED_POLICIES = "MOTO_IAM_LOAD_MANAGED_POLICIES"
@@ -113,6 +117,7 @@ def install(config: SandboxConfig | None = None) -> Extensions:
         events,
         ec2,
         Ec2Patches(ec2),
+        IamPatches(),
     )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)
@@ -123,4 +128,5 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     extensions.states.install(patcher)
     extensions.instances.install(patcher)  # after durability: both wrap the replay
     ImagePatches().install(patcher)  # keeps no state
+    extensions.iam.install(patcher)
     return extensions

@@ -5,13 +5,15 @@ needs between requests (the job scheduler, when a queue let go of a compute envi
 in the object that installed it: each replacement calls a method of that object, and carries a
 reference to the object that installed it, so that `reconciler.sandbox.moto_ext.install()` can
 find an earlier installation instead of patching twice. `job_patches` and `resource_patches`
-use this; nothing else should set attributes on moto's classes.
+use this; nothing else should set attributes on moto's classes (or on its modules: a moto
+function its callers look up at each call is replaced with `replace_function`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 OWNER_ATTR = "_reconciler_sandbox_owner"
@@ -38,4 +40,19 @@ class Patcher:
         functools.update_wrapper(method, original)
         setattr(method, OWNER_ATTR, self.owner)
         setattr(cls, name, method)
+        return original
+
+    def replace_function(
+        self, module: ModuleType, name: str, handler: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        """Makes `module.name(...)` call `handler(...)`, for a moto function its callers look
+        up in its module at each call; returns the function it replaced."""
+        original: Callable[..., Any] = getattr(module, name)
+
+        def function(*args: Any, **kwargs: Any) -> Any:
+            return handler(*args, **kwargs)
+
+        functools.update_wrapper(function, original)
+        setattr(function, OWNER_ATTR, self.owner)
+        setattr(module, name, function)
         return original
