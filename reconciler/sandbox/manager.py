@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import boto3
-
 from reconciler.backoff import Backoff, poll
 from reconciler.errors import RetryableError, TerminalError
 from reconciler.sandbox import ec2_machine, settings
@@ -270,6 +268,8 @@ def prepare_new(endpoint: str) -> None:
     # Step Functions: moto runs state machines (a scheduled Pipeline's), instead of storing them.
     config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     _post(f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT)
+    import boto3  # here: a restart or a stop need not import it
+
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     seed_account(
         session.client("iam", endpoint_url=endpoint),
