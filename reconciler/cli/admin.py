@@ -63,7 +63,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 @output_option("status format: text and yaml are YAML, or json")
 @debug_option
 def sandbox_command(action: str, clock_words: tuple[str, ...], output: str) -> int:
-    from reconciler.render import plans as render
+    # render.dump, not render.plans (which imports the engine): half a second of a restart.
+    from reconciler.render.dump import dump
     from reconciler.sandbox import manager
 
     if clock_words and action != "clock":
@@ -72,7 +73,7 @@ def sandbox_command(action: str, clock_words: tuple[str, ...], output: str) -> i
         advance = _clock_words(clock_words)
         state = manager.clock(advance)
         if output != "text":
-            out(render.dump(state, output).rstrip())
+            out(dump(state, output).rstrip())
             return EXIT_OK
         for fired in state.get("fired") or []:
             out(f"fired {fired['schedule']} at {fired['time']}: {fired['outcome']}")
@@ -90,7 +91,7 @@ def sandbox_command(action: str, clock_words: tuple[str, ...], output: str) -> i
         manager.reset()
         out("sandbox reset: the next command starts an empty account")
     else:
-        out(render.dump(manager.status(), "yaml" if output == "text" else output).rstrip())
+        out(dump(manager.status(), "yaml" if output == "text" else output).rstrip())
     return EXIT_OK
 
 

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import boto3
-
 from reconciler.errors import TerminalError
 from reconciler.sandbox import ec2_machine, server_process, settings, snapshot
 from reconciler.sandbox.batch_events import SLACK_FILE
@@ -160,6 +158,8 @@ def prepare_new(endpoint: str) -> None:
     server_process.post(
         f"{endpoint}/moto-api/config", json.dumps(config).encode(), timeout=SETUP_TIMEOUT
     )
+    import boto3  # here: a restart or a stop need not import it
+
     session = boto3.session.Session(region_name=REGION, **CREDENTIALS)
     seed_account(
         session.client("iam", endpoint_url=endpoint),

@@ -35,7 +35,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.cron import ExpressionError, firings_between
@@ -222,6 +221,8 @@ class ScheduleClock:
     def _client(self, service: str, region: str) -> Any:
         if self.endpoint is None:
             raise ValueError("the sandbox scheduler does not know the server's URL")
+        import boto3  # here: the CLI's sandbox commands import this module for its constants
+
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
