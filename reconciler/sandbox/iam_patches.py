@@ -6,7 +6,10 @@
   AWS's 1,582 managed policies. The first request after a start or a reset paid for all six
   (seconds of CPU on a loaded machine), every reset rebuilt them, and a snapshot of the server
   carried them all. A backend that does not exist holds no access key, so the lookup here asks
-  only the ones that exist: the same answer, without five partitions nobody uses.
+  only the ones that exist: the same answer, without five partitions nobody uses. Not for a
+  recording made before the per-request streams (`request_streams`), though: its IDs came
+  from moto's shared generator after those five backends had drawn theirs, so its replay
+  builds them as moto did.
 - Each IAM backend parses moto's 4.7 MB of managed policies, and serialises every policy
   document again; the parsed policies are kept here (they are immutable: names, strings,
   datetimes) and each backend gets new policy objects made from them, as moto makes them.
@@ -27,23 +30,30 @@ from moto.settings import load_iam_aws_managed_policies
 from moto.utilities.utils import PARTITION_NAMES
 
 from reconciler.sandbox.patching import Patcher
+from reconciler.sandbox.request_streams import RequestStreams
 
 
 class IamPatches:
-    _init_aws_policies: Any  # moto's original, set by install()
+    _init_aws_policies: Any  # moto's originals, set by install()
+    _get_account_id_from: Any
 
-    def __init__(self) -> None:
+    def __init__(self, streams: RequestStreams) -> None:
+        self.streams = streams
         self._policies: list[tuple[str, dict[str, Any]]] | None = None
         self._parsing = threading.Lock()
 
     def install(self, patcher: Patcher) -> None:
-        patcher.replace_function(iam_models, "get_account_id_from", self.account_of)
+        self._get_account_id_from = patcher.replace_function(
+            iam_models, "get_account_id_from", self.account_of
+        )
         self._init_aws_policies = patcher.replace(
             IAMBackend, "_init_aws_policies", self.aws_policies
         )
 
     def account_of(self, access_key: str) -> str:
         """moto's lookup, over the IAM backends that exist only."""
+        if self.streams.seed is None:  # a recording of moto's shared generator, or no seed yet
+            return str(self._get_account_id_from(access_key))
         for account_id, account in list(iam_models.iam_backends.items()):
             for partition in PARTITION_NAMES:
                 backend = dict.get(account, partition)  # not account[...]: that creates it

@@ -104,6 +104,7 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     events = BatchEvents(clock)
     scheduler.listeners.append(events.changed)
     ec2 = InstanceHost(config)
+    durability = DurabilityPatches(scheduler, clock)
     extensions = Extensions(
         config,
         scheduler,
@@ -111,13 +112,13 @@ def install(config: SandboxConfig | None = None) -> Extensions:
         jobs,
         TaggingPatches(),
         DefinitionPatches(),
-        DurabilityPatches(scheduler, clock),
+        durability,
         clock,
         StatesPatches(),
         events,
         ec2,
         Ec2Patches(ec2),
-        IamPatches(),
+        IamPatches(durability.streams),
     )
     patcher = Patcher(owner=extensions)
     extensions.resources.install(patcher)

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto.iam.models import iam_backends
 from moto.moto_api import recorder
 from moto.moto_api._internal import mock_random
+from moto.utilities.utils import PARTITION_NAMES
 
 from reconciler.sandbox.durability_patches import REPLAY_HEADER
 from reconciler.sandbox.seed import SEED, SEED_PATH, SEED_QUERY
@@ -80,6 +82,8 @@ def test_a_recording_made_without_streams_replays_with_motos_shared_generator(aw
     ec2 = client(aws, "ec2")
     ec2.create_security_group(GroupName="first", Description="a")
     before = _groups(aws)
+    # Drawn as moto draws: its account lookup made an IAM backend in every partition.
+    assert set(dict.keys(iam_backends["123456789012"])) == set(PARTITION_NAMES)
     _restart(aws)
     assert _groups(aws) == before
     assert json.loads(recording.read_text().splitlines()[0])["url"].endswith(f"?a={SEED}")
