@@ -27,7 +27,7 @@ from typing import Any
 
 from reconciler.sandbox import procs, snapshot
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.moto_import import import_moto_ec2
+from reconciler.sandbox.moto_import import IMPORT_CACHE, import_moto_ec2
 from reconciler.sandbox.server_process import SERVER_MODULE
 
 DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a snapshot
@@ -66,7 +66,9 @@ class InFlight:
 def serve(host: str, port: int, after: int | None = None) -> None:
     """`after`: a server of the same directory told to stop; this one imports moto meanwhile,
     and touches the directory (journal, clock, snapshot) only once that one is gone."""
-    import_moto_ec2()  # before anything else imports it the slow way
+    directory = SandboxConfig(os.environ).server_dir
+    # Before anything else imports moto's EC2 models the slow way.
+    import_moto_ec2(Path(directory) / IMPORT_CACHE if directory else None)
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -88,7 +90,6 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     snapshot.log.setLevel(logging.INFO)
     # The extensions (and their scheduler) live as long as the moto they patched: this process.
     extensions = moto_ext.install(SandboxConfig(os.environ))
-    directory = extensions.config.server_dir
     recording = Path(os.environ.get("MOTO_RECORDER_FILEPATH", "")) if directory else None
     if directory and recording is not None:
         # A new account (no recording) is whole at once; one to restore once it is replayed.

@@ -1,21 +1,36 @@
-"""moto's EC2 models imported with one botocore session (reconciler.sandbox.moto_import) know
-the regions a plain import knows, and leave boto3 as it was."""
+"""moto's EC2 models imported with one botocore session, and from the import cache
+(reconciler.sandbox.moto_import), know what a plain import knows, and leave boto3 and moto's
+loader as they were."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = """
-import json, sys
+import hashlib, json, sys
 {first}
 import boto3
-from moto.ec2.models import availability_zones_and_regions as m
+import moto.utilities.utils as utils
+from moto.ec2.models import amis, availability_zones_and_regions as zones, instance_types as types
+
+ZONES = zones.RegionsAndZonesBackend.zones
+
+def digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
 print(json.dumps({{
-    "regions": sorted(r.name for r in m.RegionsAndZonesBackend.regions),
-    "zones": sorted(m.RegionsAndZonesBackend.zones),
-    "session_restored": boto3.Session.__module__ == "boto3.session" and m.Session is boto3.Session,
+    "regions": sorted(r.name for r in zones.RegionsAndZonesBackend.regions),
+    "zones": digest({{k: [z.name for z in v] for k, v in ZONES.items()}}),
+    "types": digest(types.INSTANCE_TYPES),
+    "offerings": digest(types.INSTANCE_TYPE_OFFERINGS),
+    "amis": digest(amis.AMIS),
+    "restored": [
+        boto3.Session.__module__ == "boto3.session" and zones.Session is boto3.Session,
+        types.load_resource is utils.load_resource and amis.load_resource is utils.load_resource,
+    ],
 }}))
 """
 
@@ -31,9 +46,31 @@ def _probe(first: str) -> dict[str, object]:
     return dict(json.loads(done.stdout))
 
 
-def test_the_shared_session_import_knows_what_a_plain_import_knows() -> None:
-    shared = _probe("from reconciler.sandbox.moto_import import import_moto_ec2; import_moto_ec2()")
+def _with(cache: Path | None) -> str:
+    where = "None" if cache is None else f"Path({str(cache)!r})"
+    return (
+        "from pathlib import Path\n"
+        "from reconciler.sandbox.moto_import import import_moto_ec2\n"
+        f"import_moto_ec2({where})"
+    )
+
+
+def test_the_shared_session_and_the_cache_know_what_a_plain_import_knows(tmp_path: Path) -> None:
     plain = _probe("")
-    assert shared == plain
-    assert shared["session_restored"] is True
-    assert len(shared["regions"]) > 20 and "us-east-1" in shared["regions"]  # type: ignore[arg-type]
+    assert len(plain["regions"]) > 20 and "us-east-1" in plain["regions"]  # type: ignore[arg-type,operator]
+    cache = tmp_path / "moto-import.pickle"
+    assert _probe(_with(None)) == plain
+    assert _probe(_with(cache)) == plain  # cold: writes the cache
+    assert cache.stat().st_size > 1_000_000
+    written = cache.read_bytes()
+    assert _probe(_with(cache)) == plain  # warm: answers from it
+    assert cache.read_bytes() == written, "nothing asked that the cache did not hold"
+    assert plain["restored"] == [True, True]
+
+
+def test_a_damaged_cache_is_an_import_without_one(tmp_path: Path) -> None:
+    cache = tmp_path / "moto-import.pickle"
+    cache.write_bytes(b"\x80\x05not a pickle")
+    plain = _probe("")
+    assert _probe(_with(cache)) == plain
+    assert cache.read_bytes() != b"\x80\x05not a pickle", "rewritten after the cold import"
