@@ -15,7 +15,7 @@ one that replays it, however its neighbours interleaved. Draws made outside a re
 request (the job scheduler's thread) use moto's shared generator, as before.
 
 A recording is replayed the way it was made: the streams are used only by a server seeded
-with `STREAMS_PARAM` (the recording's first request says so), so a recording made before
+with `seed.SEED_QUERY` (the recording's first request says so), so a recording made before
 them still replays with moto's shared generator.
 """
 
