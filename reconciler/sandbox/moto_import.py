@@ -12,6 +12,9 @@ asked for are written there, and the next import answers the same questions from
 botocore's endpoint data or moto's files: the same answers, to the same questions, from the
 same moto, botocore and Python (the file says which; another one is not used). Each resource
 is kept as its own pickle, so every import gets objects of its own, as moto's loader gives.
+The instance type offerings (150,000 entries, three location types in 30 regions, of which a
+sandbox uses one or two) are unpickled only for a region asked for, at its first use
+(`_Offerings`); unpickling them all was a fifth of a warm import.
 The file is written by the sandbox server into its own state directory and read only from there,
 as the snapshot is.
 """
@@ -23,10 +26,13 @@ import importlib
 import os
 import pickle
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 MODULE = "moto.ec2.models"
+TYPES_MODULE = "moto.ec2.models.instance_types"
+OFFERINGS = "ec2/resources/instance_type_offerings/"  # then {location type}/{region}.json[.gz]
 IMPORT_CACHE = "moto-import.pickle"  # in the server's state directory
 CACHE_FORMAT = 1
 
@@ -82,6 +88,57 @@ class _Regions:
         return list(self.known[key])
 
 
+class _Offerings(dict[str, Any]):
+    """One location type's instance type offerings by region, as moto's `instance_types`
+    module has them, but a cached region's list is unpickled at its first use. moto asks for a
+    region's with `[region]` and `.get(region, [])`; whatever reads the values gets them all."""
+
+    def __init__(self, location_type: str, loaded: dict[str, Any], cached: dict[str, bytes]):
+        super().__init__({**loaded, **dict.fromkeys(cached)})
+        self._location_type = location_type
+        self._cached = cached
+        self._lock = threading.Lock()
+
+    def __getitem__(self, region: str) -> Any:
+        offerings = dict.__getitem__(self, region)
+        if offerings is None:
+            with self._lock:
+                offerings = dict.__getitem__(self, region)
+                if offerings is None:
+                    offerings = pickle.loads(self._cached[region])
+                    for offering in offerings:  # what moto's module does with each one it loads
+                        offering["LocationType"] = self._location_type
+                    dict.__setitem__(self, region, offerings)
+        return offerings
+
+    def get(self, region: str, default: Any = None) -> Any:
+        try:
+            return self[region]
+        except KeyError:
+            return default
+
+    def values(self) -> Any:
+        return [self[region] for region in self]
+
+    def items(self) -> Any:
+        return [(region, self[region]) for region in self]
+
+
+def _lazy_offerings(deferred: dict[str, bytes]) -> None:
+    """Puts the offerings whose loading was deferred in place, behind `_Offerings`."""
+    offerings = sys.modules[TYPES_MODULE].INSTANCE_TYPE_OFFERINGS
+    for location_type in list(offerings):
+        prefix = f"{OFFERINGS}{location_type}/"
+        cached = {
+            name[len(prefix) :].split(".")[0]: pickled
+            for name, pickled in deferred.items()
+            if name.startswith(prefix)
+        }
+        if cached:
+            loaded = {r: v for r, v in offerings[location_type].items() if r not in cached}
+            offerings[location_type] = _Offerings(location_type, loaded, cached)
+
+
 def import_moto_ec2(cache: Path | None = None) -> None:
     """Imports moto's EC2 models (a no-op once they are); `cache`: the file to answer from and
     to write after a cold import."""
@@ -95,6 +152,7 @@ def import_moto_ec2(cache: Path | None = None) -> None:
     regions = _Regions(dict(data.get("regions") or {}), AccountSpecificBackend.get_session())
     resources: dict[str, bytes] = dict(data.get("resources") or {})
     loaded = len(resources)
+    deferred: dict[str, bytes] = {}  # cached offerings, loaded when asked for
     session_class, load_resource = boto3.Session, moto_utils.load_resource
 
     def session(*args: Any, **kwargs: Any) -> Any:
@@ -103,6 +161,9 @@ def import_moto_ec2(cache: Path | None = None) -> None:
     def resource(name: str) -> Any:
         if name not in resources:
             resources[name] = pickle.dumps(load_resource(name), protocol=pickle.HIGHEST_PROTOCOL)
+        elif name.startswith(OFFERINGS):
+            deferred[name] = resources[name]
+            return []  # for now: `_lazy_offerings` puts them in place
         return pickle.loads(resources[name])
 
     before = set(sys.modules)
@@ -120,5 +181,7 @@ def import_moto_ec2(cache: Path | None = None) -> None:
                 module.Session = session_class
             if getattr(module, "load_resource", None) is resource:
                 module.load_resource = load_resource
+    if deferred:
+        _lazy_offerings(deferred)
     if cache is not None and (regions.missed or len(resources) != loaded):
         _write(cache, regions.known, resources)
