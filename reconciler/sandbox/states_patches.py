@@ -6,23 +6,34 @@ leaves out the step that turns the state's PascalCase parameters (`JobQueue`, `D
 `ContainerOverrides.Environment[].Name`) into boto3's request and the reply back into
 PascalCase (`JobId`): every Batch state fails with a KeyError. AWS does both; these patches
 do them for Batch states, keeping the keys of `Tags` and `Parameters` (the user's) as written.
+
+The runner's modules (an ANTLR grammar among them) are imported by moto at the first Step
+Functions request, and importing them with the server took a tenth of its start: the patches
+are installed when moto imports the module they patch (a post-import hook), not before.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_batch as batch_service,
-)
+import wrapt
 
 from reconciler.sandbox.patching import Patcher
 from reconciler.sandbox.schedule_firing import camel
 
+BATCH_SERVICE = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch"
+)
+
 
 class StatesPatches:
     def install(self, patcher: Patcher) -> None:
-        cls = batch_service.StateTaskServiceBatch
+        """Patches the Batch service of moto's runner once it is imported (at once if it is)."""
+        wrapt.register_post_import_hook(lambda module: self.patch(patcher, module), BATCH_SERVICE)
+
+    def patch(self, patcher: Patcher, module: ModuleType) -> None:
+        cls = module.StateTaskServiceBatch
         patcher.replace(cls, "_normalise_parameters", self.normalise_parameters)
         patcher.replace(cls, "_normalise_response", self.normalise_response)
 
