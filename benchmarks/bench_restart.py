@@ -8,7 +8,10 @@ requests (every request the sandbox served is recorded: an apply's reads as well
 writes), then times `reconciler sandbox restart` `--runs` times: the old server is stopped
 (writing its snapshot), a new one started, loading it (replaying only what the recording holds
 after it) before the command returns. The sandbox's CPU time is the new server's (from /proc).
-Then a crash: one more apply, SIGKILL, and a timed `sandbox start` (the snapshot and the
+Then `--jobs` jobs are submitted and left RUNNING (each would run for an hour), and one more
+restart is timed: the snapshot holds them, and each comes back as after a lost host (its
+attempt fails with "Host EC2 ... terminated", and its retry strategy runs another). Then a
+crash: one more apply, SIGKILL, and a timed `sandbox start` (the snapshot and the
 recording's tail), and the same crash again without the snapshot (a full replay, as before
 snapshots). After each, a `diff` of the last applied stack must say that nothing changed: a
 faster restore that lost state would not count. The issue's target is under 2 s for 1,000
@@ -25,13 +28,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # for tests.stacks, the manifest text builders the tests use
     sys.path.insert(0, str(ROOT))
 
-from tests.stacks import jd, stack  # noqa: E402
+from reconciler.sandbox.config import RUN_ENV  # noqa: E402
+from reconciler.sandbox.job_run import HOST_LOST  # noqa: E402
+from reconciler.sandbox.manager import REGION  # noqa: E402
+from reconciler.sandbox.schedule_firing import SANDBOX_KEY  # noqa: E402
+from tests.stacks import ce, jd, jq, stack  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -40,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="recorded requests at least")
     parser.add_argument("--runs", type=int, default=3, help="restarts timed")
+    parser.add_argument("--jobs", type=int, default=20, help="jobs running at the last restart")
     return parser.parse_args(argv)
 
 
@@ -57,6 +67,69 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def _recorded(directory: Path) -> int:
     recording = directory / "recording.jsonl"
     return sum(1 for _ in recording.open()) if recording.exists() else 0
+
+
+def _batch(directory: Path) -> Any:
+    import boto3
+
+    return boto3.client(
+        "batch",
+        endpoint_url=json.loads((directory / "server.json").read_text())["endpoint"],
+        region_name=REGION,
+        aws_access_key_id=SANDBOX_KEY,
+        aws_secret_access_key=SANDBOX_KEY,
+    )
+
+
+def _until(batch: Any, ids: list[str], ready: Callable[[dict[str, Any]], bool]) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        jobs = [
+            j
+            for i in range(0, len(ids), 100)
+            for j in batch.describe_jobs(jobs=ids[i : i + 100])["jobs"]
+        ]
+        if len(jobs) == len(ids) and all(ready(job) for job in jobs):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _restart_with_jobs(env: dict[str, str], directory: Path, path: Path, count: int) -> bool:
+    """A timed restart with `count` jobs RUNNING; True if each came back as after a lost host."""
+    path.write_text(stack(ce(), jq()))
+    applied = _cli(env, "apply", "-f", str(path), "--sandbox", "--yes")
+    if applied.returncode != 0:
+        raise SystemExit(applied.stdout + applied.stderr)
+    batch = _batch(directory)
+    ids = [
+        batch.submit_job(jobName=f"job-{i:03d}", jobQueue="main-queue", jobDefinition="jd-00")[
+            "jobId"
+        ]
+        for i in range(count)
+    ]
+    if not _until(batch, ids, lambda job: job["status"] == "RUNNING"):
+        raise SystemExit("the jobs did not start")
+    started = time.monotonic()
+    restarted = _cli(env, "sandbox", "restart")
+    wall = time.monotonic() - started
+    if restarted.returncode != 0:
+        raise SystemExit(restarted.stdout + restarted.stderr)
+    cpu = _server_cpu(directory)
+    print(
+        f"restart with {count} jobs RUNNING ({_recorded(directory)} recorded requests): "
+        f"{wall:.2f} s wall, server CPU {cpu:.2f} s"
+    )
+    lost = _until(
+        _batch(directory),
+        ids,
+        lambda job: (
+            [a["statusReason"] for a in job["attempts"]] == [HOST_LOST]
+            and job["status"] in ("RUNNABLE", "STARTING", "RUNNING")
+        ),
+    )
+    print(f"  each job's attempt failed as on a lost host, and it was retried: {lost}")
+    return lost
 
 
 def _server_cpu(directory: Path) -> float:
@@ -101,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "sandbox"
-        env = {**os.environ, "RECONCILER_SANDBOX_DIR": str(directory)}
+        # A job runs for an hour: those of the last restart are RUNNING when it comes.
+        env = {**os.environ, "RECONCILER_SANDBOX_DIR": str(directory), RUN_ENV: "3600"}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         path = Path(tmp) / "stack.yaml"
         round_ = 0
@@ -130,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                 cpus.append(cpu)
                 print(f"restart {run + 1}: {wall:.2f} s wall, server CPU {cpu:.2f} s")
             restarted = _unchanged(env, path, "after the restarts")
+            jobs_path = Path(tmp) / "queue.yaml"
+            with_jobs = _restart_with_jobs(env, directory, jobs_path, args.jobs)
             # A crash (SIGKILL) after more requests: the last snapshot plus the recording's tail.
             round_ += 1
             path.write_text(
@@ -156,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"best of {args.runs}: {best:.2f} s wall for {recorded} requests "
                 "(target: under 2 s for 1,000)"
             )
-            return 0 if restarted and intact and replayed else 1
+            return 0 if restarted and with_jobs and intact and replayed else 1
         finally:
             _cli(env, "sandbox", "stop")
 

@@ -12,11 +12,17 @@ its journalled history (`job_journal`), and it comes back:
   so nothing of it goes on beside a retry;
 - between attempts (a failed attempt, retry pending): RUNNABLE, its attempts kept;
 - not started: as submitted (createdAt kept), to run now as it would have.
+
+A job unfinished in a loaded snapshot (`snapshot`) comes back the same way: `rewind` puts it
+back as its SubmitJob made it, and the scheduler restores it from its journal, as the replayed
+SubmitJob would have. Its journal may go beyond the snapshot (a crash after a restart that
+loaded it): the journal decides, not the snapshot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import time
@@ -24,9 +30,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.sandbox import job_journal, procs
-from reconciler.sandbox.job_run import DONE, HOST_LOST, RUNNABLE, RUNNING, JobRun, name_attempt
+from reconciler.sandbox.job_run import (
+    DONE,
+    HOST_LOST,
+    PROGRESS,
+    RUNNABLE,
+    RUNNING,
+    JobRun,
+    name_attempt,
+    stream_of,
+)
 
 if TYPE_CHECKING:
+    from reconciler.sandbox.config import SandboxConfig
+    from reconciler.sandbox.job_runner import LocalRunner
     from reconciler.sandbox.job_scheduler import JobScheduler
 
 
@@ -49,6 +66,23 @@ def kill_orphan(pid: object, job_id: str, attempt: int) -> bool:
         procs.wait_gone([pid])
         return True
     return False
+
+
+def rewind(run: JobRun, config: SandboxConfig, runner: LocalRunner) -> None:
+    """Puts a job of a snapshot back as the SubmitJob made it, on this server (whose settings
+    a replayed SubmitJob would get), for the scheduler to restore it from its journal: the
+    logs of its attempts go too (the journal has those of the attempts that ended)."""
+    job = run.job
+    runner.forget_logs(job._log_backend, [stream_of(job, n) for n in range(1, run.attempt + 1)])
+    job.job_started_at = job.job_stopped_at = datetime.datetime(1970, 1, 1)  # moto's "not yet"
+    job.job_stopped, job.job_stopped_reason, job.exit_code = False, None, None
+    job.log_stream_name = None
+    job.attempts = []
+    for name, value in PROGRESS.items():
+        setattr(run, name, value)
+    run.step, run.run_seconds = config.step_seconds, config.job_seconds
+    run.run_commands = config.run_commands
+    run.endpoint = config.endpoint or run.endpoint
 
 
 def restore(scheduler: JobScheduler, run: JobRun, history: list[dict[str, Any]]) -> bool:

@@ -10,7 +10,9 @@ import datetime
 import fnmatch
 import hashlib
 import signal
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from moto.utilities.utils import get_partition
@@ -58,6 +60,7 @@ class JobRun:
     index: int | None = None  # array child index
     children: list[JobRun] = field(default_factory=list)
     waits_on: list[Any] = field(default_factory=list)  # Jobs that must succeed first
+    # What the scheduler changes as the job goes on (`PROGRESS`); the rest is set at SubmitJob.
     since: float = 0.0  # monotonic time of the last state change
     started: bool = False  # reached RUNNING at least once (startedAt is shown)
     ran: bool = False  # array parent: a child reached RUNNING
@@ -81,6 +84,14 @@ class JobRun:
     def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
+
+
+# What the scheduler changes on a JobRun as its job goes on (every field from `since` on), as
+# SubmitJob left them (their defaults): `job_restore.rewind` puts them back.
+_NAMES = tuple(f.name for f in fields(JobRun))
+PROGRESS: Mapping[str, Any] = MappingProxyType(
+    {f.name: f.default for f in fields(JobRun)[_NAMES.index("since") :]}
+)
 
 
 def run_of(job: Any) -> JobRun | None:
@@ -118,13 +129,23 @@ def should_retry(rules: list[dict[str, Any]], code: int | None, reason: str) -> 
     return True
 
 
+def task_of(job: Any, attempt: int) -> str:
+    """The ECS task ID of the job's attempt (numbered from 1)."""
+    return hashlib.sha256(f"{job.arn}#{attempt}".encode()).hexdigest()[:32]
+
+
+def stream_of(job: Any, attempt: int) -> str:
+    """The log stream of the job's attempt, as Batch names it."""
+    return f"{job.job_definition.name}/default/{task_of(job, attempt)}"
+
+
 def name_attempt(run: JobRun, attempt: int) -> None:
     """Makes `attempt` the job's current one: its ECS task ID and log stream, as Batch names
     them (the same on every server, so that a restored job's stream is the one it wrote)."""
     job = run.job
     run.attempt = attempt
-    run.task_id = hashlib.sha256(f"{job.arn}#{attempt}".encode()).hexdigest()[:32]
-    run.stream = job.log_stream_name = f"{job.job_definition.name}/default/{run.task_id}"
+    run.task_id = task_of(job, attempt)
+    run.stream = job.log_stream_name = stream_of(job, attempt)
     if run.parent is not None:
         run.parent.ran = True
 

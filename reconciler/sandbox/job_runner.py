@@ -238,6 +238,13 @@ class LocalRunner:
             found = group.streams.get(stream) if group is not None else None
             return [event.to_response_dict() for event in found.events] if found else []
 
+    def forget_logs(self, logs: Any, streams: list[str]) -> None:
+        """Deletes a job's log streams (`job_restore.rewind`: the journal puts back what stays)."""
+        with self._log_lock:
+            group = logs.groups.get(LOG_GROUP)
+            for stream in streams if group is not None else []:
+                group.streams.pop(stream, None)
+
     def restore_log(self, logs: Any, stream: str, events: list[dict[str, Any]]) -> None:
         """Puts journalled events back into a restarted server's CloudWatch Logs, as they were
         (straight into the stream: PutLogEvents would refuse events older than 14 days)."""

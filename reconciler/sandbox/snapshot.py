@@ -12,14 +12,16 @@ SHA-256 of that prefix). The next server loads it before it serves anything and 
 the recording's tail after it (nothing after a clean stop; after a crash, the requests made
 since the snapshot), then ends the instances that ran, as after a full replay (`ec2_patches`).
 
-No snapshot is written while a job is unfinished or a state machine runs (an attempt's fate on
-a restart is decided by the replay and the job journal, `job_restore`, and is kept exactly so):
-the previous snapshot, if any, stays, and its tail is replayed. Any doubt falls back to the full
-replay: no file, another format, moto, Python or sandbox code (a hash of this package's
-modules), a damaged body (its SHA-256 is in the header), a recording that does not start with
-the bytes the snapshot covers. One that passes those and still fails to load has touched
-moto's state already: the server then moves it aside (`UNUSABLE`) and starts again without it.
-Nothing here raises to the user.
+Unfinished jobs are in it too, with what the scheduler knows of them; a loaded one is rewound
+to its submission and restored from the job journal (`job_restore`), as a replayed SubmitJob
+is: an attempt running at the stop fails as on a lost host, whichever way the server came back.
+No snapshot is written while a state machine runs (moto's runner is a thread of the old
+server): the previous snapshot, if any, stays, and its tail is replayed. Any doubt falls back
+to the full replay: no file, another format, moto, Python or sandbox code (a hash of this
+package's modules), a damaged body (its SHA-256 is in the header), a recording that does not
+start with the bytes the snapshot covers. One that passes those and still fails to load has
+touched moto's state already: the server then moves it aside (`UNUSABLE`) and starts again
+without it. Nothing here raises to the user.
 
 Safety: this is a pickle, written by the sandbox server into its own state directory and read
 only by the next sandbox server from that same directory (the directory is the user's own,
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 SNAPSHOT = "snapshot.pickle"  # in the server's state directory
 UNUSABLE = f"{SNAPSHOT}.unusable"  # one that could not be loaded, kept aside for a look
 ALL = (SNAPSHOT, UNUSABLE)  # what `sandbox reset` discards (leftovers() go at the next write)
-FORMAT = 1  # this module's own format; moto's version is checked too
+FORMAT = 2  # this module's own format; moto's version is checked too
 LOCK_WAIT = 5.0  # seconds to wait for a lock of the extensions before giving up the snapshot
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,9 @@ def _state(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> di
             if k in ("batch", "lambda", "stepfunctions")
         },
         "ec2": (host.entries, host.tokens, host.faults.faults),
+        # The scheduler's unfinished jobs, array children before their parent (as it runs them);
+        # not those of an account reset since (its next tick would have let go of them).
+        "jobs": [run for run in extensions.scheduler._active if not run.stale],
         # Ages, not monotonic times: those of another boot would mean nothing.
         "released": {arn: now - when for arn, when in released.items()},
     }
@@ -147,8 +152,6 @@ def _state(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> di
 
 def _under_way(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> str | None:
     """What runs that a snapshot would freeze (a replay restarts it as it must), or None."""
-    if extensions.scheduler._active:
-        return f"{len(extensions.scheduler._active)} jobs unfinished"
     for (module, _), backends in registries.items():
         if not module.startswith("moto.stepfunctions"):
             continue
@@ -185,7 +188,7 @@ def _held(extensions: Extensions) -> Iterator[bool]:
 
 def write(extensions: Extensions, directory: Path, recording: Path) -> bool:
     """Writes the snapshot (temporary file, then rename); False, and the previous snapshot
-    kept, if it cannot stand for the recording (a job unfinished, something unpicklable)."""
+    kept, if it cannot stand for the recording (a state machine running, something unpicklable)."""
     target, began = directory / SNAPSHOT, time.monotonic()
     for stale in leftovers(directory):  # of a server killed while it wrote one
         stale.unlink(missing_ok=True)
@@ -288,6 +291,9 @@ def _install(extensions: Extensions, state: dict[str, Any]) -> None:
     from moto.core.config import default_user_config
     from moto.moto_api._internal import mock_random
 
+    # Imports moto: not at the top, where the CLI imports this module for its file names.
+    from reconciler.sandbox import job_restore
+
     for (module, name), accounts in state["backends"].items():
         backends = getattr(importlib.import_module(module), name)
         for account, regions in accounts.items():
@@ -306,3 +312,11 @@ def _install(extensions: Extensions, state: dict[str, Any]) -> None:
         host.faults.faults[:] = faults
     released = extensions.resources._released
     released.update({arn: now - age for arn, age in state["released"].items()})
+    scheduler = extensions.scheduler
+    # Nothing runs before the manager's replay of the tail, which lets the scheduler go (as
+    # after a full replay): a request in the tail may cancel one of these jobs.
+    scheduler.pause(True)
+    for run in state["jobs"]:  # all of them first: restoring a child marks its parent ran
+        job_restore.rewind(run, extensions.config, scheduler.runner)
+    for run in state["jobs"]:
+        scheduler.add(run)

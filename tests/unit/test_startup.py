@@ -79,6 +79,19 @@ def test_commands_without_aws_import_none_of_the_heavy_packages(
     assert sorted(modules.intersection(HEAVY)) == []
 
 
+@pytest.mark.parametrize("verb", ["status", "stop"])
+def test_sandbox_commands_that_start_no_server_import_neither_moto_nor_boto3(
+    verb: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They read the state directory (and `restart` runs them before the new server's start):
+    moto is the server's to import, half a second of every `sandbox restart` otherwise.
+    (botocore's exceptions module, which the schedule clock's constants bring, is light.)"""
+    monkeypatch.setenv("RECONCILER_SANDBOX_DIR", str(tmp_path / "sandbox"))
+    code, modules = imported_by("sandbox", verb)
+    assert code == 0
+    assert sorted(modules.intersection(HEAVY) - {"botocore"}) == []
+
+
 def test_the_check_sees_what_a_command_that_reaches_aws_imports() -> None:
     """The same check on `iam-policy`, which imports the policy module (and so botocore)."""
     code = "import sys, reconciler.aws.errors; print('botocore' in sys.modules)"
