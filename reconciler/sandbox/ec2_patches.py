@@ -98,6 +98,7 @@ class Ec2Patches:
 
     _run_instances: Any  # moto's originals, set by install()
     _launch: Any
+    _describe_instances: Any
     _terminate: Any
     _stop: Any
     _start: Any
@@ -112,6 +113,9 @@ class Ec2Patches:
     def install(self, patcher: Patcher) -> None:
         self._run_instances = patcher.replace(InstanceResponse, "run_instances", self.run)
         self._launch = patcher.replace(InstanceBackend, "run_instances", self.launch)
+        self._describe_instances = patcher.replace(
+            InstanceResponse, "describe_instances", self.describe
+        )
         self._terminate = patcher.replace(Instance, "terminate", self.terminate)
         self._stop = patcher.replace(Instance, "stop", self.stop)
         self._start = patcher.replace(Instance, "start", self.start)
@@ -186,15 +190,27 @@ class Ec2Patches:
 
     # --- instance ends ----------------------------------------------------------------------
 
+    # AWS: an instance's state and its reason change together. moto's terminate and stop set
+    # the state, then moto's reason, and the host sets the real one after that (`ended`): each
+    # holds the host's lock throughout, and DescribeInstances makes its reply under it.
+
     def terminate(self, instance: Any) -> Any:
-        previous = self._terminate(instance)
-        self.host.ended(instance, terminated=True)
+        with self.host.lock:
+            previous = self._terminate(instance)
+            self.host.ended(instance, terminated=True)
         return previous
 
     def stop(self, instance: Any) -> Any:
-        previous = self._stop(instance)
-        self.host.ended(instance, terminated=False)
+        with self.host.lock:
+            previous = self._stop(instance)
+            self.host.ended(instance, terminated=False)
         return previous
+
+    def describe(self, response: Any) -> Any:
+        with self.host.lock:
+            status, headers, body = response.serialized(self._describe_instances(response))
+        headers["status"] = status
+        return body, headers
 
     def start(self, instance: Any) -> Any:
         previous = self._start(instance)

@@ -406,6 +406,26 @@ def test_shutdown_at_a_later_time_waits_and_can_be_cancelled(sb, monkeypatch):
     assert sb.describe(cancelled)["State"]["Name"] == "running"
 
 
+def test_an_instance_is_never_described_ended_with_another_reason_than_its_own(sb, monkeypatch):
+    """AWS: the state and its reason change together. moto sets the state and its own reason,
+    the host the real one after that; here the host takes half a second to, and a
+    DescribeInstances meanwhile waits for it instead of showing moto's reason."""
+    instance_id = sb.launch(
+        "#!/bin/sh\nshutdown -h now\n", InstanceInitiatedShutdownBehavior="terminate"
+    )
+    host = moto_ext.installed().ec2
+    ended = host.ended
+
+    def slowly(instance: Any, terminated: bool) -> None:
+        time.sleep(0.5)
+        ended(instance, terminated)
+
+    monkeypatch.setattr(host, "ended", slowly)
+    seen, found = sb.watch(instance_id)
+    assert seen[-1] == "terminated"
+    assert found["StateReason"]["Message"] == SHUTDOWN_REASON
+
+
 def test_reboot_kills_the_user_data_and_the_instance_runs_on(sb):
     instance_id = sb.launch("#!/bin/sh\necho before\nsudo reboot\necho after\n")
     sb.wait_for(lambda: "rebooted" in sb.log(instance_id), "the reboot")
