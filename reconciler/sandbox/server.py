@@ -70,7 +70,8 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     directory = SandboxConfig(os.environ).server_dir
     # moto's modules and a snapshot's state are millions of objects that live as long as this
     # process: a collection every 700 of them made, going through all made so far, was a third
-    # of the start. Collected never while they are made, and never again once made (`freeze`).
+    # of the start. No collection runs while they are made, and later ones skip them (`freeze`:
+    # they are still freed when nothing refers to them; a cycle among them stays).
     gc.disable()
     # Before anything else imports moto's EC2 models the slow way.
     import_moto_ec2(Path(directory) / IMPORT_CACHE if directory else None)
