@@ -51,12 +51,9 @@ def client(endpoint: str, service: str) -> Any:
     )
 
 
-def populate(endpoint: str, tag: str) -> list[str]:
-    """Buckets and objects, a compute environment, a queue, a definition, a finished job, a
-    running instance and a VPC; the IDs of the jobs submitted."""
-    s3, batch, ec2 = (client(endpoint, s) for s in ("s3", "batch", "ec2"))
-    s3.create_bucket(Bucket=f"bucket-{tag}")
-    s3.put_object(Bucket=f"bucket-{tag}", Key="a/b.txt", Body=f"hello {tag}".encode())
+def queue(endpoint: str, tag: str) -> None:
+    """A compute environment `ce-TAG`, its queue `queue-TAG` and a definition `jd-TAG`."""
+    batch, ec2 = client(endpoint, "batch"), client(endpoint, "ec2")
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
     batch.create_compute_environment(
         computeEnvironmentName=f"ce-{tag}",
@@ -79,6 +76,15 @@ def populate(endpoint: str, tag: str) -> list[str]:
         type="container",
         containerProperties={"image": "busybox", "vcpus": 1, "memory": 128},
     )
+
+
+def populate(endpoint: str, tag: str) -> list[str]:
+    """Buckets and objects, a compute environment, a queue, a definition, a finished job, a
+    running instance and a VPC; the IDs of the jobs submitted."""
+    s3, batch, ec2 = (client(endpoint, s) for s in ("s3", "batch", "ec2"))
+    s3.create_bucket(Bucket=f"bucket-{tag}")
+    s3.put_object(Bucket=f"bucket-{tag}", Key="a/b.txt", Body=f"hello {tag}".encode())
+    queue(endpoint, tag)
     job = batch.submit_job(jobName=f"job-{tag}", jobQueue=f"queue-{tag}", jobDefinition=f"jd-{tag}")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     [instance] = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"]

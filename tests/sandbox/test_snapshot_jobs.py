@@ -26,6 +26,7 @@ from tests.sandbox.test_snapshot import (
     kill,
     log_since,
     log_size,
+    queue,
     recorded,
 )
 from tests.sandbox.test_snapshot import state_dir as state_dir_fixture
@@ -42,36 +43,16 @@ SLEEPER = "sleep 60"
 
 def _submit(endpoint: str) -> dict[str, str]:
     """A queue and four jobs under way: retried, single, after (dependsOn retried), array."""
-    batch, ec2 = client(endpoint, "batch"), client(endpoint, "ec2")
-    batch.create_compute_environment(
-        computeEnvironmentName="jobs-ce",
-        type="MANAGED",
-        computeResources={
-            "type": "EC2",
-            "maxvCpus": 4,
-            "instanceTypes": ["optimal"],
-            "subnets": [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]],
-            "instanceRole": "ecsInstanceRole",
-        },
-    )
-    batch.create_job_queue(
-        jobQueueName="jobs-queue",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "jobs-ce"}],
-    )
-    batch.register_job_definition(
-        jobDefinitionName="jobs-jd",
-        type="container",
-        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128, "command": ["true"]},
-    )
+    queue(endpoint, "jobs")
+    batch = client(endpoint, "batch")
 
     def submit(name: str, command: str, **more: Any) -> str:
         overrides = {"command": ["sh", "-c", command]}
         return str(
             batch.submit_job(
                 jobName=name,
-                jobQueue="jobs-queue",
-                jobDefinition="jobs-jd",
+                jobQueue="queue-jobs",
+                jobDefinition="jd-jobs",
                 containerOverrides=overrides,
                 **more,
             )["jobId"]
