@@ -11,9 +11,10 @@ Exit codes (reconciler/errors.py): 0 success (diff: no changes), 1 error, 2 diff
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from click.shell_completion import shell_complete
@@ -50,7 +51,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 
-__all__ = ["main", "reconciler"]
+__all__ = ["main", "reconciler", "run"]
 
 SECTIONS: list[tuple[str, list[click.Command]]] = [
     (
@@ -149,3 +150,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err(f"error: {exc}")
         return EXIT_ERROR
+
+
+def run() -> NoReturn:
+    """The process's entry point (the `reconciler` script and `python -m reconciler`).
+
+    At exit the interpreter collects every object the command made, the validators of the kinds
+    it used included, before freeing them anyway: an eighth of `validate`'s wall time (issue #9).
+    Freezing them first skips that pass; what is not garbage is still freed by reference counts,
+    and atexit handlers and the flush of stdout and stderr still run. Only here, not in `main`,
+    which tests and embedders call in processes that go on.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)

@@ -197,3 +197,77 @@ def test_an_unknown_kind_is_named_with_every_kind_without_importing_their_models
     assert code == 1
     assert f"did you mean 'JobQueue'? known kinds: {', '.join(models())}" in output
     assert imported == set()
+
+
+# Runs `reconciler ARGV...` through the process's entry point, with an atexit handler that says
+# what the collector had frozen by then.
+RUN_ENTRY_POINT = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0, flush=True))
+sys.argv = ["reconciler", *sys.argv[1:]]
+from reconciler.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize(("valid", "code"), [(True, 0), (False, 1)])
+def test_the_entry_point_exits_with_mains_code_and_skips_the_last_collection(
+    valid: bool, code: int, tmp_path: Path
+) -> None:
+    """`run` freezes what the command made so that the interpreter's exit does not collect it
+    all (an eighth of `validate`): the exit code, the output and atexit handlers are as before."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        manifest("SchedulingPolicy", "fair", "spec: {}\n" if valid else "spec: {x: 1}\n")
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_ENTRY_POINT, "validate", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == code, done.stderr
+    assert done.stdout.splitlines()[-1] == "frozen at exit: True"
+    if valid:
+        assert "1 resources valid." in done.stdout
+    else:
+        assert "SchedulingPolicy/fair: spec.x:" in done.stderr
+
+
+def test_python_m_reconciler_and_the_installed_script_are_the_entry_point() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"reconciler": "reconciler.cli:run"}
+    assert (ROOT / "reconciler" / "__main__.py").read_text().splitlines()[0] == (
+        "from reconciler.cli import run"
+    )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_loading_manifests_pauses_the_collector_and_gives_it_back_as_it_was(
+    enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading builds long-lived validators and makes no garbage worth a collection; afterwards
+    (and after an error) the collector is as the caller left it."""
+    import gc
+
+    from reconciler import manifests
+    from reconciler.cli.options import load_resources
+    from reconciler.errors import ManifestError, Problem
+
+    seen: list[bool] = []
+
+    def load(paths: list[str]) -> None:
+        seen.append(gc.isenabled())
+        raise ManifestError([Problem("x.yaml", 1, "JobQueue/q", "spec", "broken")])
+
+    monkeypatch.setattr(manifests, "load_resources", load)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(ManifestError):
+            load_resources(("x.yaml",))
+        assert (seen, gc.isenabled()) == ([False], enabled)
+    finally:
+        (gc.enable if was else gc.disable)()
