@@ -242,8 +242,10 @@ class InstanceHost:
                 state = entry.instance._state.name
                 if state not in (PENDING[0], RUNNING[0]):
                     continue
-                if entry.machine is None:
-                    entry.ready_at = time.monotonic()  # nothing of it ran: it just runs
+                if entry.machine is None:  # nothing of it ran: it just runs, as restored
+                    # from a snapshot (at once: a describe right after the restart sees it so)
+                    entry.ready_at = None
+                    entry.instance._state = InstanceState(*RUNNING)
                     continue
                 kill_leftover(entry.machine.directory)  # a crashed server's orphans
                 self._close_spot(entry, "service")
