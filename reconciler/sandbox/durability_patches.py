@@ -23,6 +23,10 @@ order), and some from the operating system. Here:
   process writing to S3) or a firing's SubmitJob made then would be lost at the next restart.
 - A server that loaded a snapshot (`snapshot`, `covered` set by the server before it serves)
   replays only the recording's tail after what the snapshot covers.
+- A state machine execution's own requests (its Batch states' SubmitJob) are not recorded
+  (`states_patches`): the replayed StartExecution runs the execution again, which makes them
+  again, and the replay waits for it to end before the requests recorded after it, as they
+  came after it (a TerminateJob of one of its jobs finds the job).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -45,11 +50,16 @@ from reconciler.sandbox.patching import Patcher
 from reconciler.sandbox.request_streams import RequestStreams
 from reconciler.sandbox.schedule_firing import ScheduleClock
 from reconciler.sandbox.seed import SEED_PATH
-from reconciler.sandbox.snapshot import Covered
+from reconciler.sandbox.snapshot import Covered, under_way
+from reconciler.sandbox.states_patches import StatesPatches
 
 UPLOADS_ATTR = "_sandbox_uploads"  # on moto's FakeBucket: uploads started, by key
 REPLAY_HEADER = "x-reconciler-replayed"  # a replayed request's line in the recording, from 0
 RECORDER_PATH = "/moto-api/recorder/"  # moto records none of these
+STARTS = ("AWSStepFunctions.StartExecution", "AWSStepFunctions.StartSyncExecution")
+# Seconds a replayed execution may go without a request before the replay goes on without it
+# ending (a Wait state; a `.sync` state waits for jobs, which do not run during a replay).
+EXECUTION_IDLE = 2.0
 
 
 def upload_id(account: str, bucket: str, key: str, ordinal: int) -> str:
@@ -67,9 +77,12 @@ class DurabilityPatches:
     _reset_recording: Any
     _upload_recording: Any
 
-    def __init__(self, scheduler: JobScheduler, clock: ScheduleClock) -> None:
+    def __init__(
+        self, scheduler: JobScheduler, clock: ScheduleClock, states: StatesPatches
+    ) -> None:
         self.scheduler = scheduler
         self.clock = clock
+        self.states = states
         self.streams = RequestStreams()
         self._recording = threading.Lock()  # one request written to the recording at a time
         self._lines: int | None = None  # in the recording; None: count them when needed
@@ -102,6 +115,9 @@ class DurabilityPatches:
         if replayed is not None or path.startswith(CLOCK_PATH):
             # Recorded already; advancing the clock again on a replay would fire schedules again.
             self.streams.enter(replayed)
+            return None
+        if self.states.made(request):  # an execution's: its replayed start makes it again
+            self.streams.enter(None)
             return None
         if not recorder._user_enabled or path.startswith(RECORDER_PATH):
             self.streams.enter(None)
@@ -156,12 +172,22 @@ class DurabilityPatches:
             with requests.Session() as session, open(recorder._location, "rb") as recording:
                 recording.seek(start.offset)
                 for ordinal, row in enumerate(recording, start.lines):
-                    _send(session, json.loads(row), ordinal, target_host)
+                    entry = json.loads(row)
+                    _send(session, entry, ordinal, target_host)
+                    if (entry.get("headers") or {}).get("X-Amz-Target") in STARTS:
+                        self._until_executions_end(EXECUTION_IDLE)
         finally:
             self._replaying = False
             recorder._user_enabled = enabled
             with self._recording:
                 self._lines = None
+
+    def _until_executions_end(self, idle: float) -> None:
+        """Waits until no state machine execution runs, or one has sent nothing for `idle`
+        seconds (a big Pipeline's takes as long as its SubmitJobs, one after the other)."""
+        began = time.monotonic()
+        while under_way() and time.monotonic() - max(began, self.states.last) < idle:
+            time.sleep(0.01)
 
 
 def _send(session: requests.Session, entry: dict[str, Any], ordinal: int, host: str | None) -> None:

@@ -104,7 +104,8 @@ def install(config: SandboxConfig | None = None) -> Extensions:
     events = BatchEvents(clock)
     scheduler.listeners.append(events.changed)
     ec2 = InstanceHost(config)
-    durability = DurabilityPatches(scheduler, clock)
+    states = StatesPatches()
+    durability = DurabilityPatches(scheduler, clock, states)
     extensions = Extensions(
         config,
         scheduler,
@@ -114,7 +115,7 @@ def install(config: SandboxConfig | None = None) -> Extensions:
         DefinitionPatches(),
         durability,
         clock,
-        StatesPatches(),
+        states,
         events,
         ec2,
         Ec2Patches(ec2),

@@ -8,7 +8,9 @@ environment), and with them the job scheduler. Stopped (SIGTERM), it kills its j
 processes and its EC2 instances' first: they run in process groups of their own, and would
 outlive it; then, once the requests it is serving are done, it writes a snapshot of its state
 (`snapshot`), which the next server loads before it serves, so that it replays only what the
-recording holds beyond it.
+recording holds beyond it. A state machine execution running at the stop (a scheduled
+Pipeline's firing: a chain of `submitJob` states, each a request to this server) is let finish
+first, for a few seconds at most: no snapshot can be written while one runs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from reconciler.sandbox.moto_import import IMPORT_CACHE, import_moto_ec2
 from reconciler.sandbox.server_process import SERVER_MODULE
 
 DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a snapshot
+EXECUTIONS_WAIT = 3.0  # seconds running state machine executions have to end at a stop
+POLL = 0.05  # seconds between the serving loop's checks for a stop
 REAP_WAIT = 2.0  # seconds the killed job processes have to be gone before the server exits
 
 
@@ -112,38 +116,58 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     gc.freeze()
     gc.enable()
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
-        extensions.ec2.shutdown()  # every instance's processes
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
     app = InFlight(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+    def wind_down() -> None:
+        """Off the signal handler: the server goes on serving while executions end."""
+        if directory and recording is not None:
+            _let_executions_end(EXECUTIONS_WAIT)
+        extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
+        extensions.ec2.shutdown()  # every instance's processes
+        server.shutdown()  # serve_forever returns (within POLL)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
+        threading.Thread(target=wind_down, name="stop", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
     # Schedules fire by calling this server; moto's Step Functions runner calls
     # localhost:MOTO_PORT for the Batch states of a state machine.
     extensions.clock.endpoint = f"http://{host}:{server.port}"
     extensions.ec2.endpoint = extensions.clock.endpoint  # what user data reaches the sandbox at
     os.environ["MOTO_PORT"] = str(server.port)
     extensions.clock.start()
-    try:
-        server.serve_forever()
-    except SystemExit:  # stopped (SIGTERM): no new request; those under way end, then the snapshot
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
-        server.socket.close()
-        if directory and recording is not None:
-            if not app.drained(DRAIN_WAIT):
-                snapshot.log.warning("sandbox snapshot: not written (requests still running)")
-            elif not extensions.durability.whole:  # its replay failed or never came
-                snapshot.log.warning("sandbox snapshot: not written (the recording not restored)")
-            else:
-                snapshot.write(extensions, Path(directory), recording)
-        # Gone at once: freeing moto's million objects one by one takes seconds, which the
-        # restart waiting for this process would add. Nothing is left to flush but the log;
-        # the jobs' processes it killed are waited for (whoever sees it gone sees them gone).
-        _reap(REAP_WAIT)
-        logging.shutdown()
-        os._exit(0)
+    # Returns once stopped (SIGTERM, `wind_down`), its socket closed: no new request; those
+    # under way end, then the snapshot.
+    server.serve_forever(poll_interval=POLL)
+    if directory and recording is not None:
+        if not app.drained(DRAIN_WAIT):
+            snapshot.log.warning("sandbox snapshot: not written (requests still running)")
+        elif not extensions.durability.whole:  # its replay failed or never came
+            snapshot.log.warning("sandbox snapshot: not written (the recording not restored)")
+        else:
+            snapshot.write(extensions, Path(directory), recording)
+    # Gone at once: freeing moto's million objects one by one takes seconds, which the
+    # restart waiting for this process would add. Nothing is left to flush but the log;
+    # the jobs' processes it killed are waited for (whoever sees it gone sees them gone).
+    _reap(REAP_WAIT)
+    logging.shutdown()
+    os._exit(0)
+
+
+def _let_executions_end(seconds: float) -> None:
+    """Waits, at most `seconds`, until no state machine execution runs. One running at the
+    stop keeps the snapshot from being written, and the next start then replays the whole
+    recording, the execution's requests and its restart both (its jobs twice). A scheduled
+    Pipeline's execution only submits its jobs, each a request this server still serves."""
+    deadline = time.monotonic() + seconds
+    running = snapshot.under_way()
+    if running:
+        snapshot.log.info("sandbox stop: waiting (%s)", running)
+    while running and time.monotonic() < deadline:
+        time.sleep(POLL)
+        running = snapshot.under_way()
 
 
 def _reap(seconds: float) -> None:

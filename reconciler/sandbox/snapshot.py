@@ -150,8 +150,10 @@ def _state(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> di
     }
 
 
-def _under_way(extensions: Extensions, registries: dict[tuple[str, str], Any]) -> str | None:
+def under_way(registries: dict[tuple[str, str], Any] | None = None) -> str | None:
     """What runs that a snapshot would freeze (a replay restarts it as it must), or None."""
+    if registries is None:
+        registries = snapshot_pickle.registries()
     for (module, _), backends in registries.items():
         if not module.startswith("moto.stepfunctions"):
             continue
@@ -199,7 +201,7 @@ def write(extensions: Extensions, directory: Path, recording: Path) -> bool:
                 log.warning("sandbox snapshot: not written (a lock was held too long)")
                 return False
             registries = snapshot_pickle.registries()
-            running = _under_way(extensions, registries)
+            running = under_way(registries)
             if running:
                 log.info("sandbox snapshot: not written (%s; the recording stays)", running)
                 return False

@@ -12,6 +12,7 @@ import moto.scheduler.models  # noqa: F401  (imported here, so a tick below is q
 from reconciler.sandbox.config import SandboxConfig
 from reconciler.sandbox.durability_patches import DurabilityPatches
 from reconciler.sandbox.schedule_firing import ScheduleClock
+from reconciler.sandbox.states_patches import StatesPatches
 
 
 class _Scheduler:
@@ -27,7 +28,7 @@ class _Scheduler:
 def test_no_tick_runs_while_the_recording_is_replayed() -> None:
     clock = ScheduleClock(SandboxConfig({}))
     scheduler = _Scheduler()
-    patches = DurabilityPatches(scheduler, clock)  # type: ignore[arg-type]
+    patches = DurabilityPatches(scheduler, clock, StatesPatches())  # type: ignore[arg-type]
     ticked = threading.Event()
 
     def tick() -> None:

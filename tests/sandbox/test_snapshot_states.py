@@ -1,0 +1,151 @@
+"""A state machine execution (a scheduled Pipeline's firing: a chain of `batch:submitJob`
+states) across a stop, a crash and a replay: its jobs are submitted once.
+
+- A stop lets a running execution end before it writes the snapshot (`server`): none can be
+  written while one runs, and the next start would replay the whole recording.
+- The execution's own requests are not recorded (`states_patches`, `durability_patches`): the
+  replayed StartExecution runs it again, which makes them again. Recorded too, a replay
+  submitted the jobs an execution had submitted twice.
+
+Real sandbox servers in their own state directories, driven with plain boto3, as in
+test_snapshot (whose fixture and helpers these are).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from reconciler.sandbox import manager
+from reconciler.sandbox.states_patches import RUNNER_HEADER
+from tests.sandbox.test_snapshot import client, header, kill, log_since, log_size, queue, recorded
+from tests.sandbox.test_snapshot import state_dir as state_dir_fixture
+
+state_dir = state_dir_fixture  # test_snapshot's fixture, by the name its tests use
+
+STATES = 60  # long enough (a request each) for the stop to come while it runs
+
+
+def _start(endpoint: str) -> str:
+    """A state machine of STATES submitJob states in a chain, started; its execution's ARN
+    once its first job is submitted."""
+    queue(endpoint, "sfn")
+    states = {
+        f"s{i}": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::batch:submitJob",
+            "Parameters": {"JobName": f"j{i}", "JobQueue": "queue-sfn", "JobDefinition": "jd-sfn"},
+            **({"Next": f"s{i + 1}"} if i < STATES - 1 else {"End": True}),
+        }
+        for i in range(STATES)
+    }
+    sfn = client(endpoint, "stepfunctions")
+    machine = sfn.create_state_machine(
+        name="dag",
+        definition=json.dumps({"StartAt": "s0", "States": states}),
+        roleArn="arn:aws:iam::123456789012:role/dag-states",
+    )["stateMachineArn"]
+    execution = str(sfn.start_execution(stateMachineArn=machine)["executionArn"])
+    deadline = time.monotonic() + 30
+    while not _jobs(endpoint):
+        assert time.monotonic() < deadline, "the execution submitted nothing"
+        time.sleep(0.01)
+    return execution
+
+
+def _jobs(endpoint: str) -> dict[str, list[str]]:
+    """Job name -> the IDs of the jobs of that name."""
+    batch = client(endpoint, "batch")
+    found: dict[str, list[str]] = {}
+    pages = batch.get_paginator("list_jobs").paginate(
+        jobQueue="queue-sfn", filters=[{"name": "JOB_NAME", "values": ["j*"]}]
+    )
+    for page in pages:
+        for job in page["jobSummaryList"]:
+            found.setdefault(job["jobName"], []).append(job["jobId"])
+    return found
+
+
+def _ended(endpoint: str, execution: str) -> dict[str, Any]:
+    sfn = client(endpoint, "stepfunctions")
+    deadline = time.monotonic() + 30
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not end"
+        time.sleep(0.05)
+    return dict(described)
+
+
+def _each_job_once(endpoint: str) -> dict[str, str]:
+    jobs = _jobs(endpoint)
+    assert {name: len(ids) for name, ids in jobs.items()} == {f"j{i}": 1 for i in range(STATES)}
+    return {name: ids[0] for name, ids in jobs.items()}
+
+
+def test_a_stop_lets_a_running_execution_end_then_writes_the_snapshot(state_dir: Path) -> None:
+    first = manager.ensure()
+    execution = _start(first.endpoint)
+    assert manager.stop()
+    said = log_since(state_dir, 0)
+    assert "sandbox stop: waiting (a state machine execution is running)" in said, said
+    assert "snapshot: not written" not in said, said
+    assert header(state_dir)["lines"] == recorded(state_dir)
+
+    start = log_size(state_dir)
+    restored = manager.ensure()
+    assert restored.started == "restored"
+    assert "snapshot: loaded" in log_since(state_dir, start)
+    assert _ended(restored.endpoint, execution)["status"] == "SUCCEEDED"
+    _each_job_once(restored.endpoint)
+
+
+def test_a_replay_runs_an_interrupted_execution_again_and_submits_each_job_once(
+    state_dir: Path,
+) -> None:
+    first = manager.ensure()
+    execution = _start(first.endpoint)
+    before = {name: ids[0] for name, ids in _jobs(first.endpoint).items()}
+    # A client's request that names the runner's header without its token is recorded.
+    s3 = client(first.endpoint, "s3")
+    s3.meta.events.register(
+        "request-created", lambda request, **_: request.headers.__setitem__(RUNNER_HEADER, "x")
+    )
+    s3.create_bucket(Bucket="forged")
+    kill(state_dir)  # no snapshot: the next start replays the whole recording
+    assert len(before) < STATES, "the execution ended before the crash"
+    lines = (state_dir / manager.RECORDING).read_text().splitlines()
+    targets = [json.loads(line)["headers"].get("X-Amz-Target", "") for line in lines]
+    assert "AWSStepFunctions.StartExecution" in targets
+    assert not [line for line in lines if '"SubmitJob"' in line or "/v1/submitjob" in line]
+    assert any("/forged" in json.loads(line)["url"] for line in lines)
+
+    restored = manager.ensure()
+    assert restored.started == "restored"
+    assert "snapshot: loaded" not in log_since(state_dir, 0)
+    assert _ended(restored.endpoint, execution)["status"] == "SUCCEEDED"
+    ids = _each_job_once(restored.endpoint)
+    # What it had submitted before the crash keeps its IDs: it is the same job.
+    assert {name: ids[name] for name in before} == before
+    assert "forged" in [
+        b["Name"] for b in client(restored.endpoint, "s3").list_buckets()["Buckets"]
+    ]
+
+
+def test_a_replay_goes_on_after_the_replayed_execution_ends(state_dir: Path) -> None:
+    """A request recorded after an execution's end that names one of its last jobs (a tag on
+    it) finds the job: the replay waits for the execution it started again."""
+    first = manager.ensure()
+    execution = _start(first.endpoint)
+    assert _ended(first.endpoint, execution)["status"] == "SUCCEEDED"
+    last = _each_job_once(first.endpoint)[f"j{STATES - 1}"]
+    batch = client(first.endpoint, "batch")
+    [job] = batch.describe_jobs(jobs=[last])["jobs"]
+    batch.tag_resource(resourceArn=job["jobArn"], tags={"seen": "after"})
+    kill(state_dir)
+
+    restored = manager.ensure()
+    assert restored.started == "restored"
+    assert _each_job_once(restored.endpoint)[f"j{STATES - 1}"] == last
+    [job] = client(restored.endpoint, "batch").describe_jobs(jobs=[last])["jobs"]
+    assert job["tags"].get("seen") == "after", job["tags"]
