@@ -34,7 +34,10 @@ from reconciler.sandbox.moto_import import IMPORT_CACHE, import_moto_ec2
 from reconciler.sandbox.server_process import SERVER_MODULE
 
 DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a snapshot
-EXECUTIONS_WAIT = 3.0  # seconds running state machine executions have to end at a stop
+# Seconds state machine executions running at a stop have to end, at most, and without a
+# request (one that waits rather than submits) before the server stops without a snapshot.
+# Within the manager's STOP_WAIT, with time left for the snapshot.
+EXECUTIONS_WAIT, EXECUTIONS_IDLE = 6.0, 2.0
 POLL = 0.05  # seconds between the serving loop's checks for a stop
 REAP_WAIT = 2.0  # seconds the killed job processes have to be gone before the server exits
 
@@ -122,7 +125,8 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     def wind_down() -> None:
         """Off the signal handler: the server goes on serving while executions end."""
         if directory and recording is not None:
-            _let_executions_end(EXECUTIONS_WAIT)
+            runner = extensions.states
+            _let_executions_end(lambda: runner.last, EXECUTIONS_WAIT, EXECUTIONS_IDLE)
         extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
         extensions.ec2.shutdown()  # every instance's processes
         server.shutdown()  # serve_forever returns (within POLL)
@@ -156,16 +160,18 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     os._exit(0)
 
 
-def _let_executions_end(seconds: float) -> None:
-    """Waits, at most `seconds`, until no state machine execution runs. One running at the
-    stop keeps the snapshot from being written, and the next start then replays the whole
-    recording, the execution's requests and its restart both (its jobs twice). A scheduled
-    Pipeline's execution only submits its jobs, each a request this server still serves."""
-    deadline = time.monotonic() + seconds
+def _let_executions_end(last: Callable[[], float], most: float, idle: float) -> None:
+    """Waits until no state machine execution runs, for `most` seconds at most, and while one
+    sends requests (`last`: when the latest came). One running at the stop would keep the
+    snapshot from being written, and the next start would replay the whole recording. A
+    scheduled Pipeline's execution only submits its jobs, requests this server still serves."""
+    began = time.monotonic()
     running = snapshot.under_way()
     if running:
         snapshot.log.info("sandbox stop: waiting (%s)", running)
-    while running and time.monotonic() < deadline:
+    while running and time.monotonic() - began < most:
+        if time.monotonic() - max(began, last()) >= idle:
+            break
         time.sleep(POLL)
         running = snapshot.under_way()
 

@@ -149,3 +149,53 @@ def test_a_replay_goes_on_after_the_replayed_execution_ends(state_dir: Path) -> 
     assert _each_job_once(restored.endpoint)[f"j{STATES - 1}"] == last
     [job] = client(restored.endpoint, "batch").describe_jobs(jobs=[last])["jobs"]
     assert job["tags"].get("seen") == "after", job["tags"]
+
+
+def test_an_execution_that_waits_holds_neither_a_stop_nor_a_replay(state_dir: Path) -> None:
+    """One that sends nothing for 2 s (a Wait state of an hour) is not waited for: the stop
+    writes no snapshot, and the replay runs it again and goes on without it ending."""
+    first = manager.ensure()
+    queue(first.endpoint, "sfn")
+    submit = {"JobQueue": "queue-sfn", "JobDefinition": "jd-sfn"}
+    definition = {
+        "StartAt": "first",
+        "States": {
+            "first": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::batch:submitJob",
+                "Parameters": {"JobName": "j0", **submit},
+                "Next": "hour",
+            },
+            "hour": {"Type": "Wait", "Seconds": 3600, "Next": "last"},
+            "last": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::batch:submitJob",
+                "Parameters": {"JobName": "j1", **submit},
+                "End": True,
+            },
+        },
+    }
+    sfn = client(first.endpoint, "stepfunctions")
+    machine = sfn.create_state_machine(
+        name="waits",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/waits-states",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    deadline = time.monotonic() + 30
+    while not _jobs(first.endpoint):
+        assert time.monotonic() < deadline, "the execution submitted nothing"
+        time.sleep(0.01)
+    began = time.monotonic()
+    assert manager.stop()
+    assert time.monotonic() - began < 6
+    said = log_since(state_dir, 0)
+    assert "sandbox snapshot: not written (a state machine execution is running" in said, said
+
+    restored = manager.ensure()
+    assert restored.started == "restored"
+    described = client(restored.endpoint, "stepfunctions").describe_execution(
+        executionArn=execution
+    )
+    assert described["status"] == "RUNNING"
+    assert {name: len(ids) for name, ids in _jobs(restored.endpoint).items()} == {"j0": 1}
