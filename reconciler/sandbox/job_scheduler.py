@@ -160,7 +160,8 @@ class JobScheduler:
                     self._wake.wait()
                     continue
                 self._wake.wait(TICK)
-                self._tick()
+                if not self._paused:  # paused meanwhile (a shutdown killed its processes)
+                    self._tick()
 
     def _tick(self) -> None:
         moment = time.monotonic()
