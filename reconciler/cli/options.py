@@ -10,17 +10,16 @@ engine and boto3 are imported by the functions that use them (tests/unit/test_st
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from reconciler import collector
 from reconciler.aws.clients import DEFAULT_MAX_RPS  # stdlib only: boto3 comes with `Aws`
 from reconciler.cli import values
 from reconciler.errors import ManifestError, PlanError
@@ -240,7 +239,7 @@ def load_resources(filenames: tuple[str, ...], warn: bool = False) -> ResourceSe
     (validate, diff and apply warn; get and delete, which change no spec, do not repeat it)."""
     if not filenames:
         raise ManifestError([])
-    with _collector_paused():
+    with collector.paused():  # it builds validators: no garbage, see reconciler.collector
         from reconciler import manifests
 
         declared = manifests.load_resources(list(filenames))
@@ -250,20 +249,6 @@ def load_resources(filenames: tuple[str, ...], warn: bool = False) -> ResourceSe
         for problem in declared.warnings:
             err(f"warning: {problem}")
     return declared
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Loading imports the models of the kinds used and builds their validators: tens of
-    thousands of objects that live as long as the process, and no garbage. The cyclic collector
-    would walk them all again every few hundred allocations (5 % of `validate`, issue #9)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def make_context(target: Target, output: str, **options: Any) -> Context:

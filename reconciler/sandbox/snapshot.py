@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler import collector
 from reconciler.sandbox import snapshot_pickle
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ def write(extensions: Extensions, directory: Path, recording: Path) -> bool:
             state = _state(extensions, registries)
             pickle.dump(state.pop("regions"), body, protocol=pickle.HIGHEST_PROTOCOL)
             # A million objects: the collector would walk them again and again.
-            with snapshot_pickle.no_gc():
+            with collector.paused():
                 ids = snapshot_pickle.live_ids(_singletons(extensions), registries)
                 snapshot_pickle.Pickler(body, ids).dump(state)
             prefix = covered(recording)
@@ -276,7 +277,7 @@ def load(extensions: Extensions, directory: Path, recording: Path) -> Covered | 
     try:
         handle = io.BytesIO(body)
         snapshot_pickle.accounts(pickle.load(handle))
-        with snapshot_pickle.no_gc():
+        with collector.paused():
             state = snapshot_pickle.Unpickler(handle, _singletons(extensions)).load()
         _install(extensions, state)
     except Exception as exc:  # of classes that changed since: the recording decides

@@ -13,9 +13,7 @@ extensions.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import importlib
 import io
 import pickle
@@ -26,7 +24,7 @@ import threading
 import uuid
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import GeneratorType, MappingProxyType
 from typing import Any
 
@@ -165,17 +163,6 @@ def live_ids(
                 for region, backend in regions.items():
                     live[id(backend)] = ("region", module, name, account, region)
     return live
-
-
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def accounts(regions: dict[tuple[str, str], dict[str, list[str]]]) -> None:
