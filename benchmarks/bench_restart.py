@@ -11,6 +11,9 @@ after it) before the command returns. The sandbox's CPU time is the new server's
 Then `--jobs` jobs are submitted and left RUNNING (each would run for an hour), and one more
 restart is timed: the snapshot holds them, and each comes back as after a lost host (its
 attempt fails with "Host EC2 ... terminated", and its retry strategy runs another). Then a
+state machine of `--states` `batch:submitJob` states (a scheduled Pipeline's firing) is started
+and a restart timed once its first job is submitted: the stop lets the execution end, writes
+the snapshot, and each job must be there once. Then a
 crash: one more apply, SIGKILL, and a timed `sandbox start` (the snapshot and the
 recording's tail), and the same crash again without the snapshot (a full replay, as before
 snapshots). After each, a `diff` of the last applied stack must say that nothing changed: a
@@ -50,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=1000, help="recorded requests at least")
     parser.add_argument("--runs", type=int, default=3, help="restarts timed")
     parser.add_argument("--jobs", type=int, default=20, help="jobs running at the last restart")
+    parser.add_argument("--states", type=int, default=100, help="submitJob states of a restart")
     return parser.parse_args(argv)
 
 
@@ -69,11 +73,11 @@ def _recorded(directory: Path) -> int:
     return sum(1 for _ in recording.open()) if recording.exists() else 0
 
 
-def _batch(directory: Path) -> Any:
+def _batch(directory: Path, service: str = "batch") -> Any:
     import boto3
 
     return boto3.client(
-        "batch",
+        service,
         endpoint_url=json.loads((directory / "server.json").read_text())["endpoint"],
         region_name=REGION,
         aws_access_key_id=SANDBOX_KEY,
@@ -130,6 +134,57 @@ def _restart_with_jobs(env: dict[str, str], directory: Path, path: Path, count: 
     )
     print(f"  each job's attempt failed as on a lost host, and it was retried: {lost}")
     return lost
+
+
+def _restart_during_execution(env: dict[str, str], directory: Path, count: int) -> bool:
+    """A timed restart while a state machine submits `count` jobs (the queue and definition of
+    `_restart_with_jobs`); True if it ended and each job is there once."""
+    states = {
+        f"s{i}": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::batch:submitJob",
+            "Parameters": {
+                "JobName": f"sfn-{i}",
+                "JobQueue": "main-queue",
+                "JobDefinition": "jd-00",
+            },
+            **({"Next": f"s{i + 1}"} if i < count - 1 else {"End": True}),
+        }
+        for i in range(count)
+    }
+    sfn, batch = _batch(directory, "stepfunctions"), _batch(directory)
+    machine = sfn.create_state_machine(
+        name="dag",
+        definition=json.dumps({"StartAt": "s0", "States": states}),
+        roleArn="arn:aws:iam::123456789012:role/dag-states",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+
+    def names() -> list[str]:
+        pages = batch.get_paginator("list_jobs").paginate(
+            jobQueue="main-queue", filters=[{"name": "JOB_NAME", "values": ["sfn-*"]}]
+        )
+        return [j["jobName"] for page in pages for j in page["jobSummaryList"]]
+
+    while not names():
+        time.sleep(0.01)
+    log_start = (directory / "server.log").stat().st_size
+    started = time.monotonic()
+    restarted = _cli(env, "sandbox", "restart")
+    wall = time.monotonic() - started
+    if restarted.returncode != 0:
+        raise SystemExit(restarted.stdout + restarted.stderr)
+    said = (directory / "server.log").read_bytes()[log_start:].decode(errors="replace")
+    sfn, batch = _batch(directory, "stepfunctions"), _batch(directory)
+    status = sfn.describe_execution(executionArn=execution)["status"]
+    found = names()
+    once = sorted(found) == sorted(f"sfn-{i}" for i in range(count))
+    loaded = "snapshot: loaded" in said
+    print(
+        f"restart while a state machine submits {count} jobs: {wall:.2f} s wall; execution "
+        f"{status}, {len(found)} jobs ({len(set(found))} names), from the snapshot: {loaded}"
+    )
+    return status == "SUCCEEDED" and once and loaded
 
 
 def _server_cpu(directory: Path) -> float:
@@ -206,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             restarted = _unchanged(env, path, "after the restarts")
             jobs_path = Path(tmp) / "queue.yaml"
             with_jobs = _restart_with_jobs(env, directory, jobs_path, args.jobs)
+            executed = _restart_during_execution(env, directory, args.states)
             # A crash (SIGKILL) after more requests: the last snapshot plus the recording's tail.
             round_ += 1
             path.write_text(
@@ -232,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"best of {args.runs}: {best:.2f} s wall for {recorded} requests "
                 "(target: under 2 s for 1,000)"
             )
-            return 0 if restarted and with_jobs and intact and replayed else 1
+            return 0 if restarted and with_jobs and executed and intact and replayed else 1
         finally:
             _cli(env, "sandbox", "stop")
 
