@@ -43,6 +43,7 @@ from reconciler.sandbox.config import RUN_ENV  # noqa: E402
 from reconciler.sandbox.job_run import HOST_LOST  # noqa: E402
 from reconciler.sandbox.manager import REGION  # noqa: E402
 from reconciler.sandbox.schedule_firing import SANDBOX_KEY  # noqa: E402
+from tests.sandbox.test_snapshot_states import chain  # noqa: E402
 from tests.stacks import ce, jd, jq, stack  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -139,23 +140,10 @@ def _restart_with_jobs(env: dict[str, str], directory: Path, path: Path, count: 
 def _restart_during_execution(env: dict[str, str], directory: Path, count: int) -> bool:
     """A timed restart while a state machine submits `count` jobs (the queue and definition of
     `_restart_with_jobs`); True if it ended and each job is there once."""
-    states = {
-        f"s{i}": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::batch:submitJob",
-            "Parameters": {
-                "JobName": f"sfn-{i}",
-                "JobQueue": "main-queue",
-                "JobDefinition": "jd-00",
-            },
-            **({"Next": f"s{i + 1}"} if i < count - 1 else {"End": True}),
-        }
-        for i in range(count)
-    }
     sfn, batch = _batch(directory, "stepfunctions"), _batch(directory)
     machine = sfn.create_state_machine(
         name="dag",
-        definition=json.dumps({"StartAt": "s0", "States": states}),
+        definition=chain(count, "main-queue", "jd-00", "sfn-"),
         roleArn="arn:aws:iam::123456789012:role/dag-states",
     )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]

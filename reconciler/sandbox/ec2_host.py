@@ -225,7 +225,7 @@ class InstanceHost:
 
     def shutdown(self) -> None:
         """The server is stopping: every instance's processes go with it."""
-        acquired = self.lock.acquire(timeout=2.0)  # a signal handler must not wait for ever
+        acquired = self.lock.acquire(timeout=2.0)  # a stopping server must not wait for ever
         try:
             for entry in list(self.entries.values()):
                 if entry.machine is not None:

@@ -141,7 +141,7 @@ class JobScheduler:
         """The server is stopping: its job processes go with it, as a lost host's containers.
 
         Nothing is journalled: a restarted server finds those attempts begun and not ended."""
-        acquired = self.lock.acquire(timeout=2.0)  # a signal handler must not wait for ever
+        acquired = self.lock.acquire(timeout=2.0)  # a stopping server must not wait for ever
         try:
             self._paused = True  # no tick records the killed processes' exits
             self.journal.close(for_good=True)

@@ -4,13 +4,13 @@ Started detached by `reconciler.sandbox.manager`, so it outlives the CLI invocat
 started it; the environment it is given turns moto's request recorder on, which is how the
 sandbox's state survives a restart, and names its directory (the job journal) and endpoint.
 The server owns the moto extensions it installs (their settings come from that same
-environment), and with them the job scheduler. Stopped (SIGTERM), it kills its jobs'
-processes and its EC2 instances' first: they run in process groups of their own, and would
-outlive it; then, once the requests it is serving are done, it writes a snapshot of its state
-(`snapshot`), which the next server loads before it serves, so that it replays only what the
-recording holds beyond it. A state machine execution running at the stop (a scheduled
-Pipeline's firing: a chain of `submitJob` states, each a request to this server) is let finish
-first, for a few seconds at most: no snapshot can be written while one runs.
+environment), and with them the job scheduler. Stopped (SIGTERM), it lets a state machine
+execution that runs end (a scheduled Pipeline's firing: a chain of `submitJob` states, each a
+request to this server; a few seconds at most), since no snapshot can be written while one
+runs. Then it stops taking requests and kills its jobs' processes and its EC2 instances': they
+run in process groups of their own, and would outlive it; then, once the requests it is
+serving are done, it writes a snapshot of its state (`snapshot`), which the next server loads
+before it serves, so that it replays only what the recording holds beyond it.
 """
 
 from __future__ import annotations
@@ -124,12 +124,14 @@ def serve(host: str, port: int, after: int | None = None) -> None:
 
     def wind_down() -> None:
         """Off the signal handler: the server goes on serving while executions end."""
-        if directory and recording is not None:
-            runner = extensions.states
-            _let_executions_end(lambda: runner.last, EXECUTIONS_WAIT, EXECUTIONS_IDLE)
-        extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
-        extensions.ec2.shutdown()  # every instance's processes
-        server.shutdown()  # serve_forever returns (within POLL)
+        try:
+            if directory and recording is not None:
+                runner = extensions.states
+                _let_executions_end(lambda: runner.last, EXECUTIONS_WAIT, EXECUTIONS_IDLE)
+        except Exception:  # the stop goes on whatever the check met
+            snapshot.log.exception("sandbox stop: running executions unknown")
+        finally:
+            server.shutdown()  # serve_forever returns (within POLL)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
@@ -142,9 +144,11 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     extensions.ec2.endpoint = extensions.clock.endpoint  # what user data reaches the sandbox at
     os.environ["MOTO_PORT"] = str(server.port)
     extensions.clock.start()
-    # Returns once stopped (SIGTERM, `wind_down`), its socket closed: no new request; those
-    # under way end, then the snapshot.
+    # Returns once stopped (SIGTERM, `wind_down`), its socket closed: no new request; then
+    # its jobs and instances go, those under way end, and the snapshot is written.
     server.serve_forever(poll_interval=POLL)
+    extensions.scheduler.shutdown()  # as a lost host: its attempts are not journalled
+    extensions.ec2.shutdown()  # every instance's processes
     if directory and recording is not None:
         if not app.drained(DRAIN_WAIT):
             snapshot.log.warning("sandbox snapshot: not written (requests still running)")

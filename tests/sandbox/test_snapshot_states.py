@@ -28,23 +28,33 @@ state_dir = state_dir_fixture  # test_snapshot's fixture, by the name its tests 
 STATES = 60  # long enough (a request each) for the stop to come while it runs
 
 
-def _start(endpoint: str) -> str:
-    """A state machine of STATES submitJob states in a chain, started; its execution's ARN
-    once its first job is submitted."""
-    queue(endpoint, "sfn")
+def chain(count: int, queue: str, definition: str, prefix: str) -> str:
+    """A state machine of `count` submitJob states one after the other (jobs PREFIX0, ...), as
+    the definition CreateStateMachine takes (bench_restart times a restart during one)."""
     states = {
         f"s{i}": {
             "Type": "Task",
             "Resource": "arn:aws:states:::batch:submitJob",
-            "Parameters": {"JobName": f"j{i}", "JobQueue": "queue-sfn", "JobDefinition": "jd-sfn"},
-            **({"Next": f"s{i + 1}"} if i < STATES - 1 else {"End": True}),
+            "Parameters": {
+                "JobName": f"{prefix}{i}",
+                "JobQueue": queue,
+                "JobDefinition": definition,
+            },
+            **({"Next": f"s{i + 1}"} if i < count - 1 else {"End": True}),
         }
-        for i in range(STATES)
+        for i in range(count)
     }
+    return json.dumps({"StartAt": "s0", "States": states})
+
+
+def _start(endpoint: str) -> str:
+    """A state machine of STATES submitJob states in a chain, started; its execution's ARN
+    once its first job is submitted."""
+    queue(endpoint, "sfn")
     sfn = client(endpoint, "stepfunctions")
     machine = sfn.create_state_machine(
         name="dag",
-        definition=json.dumps({"StartAt": "s0", "States": states}),
+        definition=chain(STATES, "queue-sfn", "jd-sfn", "j"),
         roleArn="arn:aws:iam::123456789012:role/dag-states",
     )["stateMachineArn"]
     execution = str(sfn.start_execution(stateMachineArn=machine)["executionArn"])
