@@ -38,7 +38,7 @@ DRAIN_WAIT = 5.0  # seconds the requests being served have to finish before a sn
 # request (one that waits rather than submits) before the server stops without a snapshot.
 # Within the manager's STOP_WAIT, with time left for the snapshot.
 EXECUTIONS_WAIT, EXECUTIONS_IDLE = 6.0, 2.0
-POLL = 0.05  # seconds between the serving loop's checks for a stop
+POLL = 0.01  # seconds between the serving loop's checks for a stop
 REAP_WAIT = 2.0  # seconds the killed job processes have to be gone before the server exits
 
 
