@@ -146,17 +146,17 @@ class ScheduleClock:
         with self._lock:
             now, done = self.now(), []
             live: set[str] = set()
-            for account, regions in list(scheduler_backends.items()):
+            for regions in list(scheduler_backends.values()):
                 for region, backend in list(regions.items()):
                     for group in list(backend.schedule_groups.values()):
                         for schedule in list(group.schedules.values()):
                             live.add(schedule.arn)
-                            done += self._due(account, region, schedule, now)
+                            done += self._due(region, schedule, now)
             for arn in set(self._seen) - live:  # deleted, or the account was reset
                 del self._seen[arn]
             return done
 
-    def _due(self, account: str, region: str, schedule: Any, now: dt.datetime) -> list[Firing]:
+    def _due(self, region: str, schedule: Any, now: dt.datetime) -> list[Firing]:
         since = self._seen.setdefault(schedule.arn, now)
         self._seen[schedule.arn] = now
         if schedule.state != "ENABLED" or since >= now:
@@ -174,9 +174,9 @@ class ScheduleClock:
         except ExpressionError as exc:  # moto accepts what AWS would not: it never fires
             log.warning("sandbox scheduler: %s: %s", schedule.arn, exc)
             return []
-        return [self._fire(account, region, schedule, t) for t in times if t <= now]
+        return [self._fire(region, schedule, t) for t in times if t <= now]
 
-    def _fire(self, account: str, region: str, schedule: Any, when: dt.datetime) -> Firing:
+    def _fire(self, region: str, schedule: Any, when: dt.datetime) -> Firing:
         target = schedule.target
         execution = uuid.uuid4().hex[:16]
         text = with_context(target.get("Input") or "{}", schedule.arn, when, execution)
@@ -185,7 +185,7 @@ class ScheduleClock:
                 out = self._client("batch", region).submit_job(**camel(json.loads(text)))
                 outcome = f"job {out['jobId']}"
             elif ":states:" in target["Arn"]:
-                outcome = self._start(account, region, target["Arn"], text)
+                outcome = self._start(region, target["Arn"], text)
             else:
                 outcome = f"target {target['Arn']} is not fired by the sandbox"
         except (ClientError, BotoCoreError, ValueError, KeyError) as exc:
@@ -196,15 +196,12 @@ class ScheduleClock:
         log.info("sandbox scheduler: %s at %s: %s", schedule.arn, when.isoformat(), outcome)
         return firing
 
-    def _start(self, account: str, region: str, arn: str, text: str) -> str:
-        # Through the backend, not HTTP: a StartExecution in the request recording would run
-        # the state machine again on a restore, on top of the SubmitJobs recorded from it.
-        from moto.stepfunctions.responses import get_backend
-
-        execution = get_backend(account, region).start_execution(
-            arn, name=str(uuid.uuid4()), execution_input=text
-        )
-        return f"execution {execution.execution_arn}"
+    def _start(self, region: str, arn: str, text: str) -> str:
+        # Over HTTP, so recorded as a SubmitJob target's firing is: a replay starts it again,
+        # and it submits its jobs again (its own requests are not recorded: states_patches).
+        sfn = self._client("stepfunctions", region)
+        out = sfn.start_execution(stateMachineArn=arn, name=str(uuid.uuid4()), input=text)
+        return f"execution {out['executionArn']}"
 
     def _dead_letter(self, region: str, target: dict[str, Any], text: str, error: str) -> None:
         arn = (target.get("DeadLetterConfig") or {}).get("Arn")

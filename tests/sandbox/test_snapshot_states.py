@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from reconciler.sandbox import manager
+from reconciler.sandbox.clock_api import PATH as CLOCK_PATH
 from reconciler.sandbox.states_patches import RUNNER_HEADER
 from tests.sandbox.test_snapshot import client, header, kill, log_since, log_size, queue, recorded
 from tests.sandbox.test_snapshot import state_dir as state_dir_fixture
@@ -209,3 +211,41 @@ def test_an_execution_that_waits_holds_neither_a_stop_nor_a_replay(state_dir: Pa
     )
     assert described["status"] == "RUNNING"
     assert {name: len(ids) for name, ids in _jobs(restored.endpoint).items()} == {"j0": 1}
+
+
+def test_a_fired_pipelines_jobs_come_back_once_after_a_crash(state_dir: Path) -> None:
+    """A schedule's firing starts its state machine over HTTP, recorded as a client's request:
+    a replay starts it again, and its jobs (whose own requests are not recorded) come back
+    once, with their IDs, and so does the execution."""
+    first = manager.ensure()
+    queue(first.endpoint, "sfn")
+    sfn = client(first.endpoint, "stepfunctions")
+    machine = sfn.create_state_machine(
+        name="fired",
+        definition=chain(5, "queue-sfn", "jd-sfn", "j"),
+        roleArn="arn:aws:iam::123456789012:role/fired-states",
+    )["stateMachineArn"]
+    client(first.endpoint, "scheduler").create_schedule(
+        Name="nightly",
+        ScheduleExpression="cron(0 2 * * ? *)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": machine, "RoleArn": "arn:aws:iam::123456789012:role/fired-scheduler"},
+    )
+    clock = f"{first.endpoint}{CLOCK_PATH}"
+    advanced = urllib.request.urlopen(
+        urllib.request.Request(clock, data=json.dumps({"advance": 86400}).encode())
+    )
+    [fired] = json.loads(advanced.read())["fired"]
+    execution = fired["outcome"].removeprefix("execution ")
+    assert _ended(first.endpoint, execution)["status"] == "SUCCEEDED"
+    before = {name: ids[0] for name, ids in _jobs(first.endpoint).items()}
+    assert len(before) == 5
+    kill(state_dir)  # no snapshot: the next start replays the whole recording
+
+    restored = manager.ensure()
+    assert restored.started == "restored"
+    assert {name: len(ids) for name, ids in _jobs(restored.endpoint).items()} == dict.fromkeys(
+        before, 1
+    )
+    assert {name: ids[0] for name, ids in _jobs(restored.endpoint).items()} == before
+    assert _ended(restored.endpoint, execution)["status"] == "SUCCEEDED"
