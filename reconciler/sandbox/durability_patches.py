@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -50,7 +49,7 @@ from reconciler.sandbox.patching import Patcher
 from reconciler.sandbox.request_streams import RequestStreams
 from reconciler.sandbox.schedule_firing import ScheduleClock
 from reconciler.sandbox.seed import SEED_PATH
-from reconciler.sandbox.snapshot import Covered, under_way
+from reconciler.sandbox.snapshot import Covered
 from reconciler.sandbox.states_patches import StatesPatches
 
 UPLOADS_ATTR = "_sandbox_uploads"  # on moto's FakeBucket: uploads started, by key
@@ -175,19 +174,12 @@ class DurabilityPatches:
                     entry = json.loads(row)
                     _send(session, entry, ordinal, target_host)
                     if (entry.get("headers") or {}).get("X-Amz-Target") in STARTS:
-                        self._until_executions_end(EXECUTION_IDLE)
+                        self.states.until_executions_end(EXECUTION_IDLE)
         finally:
             self._replaying = False
             recorder._user_enabled = enabled
             with self._recording:
                 self._lines = None
-
-    def _until_executions_end(self, idle: float) -> None:
-        """Waits until no state machine execution runs, or one has sent nothing for `idle`
-        seconds (a big Pipeline's takes as long as its SubmitJobs, one after the other)."""
-        began = time.monotonic()
-        while under_way() and time.monotonic() - max(began, self.states.last) < idle:
-            time.sleep(0.01)
 
 
 def _send(session: requests.Session, entry: dict[str, Any], ordinal: int, host: str | None) -> None:

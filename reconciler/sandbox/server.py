@@ -125,9 +125,10 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     def wind_down() -> None:
         """Off the signal handler: the server goes on serving while executions end."""
         try:
-            if directory and recording is not None:
-                runner = extensions.states
-                _let_executions_end(lambda: runner.last, EXECUTIONS_WAIT, EXECUTIONS_IDLE)
+            running = snapshot.under_way() if directory and recording is not None else None
+            if running:
+                snapshot.log.info("sandbox stop: waiting (%s)", running)
+                extensions.states.until_executions_end(EXECUTIONS_IDLE, EXECUTIONS_WAIT)
         except Exception:  # the stop goes on whatever the check met
             snapshot.log.exception("sandbox stop: running executions unknown")
         finally:
@@ -162,22 +163,6 @@ def serve(host: str, port: int, after: int | None = None) -> None:
     _reap(REAP_WAIT)
     logging.shutdown()
     os._exit(0)
-
-
-def _let_executions_end(last: Callable[[], float], most: float, idle: float) -> None:
-    """Waits until no state machine execution runs, for `most` seconds at most, and while one
-    sends requests (`last`: when the latest came). One running at the stop would keep the
-    snapshot from being written, and the next start would replay the whole recording. A
-    scheduled Pipeline's execution only submits its jobs, requests this server still serves."""
-    began = time.monotonic()
-    running = snapshot.under_way()
-    if running:
-        snapshot.log.info("sandbox stop: waiting (%s)", running)
-    while running and time.monotonic() - began < most:
-        if time.monotonic() - max(began, last()) >= idle:
-            break
-        time.sleep(POLL)
-        running = snapshot.under_way()
 
 
 def _reap(seconds: float) -> None:

@@ -19,6 +19,7 @@ are installed when moto imports the module they patch (a post-import hook), not 
 
 from __future__ import annotations
 
+import math
 import secrets
 import sys
 import time
@@ -29,6 +30,7 @@ import wrapt
 
 from reconciler.sandbox.patching import Patcher
 from reconciler.sandbox.schedule_firing import camel
+from reconciler.sandbox.snapshot import under_way
 
 BATCH_SERVICE = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch"
@@ -36,6 +38,7 @@ BATCH_SERVICE = (
 RUNNER = "moto.stepfunctions.parser"
 BOTO_CLIENT = f"{RUNNER}.asl.utils.boto_client"  # where every state's client is made
 RUNNER_HEADER = "x-reconciler-states-runner"
+POLL = 0.01  # seconds between two looks at the running executions
 
 
 class StatesPatches:
@@ -65,6 +68,18 @@ class StatesPatches:
 
     def marked(self, request: Any, **_: Any) -> None:
         request.headers[RUNNER_HEADER] = self.token
+
+    def until_executions_end(self, idle: float, most: float = math.inf) -> None:
+        """Waits until no state machine execution runs, while the runner sends requests (none
+        for `idle` seconds: one waits, in a Wait state, or in a `.sync` state whose jobs do not
+        run during a replay), and for `most` seconds at most. A big Pipeline's execution takes
+        as long as its SubmitJobs, one after the other."""
+        began = time.monotonic()
+        while under_way():
+            moment = time.monotonic()
+            if moment - began >= most or moment - max(began, self.last) >= idle:
+                return
+            time.sleep(POLL)
 
     def made(self, request: Any) -> bool:
         """Whether this process's runner sent `request` (a request as moto's recorder sees it)."""
